@@ -1,0 +1,50 @@
+"""One shared request budget for everything the bot sends to xAI's API.
+
+xAI enforces its per-minute limit per second ("you cannot spend a full minute's requests in a single
+second"), so the budget hands out evenly spaced slots instead of a bucket that allows bursts. Every
+submit, poll and retry waits for a slot here; a 429 pauses everyone, not only the request that got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+SAFETY_MARGIN = 1.01  # stay 1 % under the limit so clock jitter never tips a second over
+
+
+class RequestBudget:
+    """Evenly spaced request slots: at most ``per_minute`` a minute and ``per_minute / 60`` a second."""
+
+    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self.interval_s = 60.0 / per_minute * SAFETY_MARGIN
+        self._clock = clock
+        self._next_slot = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        self.granted = 0
+
+    @property
+    def per_second(self) -> float:
+        return 1.0 / self.interval_s
+
+    def delay(self) -> float:
+        """Seconds until the next slot would be granted (0 when one is free now)."""
+        return max(0.0, max(self._next_slot, self._paused_until) - self._clock())
+
+    async def acquire(self) -> None:
+        """Wait for a slot. Slots are granted in the order callers arrive."""
+        async with self._lock:
+            while (wait := self.delay()) > 0:
+                await asyncio.sleep(wait)
+            # Space slots from the moment this one is actually taken, so a late wake-up
+            # never lets the next request follow too closely.
+            self._next_slot = self._clock() + self.interval_s
+            self.granted += 1
+
+    def pause_for(self, seconds: float) -> None:
+        """xAI said "slow down": no slot for anyone until ``seconds`` from now."""
+        self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))

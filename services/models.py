@@ -1,0 +1,175 @@
+"""Plain data shared by every layer: what a job is, what it asks for, where it stands.
+
+Nothing here does I/O or knows about Discord; the cogs, the scheduler, the store and the
+terminal command all speak in these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
+RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
+MIN_DURATION_S = 1
+MAX_DURATION_S = 15
+DEFAULT_DURATION_S = 8  # xAI's own default (the OpenAPI document says 8, not 10)
+MAX_EDIT_INPUT_S = 8.7
+IMAGE_MIME_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
+
+
+class Mode(StrEnum):
+    """What kind of video a job makes; it follows from the attachment, never from a flag."""
+
+    TEXT = "text"  # prompt only
+    IMAGE = "image"  # animate a still image
+    EDIT = "edit"  # edit a short video
+
+
+class JobStatus(StrEnum):
+    """A job's life. Statuses only move forward (see ``FORWARD``)."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    RUNNING = "running"
+    DOWNLOADING = "downloading"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        """Accepted and not yet finished: it counts against concurrency limits."""
+        return not self.is_terminal
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
+)
+
+# Where a job may go from each status. The store refuses anything else.
+FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.SUBMITTING: frozenset({JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.MODERATED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.DOWNLOADING, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
+    ),
+    JobStatus.DOWNLOADING: frozenset({JobStatus.DELIVERING, JobStatus.FAILED, JobStatus.EXPIRED}),
+    JobStatus.DELIVERING: frozenset({JobStatus.DELIVERED, JobStatus.FAILED}),
+}
+
+
+class ErrorCode(StrEnum):
+    """Why a job did not end in a delivered video; stored with the job and shown in words."""
+
+    BAD_INPUT = "bad_input"
+    XAI_FAILED = "xai_failed"
+    XAI_REJECTED = "xai_rejected"
+    XAI_AUTH = "xai_auth"
+    XAI_CREDITS = "xai_credits"
+    XAI_UNAVAILABLE = "xai_unavailable"
+    MODERATED = "moderated"
+    EXPIRED = "expired"
+    TIMEOUT = "timeout"
+    SUBMIT_UNCERTAIN = "submit_uncertain"
+    DOWNLOAD_FAILED = "download_failed"
+    DELIVERY_FAILED = "delivery_failed"
+    CANCELLED = "cancelled"
+    MISSING_INPUT = "missing_input"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    """The knobs a person may turn. ``None`` means "let xAI decide" (or: not applicable to edits)."""
+
+    duration: int | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInput:
+    """An input file already in memory (Discord links expire, so bytes are taken at once)."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    filename: str
+
+    def __repr__(self) -> str:  # never dump megabytes into a log line
+        return f"MediaInput({self.filename!r}, {self.mime_type}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from and where its result should go back to. All ids are Discord snowflakes."""
+
+    guild_id: int | None = None
+    channel_id: int | None = None
+    user_id: int | None = None
+    source_message_id: int | None = None  # the message to reply to (context menu / reply trigger / button)
+    kind: str = "discord"  # "discord" or "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """Everything needed to accept a job; built by a cog (or the terminal) and handed to the services."""
+
+    mode: Mode
+    prompt: str
+    options: VideoOptions
+    origin: Origin
+    media: MediaInput | None = None
+    media_url: str | None = None  # terminal only: an https URL xAI fetches itself
+    parent_job_id: int | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as the store knows it."""
+
+    id: int
+    mode: Mode
+    prompt: str
+    options: VideoOptions
+    origin: Origin
+    status: JobStatus
+    created_at: float
+    updated_at: float
+    request_id: str | None = None
+    progress: int | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None  # when xAI reported the video ready (as seen by us)
+    downloaded_at: float | None = None
+    delivered_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    cost_usd_ticks: int | None = None
+    output_path: str | None = None
+    output_bytes: int | None = None
+    video_duration_s: float | None = None
+    status_message_id: int | None = None
+    delivered_channel_id: int | None = None
+    delivered_message_id: int | None = None
+    delivery_method: str | None = None
+    parent_job_id: int | None = None
+    media_url: str | None = None
+    has_media: bool = False
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished_at or self.updated_at
+        return max(0.0, end - self.created_at)
+
+
+USD_TICKS_PER_DOLLAR = 10_000_000_000  # 1 cent = 100,000,000 ticks
+
+
+def ticks_to_usd(ticks: int | None) -> float:
+    return 0.0 if ticks is None else ticks / USD_TICKS_PER_DOLLAR

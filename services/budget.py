@@ -25,7 +25,13 @@ class RequestBudget:
         self._next_slot = clock()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
+        self._waiting = 0
         self.granted = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are waiting for a slot right now."""
+        return self._waiting
 
     @property
     def per_second(self) -> float:
@@ -37,13 +43,17 @@ class RequestBudget:
 
     async def acquire(self) -> None:
         """Wait for a slot. Slots are granted in the order callers arrive."""
-        async with self._lock:
-            while (wait := self.delay()) > 0:
-                await asyncio.sleep(wait)
-            # Space slots from the moment this one is actually taken, so a late wake-up
-            # never lets the next request follow too closely.
-            self._next_slot = self._clock() + self.interval_s
-            self.granted += 1
+        self._waiting += 1
+        try:
+            async with self._lock:
+                while (wait := self.delay()) > 0:  # noqa: ASYNC110 - waiting on the clock, not on a flag
+                    await asyncio.sleep(wait)
+                # Space slots from the moment this one is actually taken, so a late wake-up
+                # never lets the next request follow too closely.
+                self._next_slot = self._clock() + self.interval_s
+                self.granted += 1
+        finally:
+            self._waiting -= 1
 
     def pause_for(self, seconds: float) -> None:
         """xAI said "slow down": no slot for anyone until ``seconds`` from now."""

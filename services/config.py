@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 T = TypeVar("T")
 
 XAI_KEY_HELP = "create one at https://console.x.ai/ and put it in .env as XAI_API_KEY=..."
-DISCORD_TOKEN_HELP = (
+DISCORD_SETUP_HELP = (
     "create an application at https://discord.com/developers/applications, open Bot, "
     "press Reset Token and put it in .env as DISCORD_TOKEN=..."
 )
@@ -151,16 +151,12 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
         ),
         max_concurrent_jobs=env.number("XAI_MAX_CONCURRENT_JOBS", 15, int, 1, "a whole number, at least 1"),
         job_timeout_s=env.number("XAI_JOB_TIMEOUT_SECONDS", 600.0, float, 10, "a number of seconds, at least 10"),
-        request_timeout_s=env.number(
-            "XAI_REQUEST_TIMEOUT_SECONDS", 30.0, float, 1, "a number of seconds, at least 1"
-        ),
+        request_timeout_s=env.number("XAI_REQUEST_TIMEOUT_SECONDS", 30.0, float, 1, "a number of seconds, at least 1"),
         first_poll_s=env.number("XAI_FIRST_POLL_SECONDS", 2.0, float, 0.1, "a number of seconds, at least 0.1"),
         max_poll_interval_s=env.number(
             "XAI_MAX_POLL_INTERVAL_SECONDS", 30.0, float, 0.5, "a number of seconds, at least 0.5"
         ),
-        max_download_bytes=env.number(
-            "XAI_MAX_DOWNLOAD_MB", 200, int, 1, "a whole number of megabytes, at least 1"
-        )
+        max_download_bytes=env.number("XAI_MAX_DOWNLOAD_MB", 200, int, 1, "a whole number of megabytes, at least 1")
         * 1024
         * 1024,
     )
@@ -168,7 +164,7 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
     token = env.text("DISCORD_TOKEN")
     if need_discord or token is not None:
         discord = DiscordSettings(
-            token=Secret(env.required("DISCORD_TOKEN", DISCORD_TOKEN_HELP)),
+            token=Secret(env.required("DISCORD_TOKEN", DISCORD_SETUP_HELP)),
             api_base_url=env.url("DISCORD_API_BASE_URL", None),
             gateway_url=env.url("DISCORD_GATEWAY_URL", None),
             dev_guild_id=env.number("DEV_GUILD_ID", None, int, 1, "a server id (a long number)")  # type: ignore[arg-type]

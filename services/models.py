@@ -61,7 +61,7 @@ FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RUNNING: frozenset(
         {JobStatus.DOWNLOADING, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
     ),
-    JobStatus.DOWNLOADING: frozenset({JobStatus.DELIVERING, JobStatus.FAILED, JobStatus.EXPIRED}),
+    JobStatus.DOWNLOADING: frozenset({JobStatus.DELIVERING, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED}),
     JobStatus.DELIVERING: frozenset({JobStatus.DELIVERED, JobStatus.FAILED}),
 }
 
@@ -126,8 +126,8 @@ class JobRequest:
     options: VideoOptions
     origin: Origin
     media: MediaInput | None = None
-    media_url: str | None = None  # terminal only: an https URL xAI fetches itself
     parent_job_id: int | None = None
+    status_message_id: int | None = None  # the message that shows this job's progress
 
 
 @dataclass(slots=True)
@@ -159,7 +159,6 @@ class Job:
     delivered_message_id: int | None = None
     delivery_method: str | None = None
     parent_job_id: int | None = None
-    media_url: str | None = None
     has_media: bool = False
 
     @property

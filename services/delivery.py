@@ -1,0 +1,332 @@
+"""The Discord delivery adapter: the only service that both knows a job and talks to Discord.
+
+It keeps each requester informed on their status message (edited on changes, at most every
+``progress_interval_s``), posts the finished MP4 as a reply in the channel it came from, and falls
+back to the interaction followup and then a DM when the channel is closed to the bot. Interaction
+tokens stay in memory only (they are secrets, and they die after 15 minutes anyway); everything
+after a restart goes through the bot token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import discord
+
+from services import media
+from services.listener import DeliveryError, DeliveryReceipt
+from services.messages import failure_text, result_caption, safe_echo, status_line
+from services.models import Job, JobStatus
+from services.store import JobStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # what every destination accepts
+TOKEN_SAFETY_MARGIN_S = 90.0  # stop using an interaction token this long before it dies (uploads take time)
+
+ViewFactory = Callable[[Job], discord.ui.View | None]
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """What we hold in memory for a job whose interaction is still usable."""
+
+    interaction: discord.Interaction
+    last_text: str = ""
+    last_edit_at: float = 0.0
+    pending_text: str | None = None
+    flusher: asyncio.Task[None] | None = None
+    handover: asyncio.TimerHandle | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class DiscordDelivery:
+    """Implements ``JobListener`` for Discord."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        store: JobStore,
+        *,
+        progress_interval_s: float = 10.0,
+        view_factory: ViewFactory | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.progress_interval_s = progress_interval_s
+        self.view_factory = view_factory
+        self._tracked: dict[int, _Tracked] = {}
+
+    # -- the cog hands us the interaction once the job is accepted -----------------------------
+
+    def track(self, job_id: int, interaction: discord.Interaction) -> None:
+        tracked = _Tracked(interaction)
+        self._tracked[job_id] = tracked
+        hand_over_in = (interaction.expires_at - discord.utils.utcnow()).total_seconds() - TOKEN_SAFETY_MARGIN_S
+        if hand_over_in > 0:
+            loop = asyncio.get_running_loop()
+            tracked.handover = loop.call_later(hand_over_in, lambda: self._spawn(tracked, self._hand_over(job_id)))
+
+    async def refresh(self, job_id: int, *, position: int | None = None) -> None:
+        """Show the job's current state now (used right after accepting it)."""
+        job = await self.store.get(job_id)
+        if job is not None and not job.status.is_terminal:
+            self._update_status(job_id, status_line(job, position=position), urgent=True)
+
+    def _usable(self, job_id: int) -> _Tracked | None:
+        """The job's interaction, if its token still has comfortable time left."""
+        tracked = self._tracked.get(job_id)
+        if tracked is None:
+            return None
+        remaining = (tracked.interaction.expires_at - discord.utils.utcnow()).total_seconds()
+        return tracked if remaining > TOKEN_SAFETY_MARGIN_S else None
+
+    async def _hand_over(self, job_id: int) -> None:
+        """The token is about to die: leave a last word on the status message, then let go of it."""
+        tracked = self._usable(job_id) or self._tracked.get(job_id)
+        if tracked is None:
+            return
+        job = await self.store.get(job_id)
+        if job is not None and not job.status.is_terminal:
+            await self._edit(
+                tracked,
+                f"⏳ Still working on it. I'll post the video in this channel when it's ready. (job #{job_id})",
+            )
+        self._forget(job_id)
+
+    def _forget(self, job_id: int) -> None:
+        tracked = self._tracked.pop(job_id, None)
+        if tracked is None:
+            return
+        if tracked.handover is not None:
+            tracked.handover.cancel()
+        if tracked.flusher is not None and tracked.flusher is not asyncio.current_task():
+            tracked.flusher.cancel()
+
+    # -- JobListener ---------------------------------------------------------------------------
+
+    async def on_queue_changed(self, positions: Mapping[int, int]) -> None:
+        for job_id, position in positions.items():
+            if self._usable(job_id) is None:
+                continue
+            job = await self.store.get(job_id)
+            if job is not None and job.status is JobStatus.QUEUED:
+                self._update_status(job_id, status_line(job, position=position))
+
+    async def on_status(self, job: Job) -> None:
+        if self._usable(job.id) is None:
+            return
+        elapsed = time.time() - job.created_at
+        self._update_status(job.id, status_line(job, elapsed_s=elapsed), urgent=job.status is not JobStatus.RUNNING)
+
+    async def on_finished_without_video(self, job: Job) -> None:
+        text = failure_text(job)
+        tracked = self._usable(job.id)
+        self._forget(job.id)
+        if tracked is not None and await self._edit(tracked, text):
+            return
+        # The token is gone (restart or a long job): tell the requester with the bot's own messages.
+        content = f"<@{job.origin.user_id}> {text}"
+        mention = discord.AllowedMentions(users=[discord.Object(job.origin.user_id or 0)])
+        try:
+            await self._channel(job).send(
+                content, reference=self._reference(job), allowed_mentions=mention, nonce=_nonce(job, "f")
+            )
+        except discord.HTTPException as error:
+            log.info("Job %d: could not post the failure in the channel (%s); trying a DM", job.id, error.status)
+            with contextlib.suppress(DeliveryError):
+                await self._send_dm(job, text, file=None)
+
+    async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
+        limit = self._upload_limit(job)
+        upload = await self._fit(job, video, limit)
+        took = (job.finished_at or time.time()) - job.created_at
+        content = f"<@{job.origin.user_id}> {result_caption(job, took_s=took)}"
+        embed = self._embed(job)
+        mention = discord.AllowedMentions(users=[discord.Object(job.origin.user_id or 0)])
+        view = self.view_factory(job) if self.view_factory else None
+        try:
+            message = await self._send_to_channel(job, content, embed, upload, mention, view, limit)
+            receipt = DeliveryReceipt("channel", message.channel.id, message.id)
+        except discord.Forbidden:
+            log.info("Job %d: no permission to post in channel %s; falling back", job.id, job.origin.channel_id)
+            receipt = await self._deliver_elsewhere(job, content, embed, upload, mention, view)
+        tracked = self._usable(job.id)
+        self._forget(job.id)
+        if tracked is not None:
+            done = status_line(job).replace("Done!", "Done! Your video is below.", 1)
+            if receipt.method == "dm":
+                done = f"✅ Done! I couldn't post here, so I sent the video to you in a DM. (job #{job.id})"
+            await self._edit(tracked, done)
+        return receipt
+
+    # -- delivery paths ------------------------------------------------------------------------
+
+    async def _send_to_channel(
+        self,
+        job: Job,
+        content: str,
+        embed: discord.Embed,
+        upload: Path,
+        mention: discord.AllowedMentions,
+        view: discord.ui.View | None,
+        limit: int,
+    ) -> discord.Message:
+        channel = self._channel(job)
+        extra = {"view": view} if view is not None else {}
+        for attempt in range(2):
+            try:
+                return await channel.send(
+                    content,
+                    embed=embed,
+                    file=discord.File(upload, filename=f"grok-video-{job.id}.mp4"),
+                    reference=self._reference(job),
+                    allowed_mentions=mention,
+                    nonce=_nonce(job, "v"),
+                    **extra,
+                )
+            except discord.HTTPException as error:
+                if error.status != 413 or attempt:
+                    raise
+                # Discord's limit turned out smaller than we thought: squeeze once more.
+                log.warning("Job %d: upload refused as too large; re-encoding smaller", job.id)
+                upload = await self._fit(job, upload, int(min(limit, upload.stat().st_size) * 0.7))
+        raise AssertionError("unreachable")
+
+    async def _deliver_elsewhere(
+        self,
+        job: Job,
+        content: str,
+        embed: discord.Embed,
+        upload: Path,
+        mention: discord.AllowedMentions,
+        view: discord.ui.View | None,
+    ) -> DeliveryReceipt:
+        tracked = self._usable(job.id)
+        if tracked is not None:
+            try:
+                extra = {"view": view} if view is not None else {}
+                message = await tracked.interaction.followup.send(
+                    content,
+                    embed=embed,
+                    file=discord.File(upload, filename=f"grok-video-{job.id}.mp4"),
+                    allowed_mentions=mention,
+                    wait=True,
+                    **extra,
+                )
+                return DeliveryReceipt("followup", message.channel.id, message.id)
+            except discord.HTTPException as error:
+                log.info("Job %d: followup failed (%s); trying a DM", job.id, error.status)
+        return await self._send_dm(job, content, file=upload, embed=embed)
+
+    async def _send_dm(
+        self, job: Job, content: str, *, file: Path | None, embed: discord.Embed | None = None
+    ) -> DeliveryReceipt:
+        if job.origin.user_id is None:
+            raise DeliveryError("Nobody to deliver this video to.", permanent=True)
+        try:
+            user = self.client.get_user(job.origin.user_id) or await self.client.fetch_user(job.origin.user_id)
+            kwargs: dict[str, object] = {"embed": embed} if embed is not None else {}
+            if file is not None:
+                kwargs["file"] = discord.File(file, filename=f"grok-video-{job.id}.mp4")
+            message = await user.send(content, **kwargs)  # type: ignore[arg-type]
+        except discord.HTTPException as error:
+            raise DeliveryError(
+                "The video was made, but I could not post it in the channel or send it to you in a DM. "
+                "Ask a moderator to let the bot post and attach files there.",
+                permanent=error.status in (403, 404),
+            ) from None
+        return DeliveryReceipt("dm", message.channel.id, message.id)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _channel(self, job: Job) -> discord.abc.Messageable:
+        channel_id = job.origin.channel_id or 0
+        channel = self.client.get_channel(channel_id)
+        if isinstance(channel, discord.abc.Messageable):
+            return channel
+        # Not cached (e.g. resumed before the gateway is ready): REST works with a partial channel.
+        return self.client.get_partial_messageable(channel_id, guild_id=job.origin.guild_id)
+
+    def _reference(self, job: Job) -> discord.MessageReference | None:
+        target = job.origin.source_message_id or job.status_message_id
+        if target is None or job.origin.channel_id is None:
+            return None
+        return discord.MessageReference(
+            message_id=target,
+            channel_id=job.origin.channel_id,
+            guild_id=job.origin.guild_id,
+            fail_if_not_exists=False,
+        )
+
+    def _upload_limit(self, job: Job) -> int:
+        guild = self.client.get_guild(job.origin.guild_id) if job.origin.guild_id else None
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def _fit(self, job: Job, video: Path, limit: int) -> Path:
+        if video.stat().st_size <= limit:
+            return video
+        target = video.with_name(f"job-{job.id}-fit-{limit}.mp4")
+        log.info(
+            "Job %d: video is %s, over the %s upload limit; re-encoding",
+            job.id,
+            media.describe_size(video.stat().st_size),
+            media.describe_size(limit),
+        )
+        try:
+            await media.fit_to_size(video, target, limit)
+        except media.MediaError as error:
+            raise DeliveryError(
+                f"The video is too large to post here ({media.describe_size(video.stat().st_size)}) and could not "
+                f"be shrunk to fit: {error}",
+                permanent=True,
+            ) from None
+        return target
+
+    @staticmethod
+    def _embed(job: Job) -> discord.Embed:
+        prompt = safe_echo(job.prompt) if job.prompt else "*(no prompt)*"
+        return discord.Embed(description=prompt, colour=discord.Colour.blurple())
+
+    def _update_status(self, job_id: int, text: str, *, urgent: bool = False) -> None:
+        """Edit the status message now, or once the throttle allows, keeping only the latest text."""
+        tracked = self._tracked.get(job_id)
+        if tracked is None or text in (tracked.last_text, tracked.pending_text):
+            return
+        tracked.pending_text = text
+        if tracked.flusher is None or tracked.flusher.done():
+            wait = 0.0 if urgent else max(0.0, tracked.last_edit_at + self.progress_interval_s - time.monotonic())
+            tracked.flusher = asyncio.create_task(self._flush(job_id, tracked, wait))
+
+    async def _flush(self, job_id: int, tracked: _Tracked, wait: float) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)
+        text, tracked.pending_text = tracked.pending_text, None
+        if text is not None and self._tracked.get(job_id) is tracked and self._usable(job_id) is not None:
+            await self._edit(tracked, text)
+
+    async def _edit(self, tracked: _Tracked, text: str) -> bool:
+        try:
+            await tracked.interaction.edit_original_response(content=text)
+        except discord.HTTPException as error:
+            log.info("Could not edit a status message (%s %s)", error.status, error.code)
+            return False
+        tracked.last_text = text
+        tracked.last_edit_at = time.monotonic()
+        return True
+
+    def _spawn(self, tracked: _Tracked, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        tracked.tasks.add(task)
+        task.add_done_callback(tracked.tasks.discard)
+
+
+def _nonce(job: Job, kind: str) -> str:
+    """Discord drops a second message with the same nonce, so a retried delivery never posts twice."""
+    return f"gv{kind}{job.id}"[:25]

@@ -1,0 +1,60 @@
+"""The store's schema, as forward-only migrations numbered by ``PRAGMA user_version``.
+
+Each entry is applied once, in order, inside one transaction. Never edit an entry that has
+shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, their input media, and a small key-value table for the bot's own bookkeeping.
+    """
+    CREATE TABLE jobs (
+        id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at           REAL    NOT NULL,
+        updated_at           REAL    NOT NULL,
+        origin               TEXT    NOT NULL DEFAULT 'discord',
+        guild_id             INTEGER,
+        channel_id           INTEGER,
+        user_id              INTEGER,
+        source_message_id    INTEGER,
+        status_message_id    INTEGER,
+        mode                 TEXT    NOT NULL,
+        prompt               TEXT    NOT NULL,
+        duration             INTEGER,
+        aspect_ratio         TEXT,
+        resolution           TEXT,
+        parent_job_id        INTEGER REFERENCES jobs(id),
+        status               TEXT    NOT NULL,
+        request_id           TEXT,
+        progress             INTEGER,
+        submitted_at         REAL,
+        finished_at          REAL,
+        downloaded_at        REAL,
+        delivered_at         REAL,
+        error_code           TEXT,
+        error_message        TEXT,
+        cost_usd_ticks       INTEGER,
+        output_path          TEXT,
+        output_bytes         INTEGER,
+        video_duration_s     REAL,
+        delivered_channel_id INTEGER,
+        delivered_message_id INTEGER,
+        delivery_method      TEXT
+    );
+    CREATE TABLE job_inputs (
+        job_id    INTEGER PRIMARY KEY REFERENCES jobs(id),
+        mime_type TEXT NOT NULL,
+        filename  TEXT NOT NULL,
+        data      BLOB NOT NULL
+    );
+    CREATE TABLE kv (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX jobs_active ON jobs (status)
+        WHERE status NOT IN ('delivered', 'failed', 'moderated', 'expired', 'cancelled');
+    CREATE INDEX jobs_user_created ON jobs (user_id, created_at);
+    CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at);
+    """,
+)

@@ -1,0 +1,72 @@
+"""Wiring: build the store, budget, client, scheduler and job service from the settings, once.
+
+The bot, the terminal command and the benchmarks all run the same parts through this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from services.budget import RequestBudget
+from services.cadence import CadenceSettings, PollCadence
+from services.config import XaiSettings
+from services.jobs import JobService
+from services.listener import JobListener, NullListener
+from services.scheduler import Scheduler, SchedulerSettings
+from services.store import JobStore
+from services.xai import XaiClient
+
+
+@dataclass(slots=True)
+class Runtime:
+    session: aiohttp.ClientSession
+    store: JobStore
+    budget: RequestBudget
+    client: XaiClient
+    scheduler: Scheduler
+    jobs: JobService
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    xai: XaiSettings,
+    store: JobStore,
+    *,
+    listener: JobListener | None = None,
+    resume_origins: frozenset[str] = frozenset({"discord"}),
+) -> AsyncIterator[Runtime]:
+    """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
+    async with aiohttp.ClientSession() as session:
+        budget = RequestBudget(xai.max_requests_per_minute)
+        client = XaiClient(
+            session,
+            api_key=xai.api_key,
+            base_url=xai.base_url,
+            model=xai.model,
+            budget=budget,
+            request_timeout_s=xai.request_timeout_s,
+        )
+        scheduler = Scheduler(
+            store,
+            client,
+            budget,
+            listener or NullListener(),
+            session=session,
+            media_dir=store.path.parent / "videos",
+            settings=SchedulerSettings(
+                max_concurrent=xai.max_concurrent_jobs,
+                job_timeout_s=xai.job_timeout_s,
+                max_download_bytes=xai.max_download_bytes,
+            ),
+            cadence=PollCadence(CadenceSettings(first_poll_s=xai.first_poll_s, max_interval_s=xai.max_poll_interval_s)),
+            resume_origins=resume_origins,
+        )
+        runtime = Runtime(session, store, budget, client, scheduler, JobService(store, scheduler))
+        try:
+            yield runtime
+        finally:
+            await scheduler.stop()

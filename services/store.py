@@ -1,0 +1,307 @@
+"""The job store: one SQLite file, the single source of truth for every job.
+
+A job's row is written before anything else happens to it. Status only moves forward: every
+transition is one UPDATE whose WHERE clause names the status the caller expects, so a restart or
+a second worker can never take the same step twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from services.migrations import MIGRATIONS
+from services.models import (
+    FORWARD,
+    Job,
+    JobRequest,
+    JobStatus,
+    MediaInput,
+    Mode,
+    Origin,
+    VideoOptions,
+)
+
+log = logging.getLogger(__name__)
+
+# Columns a caller may set besides ``status``; names never come from user input.
+UPDATABLE_FIELDS = frozenset(
+    {
+        "status_message_id",
+        "request_id",
+        "progress",
+        "submitted_at",
+        "finished_at",
+        "downloaded_at",
+        "delivered_at",
+        "error_code",
+        "error_message",
+        "cost_usd_ticks",
+        "output_path",
+        "output_bytes",
+        "video_duration_s",
+        "delivered_channel_id",
+        "delivered_message_id",
+        "delivery_method",
+    }
+)
+
+
+class TransitionError(Exception):
+    """A caller asked for a move the state machine does not allow (a bug, not a race)."""
+
+
+class JobStore:
+    """Async access to the jobs table. Open with ``await JobStore.open(path)``; close when done."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+        # aiosqlite runs one call at a time, but two coroutines could interleave the statements
+        # of two transactions; this lock keeps each write transaction whole.
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Self:
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        store = cls(connection, path)
+        try:
+            await store._configure()
+            await store._migrate()
+        except BaseException:
+            await connection.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _configure(self) -> None:
+        await self._db.execute("PRAGMA journal_mode = WAL")
+        await self._db.execute("PRAGMA synchronous = NORMAL")
+        await self._db.execute("PRAGMA foreign_keys = ON")
+        await self._db.execute("PRAGMA busy_timeout = 5000")
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.info("Applying database migration %d", number)
+            await self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def create_job(self, request: JobRequest, *, status: JobStatus = JobStatus.QUEUED) -> Job:
+        """Record a new job and its input media in one transaction, before anything else happens."""
+        async with self._write_lock:
+            return await self._insert_job(request, status)
+
+    async def _insert_job(self, request: JobRequest, status: JobStatus) -> Job:
+        now = time.time()
+        origin, options = request.origin, request.options
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = await self._db.execute(
+                """
+                INSERT INTO jobs (created_at, updated_at, origin, guild_id, channel_id, user_id, source_message_id,
+                                  mode, prompt, duration, aspect_ratio, resolution, parent_job_id, status,
+                                  status_message_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    now,
+                    now,
+                    origin.kind,
+                    origin.guild_id,
+                    origin.channel_id,
+                    origin.user_id,
+                    origin.source_message_id,
+                    request.mode.value,
+                    request.prompt,
+                    options.duration,
+                    options.aspect_ratio,
+                    options.resolution,
+                    request.parent_job_id,
+                    status.value,
+                    request.status_message_id,
+                ),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            if request.media is not None:
+                await self._db.execute(
+                    "INSERT INTO job_inputs (job_id, mime_type, filename, data) VALUES (?, ?, ?, ?)",
+                    (job_id, request.media.mime_type, request.media.filename, request.media.data),
+                )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        job = await self.get(job_id)
+        assert job is not None
+        return job
+
+    async def transition(
+        self, job_id: int, expected: JobStatus | Iterable[JobStatus], new: JobStatus, **fields: Any
+    ) -> bool:
+        """Move a job from ``expected`` to ``new`` and set ``fields``; False when it was not in ``expected``."""
+        expected_set = {expected} if isinstance(expected, JobStatus) else set(expected)
+        for old in expected_set:
+            if new not in FORWARD.get(old, frozenset()):
+                raise TransitionError(f"job status cannot move from {old} to {new}")
+        assignments, values = self._assignments(fields)
+        placeholders = ", ".join("?" for _ in expected_set)
+        sql = f"UPDATE jobs SET status = ?, updated_at = ?{assignments} WHERE id = ? AND status IN ({placeholders})"
+        params = [new.value, time.time(), *values, job_id, *(s.value for s in expected_set)]
+        async with self._write_lock:
+            cursor = await self._db.execute(sql, params)
+            changed = cursor.rowcount == 1
+        if not changed:
+            log.debug("Job %d was not in %s; not moved to %s", job_id, sorted(expected_set), new)
+        return changed
+
+    async def update(self, job_id: int, **fields: Any) -> None:
+        """Set non-status fields (progress, message ids, cost...)."""
+        if not fields:
+            return
+        assignments, values = self._assignments(fields)
+        async with self._write_lock:
+            await self._db.execute(
+                f"UPDATE jobs SET updated_at = ?{assignments} WHERE id = ?", [time.time(), *values, job_id]
+            )
+
+    @staticmethod
+    def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+        unknown = set(fields) - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not an updatable job field: {sorted(unknown)}")
+        names = sorted(fields)
+        return "".join(f", {name} = ?" for name in names), [fields[name] for name in names]
+
+    async def set_value(self, key: str, value: str) -> None:
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job | None:
+        rows = await self._fetch(f"{_SELECT_JOB} WHERE j.id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def get_input(self, job_id: int) -> MediaInput | None:
+        async with self._db.execute(
+            "SELECT mime_type, filename, data FROM job_inputs WHERE job_id = ?", (job_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return MediaInput(data=bytes(row["data"]), mime_type=row["mime_type"], filename=row["filename"])
+
+    async def jobs_with_status(self, statuses: Iterable[JobStatus]) -> list[Job]:
+        wanted = [s.value for s in statuses]
+        placeholders = ", ".join("?" for _ in wanted)
+        return await self._fetch(f"{_SELECT_JOB} WHERE j.status IN ({placeholders}) ORDER BY j.id", wanted)
+
+    async def active_jobs(self) -> list[Job]:
+        return await self.jobs_with_status(s for s in JobStatus if s.is_active)
+
+    async def jobs_of_user(self, user_id: int, *, limit: int = 10, guild_id: int | None = None) -> list[Job]:
+        if guild_id is None:
+            return await self._fetch(f"{_SELECT_JOB} WHERE j.user_id = ? ORDER BY j.id DESC LIMIT ?", (user_id, limit))
+        return await self._fetch(
+            f"{_SELECT_JOB} WHERE j.user_id = ? AND j.guild_id = ? ORDER BY j.id DESC LIMIT ?",
+            (user_id, guild_id, limit),
+        )
+
+    async def recent_generation_times(self, limit: int = 20) -> list[float]:
+        """How long xAI took (submit to ready) for the latest finished jobs: the poll cadence learns from it."""
+        async with self._db.execute(
+            """
+            SELECT finished_at - submitted_at FROM jobs
+            WHERE finished_at IS NOT NULL AND submitted_at IS NOT NULL AND request_id IS NOT NULL
+            ORDER BY id DESC LIMIT ?
+            """,
+            (limit,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [float(row[0]) for row in rows if row[0] is not None and row[0] >= 0]
+
+    async def get_value(self, key: str) -> str | None:
+        async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Job]:
+        async with self._db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [_job_from_row(row) for row in rows]
+
+
+_SELECT_JOB = """
+SELECT j.*, EXISTS (SELECT 1 FROM job_inputs i WHERE i.job_id = j.id) AS has_media FROM jobs j
+"""
+
+
+def _job_from_row(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        mode=Mode(row["mode"]),
+        prompt=row["prompt"],
+        options=VideoOptions(duration=row["duration"], aspect_ratio=row["aspect_ratio"], resolution=row["resolution"]),
+        origin=Origin(
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            source_message_id=row["source_message_id"],
+            kind=row["origin"],
+        ),
+        status=JobStatus(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        request_id=row["request_id"],
+        progress=row["progress"],
+        submitted_at=row["submitted_at"],
+        finished_at=row["finished_at"],
+        downloaded_at=row["downloaded_at"],
+        delivered_at=row["delivered_at"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        cost_usd_ticks=row["cost_usd_ticks"],
+        output_path=row["output_path"],
+        output_bytes=row["output_bytes"],
+        video_duration_s=row["video_duration_s"],
+        status_message_id=row["status_message_id"],
+        delivered_channel_id=row["delivered_channel_id"],
+        delivered_message_id=row["delivered_message_id"],
+        delivery_method=row["delivery_method"],
+        parent_job_id=row["parent_job_id"],
+        has_media=bool(row["has_media"]),
+    )

@@ -1,0 +1,84 @@
+"""The job store against a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from services.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.store import JobStore, TransitionError
+
+
+def _request(prompt: str = "a cat surfing", media: MediaInput | None = None) -> JobRequest:
+    mode = Mode.IMAGE if media else Mode.TEXT
+    return JobRequest(
+        mode=mode,
+        prompt=prompt,
+        options=VideoOptions(duration=5, aspect_ratio="16:9", resolution="480p"),
+        origin=Origin(guild_id=1, channel_id=2, user_id=3),
+        media=media,
+        status_message_id=44,
+    )
+
+
+async def test_job_and_its_input_are_written_together(tmp_path: Path) -> None:
+    """A new job is queued with its options, origin and input bytes on disk."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        image = MediaInput(data=b"\x89PNG fake", mime_type="image/png", filename="cat.png")
+        job = await store.create_job(_request(media=image))
+        assert job.status is JobStatus.QUEUED
+        assert job.options == VideoOptions(5, "16:9", "480p")
+        assert job.origin.user_id == 3 and job.status_message_id == 44 and job.has_media
+        assert await store.get_input(job.id) == image
+
+
+async def test_jobs_survive_reopening(tmp_path: Path) -> None:
+    """Closing and reopening the file keeps every job and does not re-run migrations."""
+    path = tmp_path / "jobs.sqlite3"
+    async with await JobStore.open(path) as store:
+        job = await store.create_job(_request())
+        version = await store.schema_version()
+    async with await JobStore.open(path) as store:
+        assert (await store.get(job.id)) is not None
+        assert await store.schema_version() == version > 0
+
+
+async def test_transitions_move_forward_only(tmp_path: Path) -> None:
+    """A backward move is a programming error, refused before touching the database."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        job = await store.create_job(_request())
+        assert await store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING)
+        assert await store.transition(job.id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id="r-1")
+        with pytest.raises(TransitionError):
+            await store.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED)
+        stored = await store.get(job.id)
+        assert stored is not None and stored.status is JobStatus.RUNNING and stored.request_id == "r-1"
+
+
+async def test_only_one_of_two_racing_workers_wins_a_transition(tmp_path: Path) -> None:
+    """Each transition is guarded by the expected old status, so a step can never be taken twice."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        job = await store.create_job(_request())
+        results = await asyncio.gather(
+            *(store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING) for _ in range(5))
+        )
+        assert sorted(results) == [False, False, False, False, True]
+
+
+async def test_unknown_fields_are_refused(tmp_path: Path) -> None:
+    """Column names never come from callers' whims."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        job = await store.create_job(_request())
+        with pytest.raises(ValueError, match="not an updatable job field"):
+            await store.update(job.id, status="delivered")
+
+
+async def test_key_value_settings_round_trip(tmp_path: Path) -> None:
+    """The bot's own bookkeeping (like the command hash) is kept between runs."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        assert await store.get_value("k") is None
+        await store.set_value("k", "one")
+        await store.set_value("k", "two")
+        assert await store.get_value("k") == "two"

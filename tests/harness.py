@@ -1,0 +1,106 @@
+"""The real bot against both emulators: what the end-to-end tests drive.
+
+``BotRig.running()`` builds the bot exactly as ``python bot.py`` does (settings from environment
+values, the store, the runtime, the cogs) and connects it to the Discord emulator; the xAI emulator
+stands in for api.x.ai. Restarting is leaving one ``running()`` block and entering another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import GrokVideoBot
+from services.config import load_settings
+from services.models import Job, JobStatus
+from services.runtime import open_runtime
+from services.store import JobStore
+from tests.emulators.discord_emulator import DiscordEmulator, MessageRecord, run_client
+from tests.emulators.xai_emulator import XaiEmulator
+
+
+@dataclass
+class BotRig:
+    discord: DiscordEmulator
+    xai: XaiEmulator
+    tmp_path: Path
+    bot: GrokVideoBot | None = None
+
+    @property
+    def database_path(self) -> Path:
+        return self.tmp_path / "data" / "bot.sqlite3"
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        values = {
+            "XAI_API_KEY": self.xai.api_key,
+            "XAI_BASE_URL": self.xai.base_url,
+            "XAI_FIRST_POLL_SECONDS": "0.1",
+            "XAI_MAX_POLL_INTERVAL_SECONDS": "0.5",
+            "DISCORD_TOKEN": self.discord.bot_token,
+            "DISCORD_API_BASE_URL": self.discord.api_base_url,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "DEV_GUILD_ID": str(self.discord.guild_id),
+            "DATABASE_PATH": str(self.database_path),
+        }
+        values.update(overrides)
+        return values
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, progress_interval_s: float = 0.2, **overrides: str) -> AsyncIterator[GrokVideoBot]:
+        settings = load_settings(self.environment(**overrides))
+        store = await JobStore.open(settings.database_path)
+        try:
+            async with open_runtime(settings.xai, store) as runtime:
+                bot = GrokVideoBot(settings=settings, runtime=runtime)
+                bot.delivery.progress_interval_s = progress_interval_s
+                async with run_client(bot, self.discord):
+                    self.bot = bot
+                    try:
+                        yield bot
+                    finally:
+                        self.bot = None
+        finally:
+            await store.close()
+
+    async def job(self, job_id: int) -> Job:
+        assert self.bot is not None
+        job = await self.bot.runtime.store.get(job_id)
+        assert job is not None
+        return job
+
+    async def latest_job(self) -> Job:
+        assert self.bot is not None
+        jobs = await self.bot.runtime.store.jobs_of_user(self.discord.user_id, limit=1)
+        assert jobs, "no job was recorded"
+        return jobs[0]
+
+    async def wait_for_job(self, predicate: Callable[[Job], bool], job_id: int | None = None, timeout: float = 20) -> Job:
+        """Wait until the job (the latest one by default) satisfies ``predicate``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            assert self.bot is not None
+            jobs = [await self.bot.runtime.store.get(job_id)] if job_id else await self.bot.runtime.store.jobs_of_user(
+                self.discord.user_id, limit=1
+            )
+            job = jobs[0] if jobs else None
+            if job is not None and predicate(job):
+                return job
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"job never got there; last seen: {job}")
+            await asyncio.sleep(0.02)
+
+    async def wait_until_terminal(self, job_id: int | None = None, timeout: float = 20) -> Job:
+        return await self.wait_for_job(lambda job: job.status.is_terminal, job_id, timeout)
+
+    async def delivered_video(self, timeout: float = 20) -> MessageRecord:
+        """The channel message that carries an MP4."""
+        return await self.discord.wait_for_message(
+            lambda m: any(a.filename.endswith(".mp4") for a in m.attachments) and not m.deleted, timeout
+        )
+
+
+def is_status(status: JobStatus) -> Callable[[Job], bool]:
+    return lambda job: job.status is status

@@ -1,0 +1,550 @@
+"""Self-tests of the loopback Discord emulator, driving the real discord.py 2.7 client against it.
+
+A small throwaway bot (a cog with slash commands, a message context menu that opens a modal, a DynamicItem
+button, an on_message listener) proves the emulator speaks discord.py's protocol and enforces Discord's rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.emulators.discord_emulator import DiscordEmulator, kill_client, run_client
+from tests.emulators.discord_models import (
+    ATTACH_FILES,
+    DEFAULT_BOT_PERMISSIONS,
+    FLAG_EPHEMERAL,
+    FLAG_LOADING,
+    MIB,
+    SEND_MESSAGES_IN_THREADS,
+)
+
+MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # bytes only; the emulator never decodes media
+
+
+# --- the throwaway bot ------------------------------------------------------------------------------
+class RegenButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"demo:regen:(?P<job>\w+)"):
+    def __init__(self, job: str) -> None:
+        super().__init__(discord.ui.Button(label="Regenerate", custom_id=f"demo:regen:{job}"))
+        self.job = job
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RegenButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.edit_message(content=f"regenerating {self.job}", view=None)
+        await interaction.followup.send(f"queued {self.job}", ephemeral=True)
+
+
+class PromptModal(discord.ui.Modal, title="Animate this"):
+    prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(label="Prompt", custom_id="prompt")
+    style_label: discord.ui.Label[PromptModal] = discord.ui.Label(
+        text="Style", component=discord.ui.TextInput(custom_id="style", required=False)
+    )
+
+    def __init__(self, source: discord.Message) -> None:
+        super().__init__()
+        self.source = source
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        style = self.style_label.component
+        assert isinstance(style, discord.ui.TextInput)
+        await interaction.response.send_message(
+            f"prompt={self.prompt.value} style={style.value} files={len(self.source.attachments)}", ephemeral=True
+        )
+
+
+class DemoCog(commands.Cog):
+    def __init__(self, bot: DemoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="render", description="Render a clip")
+    async def render(
+        self, interaction: discord.Interaction[Any], video: discord.Attachment, title: str = "untitled"
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        data = await video.read()
+        await interaction.edit_original_response(content=f"got {len(data)} bytes")
+        view = discord.ui.View(timeout=None)
+        view.add_item(RegenButton("job1"))
+        await interaction.followup.send(f"done: {title}", file=discord.File(io.BytesIO(MP4), "out.mp4"), view=view)
+
+    @app_commands.command(name="echo", description="Echo text")
+    async def echo(self, interaction: discord.Interaction[Any], text: str, private: bool = False) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        await interaction.followup.send(text)
+
+    @app_commands.command(name="slow", description="Sleeps before acknowledging")
+    async def slow(self, interaction: discord.Interaction[Any], seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await interaction.response.defer()
+
+    @app_commands.command(name="upload", description="Uploads n bytes")
+    async def upload(self, interaction: discord.Interaction[Any], size: int) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.followup.send(file=discord.File(io.BytesIO(b"\0" * size), "blob.mp4"))
+
+
+class Admin(app_commands.Group):
+    config = app_commands.Group(name="config", description="Configure")
+
+    @config.command(name="set", description="Set who, where and which role")
+    async def set_(
+        self, interaction: discord.Interaction[Any], who: discord.Member, where: discord.TextChannel, role: discord.Role
+    ) -> None:
+        await interaction.response.send_message(f"{who.id} {where.id} {role.id}", ephemeral=True)
+
+    @app_commands.command(name="style", description="Pick a style")
+    async def style(self, interaction: discord.Interaction[Any], name: str) -> None:
+        await interaction.response.send_message(name)
+
+    @style.autocomplete("name")
+    async def style_names(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=s, value=s) for s in ("neon", "noir", "pastel") if s.startswith(current)]
+
+
+class Pick(discord.ui.View):
+    @discord.ui.select(custom_id="pick", options=[discord.SelectOption(label=v, value=v) for v in ("a", "b")])
+    async def pick(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Pick]) -> None:
+        await interaction.response.send_message(f"picked {select.values[0]}", ephemeral=True)
+
+
+class Result(discord.ui.LayoutView):
+    box: discord.ui.Container[Result] = discord.ui.Container(
+        discord.ui.TextDisplay("your clip"), discord.ui.MediaGallery(discord.MediaGalleryItem("attachment://out.mp4"))
+    )
+
+
+async def animate(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+    await interaction.response.send_modal(PromptModal(message))
+
+
+class DemoBot(commands.Bot):
+    def __init__(self, guild_id: int, *, message_content: bool = False, members: bool = False) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = message_content
+        intents.members = members
+        super().__init__(command_prefix="!", intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.guild_id = guild_id
+        self.seen: list[discord.Message] = []
+        self.errors: list[BaseException] = []
+        self.tree.error(self._on_app_command_error)
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(DemoCog(self))
+        self.tree.add_command(app_commands.ContextMenu(name="Animate", callback=animate))
+        self.tree.add_command(Admin(name="admin", description="Admin"))
+        self.add_dynamic_items(RegenButton)
+        guild = discord.Object(self.guild_id)
+        self.tree.copy_global_to(guild=guild)
+        await self.tree.sync(guild=guild)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if not message.author.bot:
+            self.seen.append(message)
+
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        self.errors.append(error.original if isinstance(error, app_commands.CommandInvokeError) else error)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    async with DiscordEmulator() as emulator:
+        yield emulator
+
+
+def last_error(bot: DemoBot) -> discord.HTTPException:
+    assert bot.errors, "the bot recorded no error"
+    err = bot.errors[-1]
+    assert isinstance(err, discord.HTTPException), repr(err)
+    return err
+
+
+def text_channel(bot: DemoBot, channel_id: int) -> discord.TextChannel:
+    channel = bot.get_channel(channel_id)
+    assert isinstance(channel, discord.TextChannel), channel
+    return channel
+
+
+# --- tests ------------------------------------------------------------------------------------------
+async def test_login_gateway_and_guild_sync(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        assert bot.user is not None and bot.user.id == emu.bot_user_id
+        assert bot.application_id == emu.application_id
+        guild = bot.get_guild(emu.guild_id)
+        assert guild is not None and guild.member_count == 4  # bot, owner, alice, bob
+        assert guild.get_member(emu.user_id) is None  # without the members intent, as on Discord
+        assert guild.filesize_limit == emu.guild_filesize_limit(emu.guild_id) == 10 * MIB
+        perms = text_channel(bot, emu.channel_id).permissions_for(guild.me)
+        assert perms.attach_files and perms.send_messages and not perms.manage_messages
+        synced = {c["name"]: c for c in emu.commands[emu.guild_id]}
+        video = synced["render"]["options"][0]
+        assert (video["name"], video["type"], video["required"]) == ("video", 11, True)
+        assert synced["Animate"]["type"] == 3 and synced["Animate"]["description"] == ""
+        identify = next(e for e in emu.gateway_log if e["event"] == "identify")
+        assert identify["intents"] == discord.Intents.default().value
+        assert all(r.authorized for r in emu.requests if r.path.startswith("/api/v10/users"))
+    assert [e["by"] for e in emu.gateway_log if e["event"] == "close"] == ["client"]
+    assert not emu.problems
+
+
+async def test_slash_with_attachment_defer_edit_and_mp4_followup(emu: DiscordEmulator) -> None:
+    source = emu.add_attachment(b"source-clip-bytes", "in.mp4")
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        inter = await emu.slash("render", {"video": source, "title": "Cats"})
+        await emu.wait_for(lambda: len(inter.followup_message_ids) == 1)
+        assert inter.ack_type == 5 and inter.ack_latency_s is not None and inter.ack_latency_s < 1
+        original = emu.messages[inter.original_message_id or 0]
+        assert [v.content for v in original.versions] == ["", "got 17 bytes"]
+        assert original.versions[0].flags & FLAG_LOADING and not original.loading
+        followup = emu.messages[inter.followup_message_ids[0]]
+        assert followup.via == "followup" and followup.content == "done: Cats"
+        out = followup.attachment("out.mp4")
+        assert out.data == MP4 and out.content_type == "video/mp4"
+        assert followup.components[0]["components"][0]["custom_id"] == "demo:regen:job1"
+        upload = next(r for r in emu.requests if r.files)
+        assert upload.files[0].field == "files[0]" and upload.files[0].data == MP4
+        assert any(r.route == "/attachments/{attachment_id}/{filename}" and r.status == 200 for r in emu.requests)
+        # The first follow-up after a defer resolves the thinking message instead of posting a new one.
+        echo = await emu.slash("echo", {"text": "hello", "private": True})
+        await emu.wait_for(lambda: bool(echo.followup_message_ids))
+        resolved = emu.messages[echo.followup_message_ids[0]]
+        assert resolved.id == echo.original_message_id and resolved.content == "hello"
+        assert resolved.flags & FLAG_EPHEMERAL and not resolved.loading
+    assert not emu.problems
+
+
+async def test_channel_send_with_file_reply_and_allowed_mentions(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        asked = await emu.user_message(f"hi <@{emu.bot_user_id}>")
+        await emu.wait_for(lambda: len(bot.seen) == 1)
+        channel = text_channel(bot, emu.channel_id)
+        sent = await channel.send(
+            f"here <@{emu.user_id}>",
+            file=discord.File(io.BytesIO(MP4), "out.mp4"),
+            reference=bot.seen[0],
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        record = emu.messages[sent.id]
+        assert record.via == "bot" and record.type == 19
+        assert record.message_reference is not None and record.message_reference["message_id"] == str(asked.id)
+        assert record.allowed_mentions == {"parse": []}  # as sent: nobody is pinged, not even the replied user
+        assert record.mentions == [] and record.attachment("out.mp4").data == MP4
+        # Discord's nonce dedupe returns the first message.
+        first = await channel.send("once", nonce=424242)
+        again = await channel.send("once", nonce=424242)
+        assert first.id == again.id and first.nonce == "424242"
+        # A reply to a missing message: fail_if_not_exists=False posts normally, otherwise 400 / 50035.
+        gone = channel.get_partial_message(emu.mint_snowflake())
+        plain = await channel.send("orphan", reference=gone.to_reference(fail_if_not_exists=False))
+        assert emu.messages[plain.id].message_reference is None
+        with pytest.raises(discord.HTTPException) as missing:
+            await channel.send("orphan", reference=gone)
+        assert missing.value.status == 400 and missing.value.code == 50035
+        # Content, embed and empty-message rules.
+        for kwargs, code in (
+            ({"content": "x" * 2001}, 50035),
+            ({"embed": discord.Embed(title="t" * 257)}, 50035),
+            ({"content": "   "}, 50006),
+        ):
+            with pytest.raises(discord.HTTPException) as bad:
+                await channel.send(**kwargs)
+            assert bad.value.code == code, kwargs
+        # Edits keep the listed attachments; deleting makes later fetches 404 / 10008.
+        edited = await sent.edit(content="edited", attachments=[])
+        assert edited.attachments == [] and [v.content for v in record.versions][-1] == "edited"
+        await sent.delete()
+        with pytest.raises(discord.NotFound) as unknown:
+            await channel.fetch_message(sent.id)
+        assert unknown.value.code == 10008 and record.deleted
+        human = await channel.fetch_message(asked.id)
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await human.delete()
+        assert forbidden.value.code == 50013
+    assert not emu.problems
+
+
+async def test_context_menu_modal_submit(emu: DiscordEmulator) -> None:
+    clip = emu.add_attachment(b"clip", "clip.mp4")
+    bot = DemoBot(emu.guild_id)  # no message content intent: the context-menu target is exempt
+    async with run_client(bot, emu):
+        target = await emu.user_message("look at this", attachments=[clip])
+        opened = await emu.message_command("Animate", target.id)
+        await emu.wait_for(lambda: opened.modal is not None)
+        assert opened.ack_type == 9 and opened.modal is not None
+        assert [c["type"] for c in opened.modal["components"]] == [1, 18]
+        submitted = await emu.submit_modal(opened, {"prompt": "make it move", "style": "noir"})
+        reply = await emu.wait_for_message(lambda m: m.interaction_id == submitted.id)
+        assert reply.content == "prompt=make it move style=noir files=1" and reply.ephemeral
+        assert submitted.ack_type == 4 and submitted.source_interaction_id == opened.id
+        with pytest.raises(ValueError, match="no inputs"):
+            await emu.submit_modal(opened, {"nope": "x", "prompt": "p"})
+    assert not emu.problems
+
+
+async def test_button_click_on_earlier_message(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        view = discord.ui.View(timeout=None)
+        view.add_item(RegenButton("abc"))
+        posted = await text_channel(bot, emu.channel_id).send("result", view=view)
+        click = await emu.click(posted.id, "demo:regen:abc", user_id=emu.other_user_id)
+        await emu.wait_for(lambda: bool(click.followup_message_ids))
+        assert click.ack_type == 7 and click.original_message_id == posted.id
+        record = emu.messages[posted.id]
+        assert record.content == "regenerating abc" and record.components == []
+        followup = emu.messages[click.followup_message_ids[0]]
+        assert followup.content == "queued abc" and followup.ephemeral
+        with pytest.raises(ValueError, match="no component"):
+            await emu.click(posted.id, "demo:regen:abc")  # the edit removed the button
+    assert not emu.problems
+
+
+async def test_dm_send_and_closed_dms(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        alice = await bot.fetch_user(emu.user_id)
+        sent = await alice.send("your video is ready")
+        assert emu.messages[sent.id].channel_id == emu.dm_channel(emu.user_id)
+        emu.close_dms(emu.other_user_id)
+        bob = await bot.fetch_user(emu.other_user_id)
+        with pytest.raises(discord.Forbidden) as closed:
+            await bob.send("hello?")
+        assert closed.value.code == 50007
+    assert not emu.problems
+
+
+async def test_upload_limits_413_and_boosted_guild(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        channel = text_channel(bot, emu.channel_id)
+        too_big = b"\0" * (10 * MIB + 1)
+        with pytest.raises(discord.HTTPException) as big:
+            await channel.send(file=discord.File(io.BytesIO(too_big), "big.mp4"))
+        assert big.value.status == 413 and big.value.code == 40005
+        # A tier-2 guild added while the bot runs: GUILD_CREATE reaches it and 50 MiB applies.
+        boosted = emu.add_guild("Boosted", premium_tier=2)
+        room = emu.add_channel(boosted, "renders")
+        await emu.wait_for(lambda: bot.get_channel(room) is not None)
+        ok = await text_channel(bot, room).send(file=discord.File(io.BytesIO(too_big), "big.mp4"))
+        assert emu.messages[ok.id].attachments[0].size == len(too_big)
+        # Interactions use their own attachment_size_limit.
+        inter = await emu.slash("upload", {"size": 2048}, attachment_size_limit=1024)
+        await emu.wait_for(lambda: bool(bot.errors))
+        assert last_error(bot).status == 413 and inter.followup_message_ids == []
+    assert not emu.problems
+
+
+async def test_missing_attach_files_is_403_for_posts_and_followups(emu: DiscordEmulator) -> None:
+    no_files = emu.add_channel(emu.guild_id, "no-files", bot_permissions=DEFAULT_BOT_PERMISSIONS & ~ATTACH_FILES)
+    source = emu.add_attachment(b"src", "in.mp4")
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        channel = text_channel(bot, no_files)
+        assert not channel.permissions_for(channel.guild.me).attach_files
+        await channel.send("text is fine")
+        with pytest.raises(discord.Forbidden) as denied:
+            await channel.send(file=discord.File(io.BytesIO(b"x"), "x.mp4"))
+        assert denied.value.code == 50013
+        inter = await emu.slash("render", {"video": source}, channel_id=no_files)
+        await emu.wait_for(lambda: bool(bot.errors))
+        assert last_error(bot).code == 50013 and inter.app_permissions & ATTACH_FILES == 0
+    assert not emu.problems
+
+
+async def test_expired_token_is_401_50027(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        inter = await emu.slash("echo", {"text": "late"}, created_at=time.time() - 16 * 60)
+        await emu.wait_for(lambda: bool(bot.errors))
+        err = last_error(bot)
+        assert err.status == 401 and err.code == 50027
+        assert inter.ack_type == 5 and inter.followup_message_ids == []
+    assert not emu.problems
+
+
+async def test_late_ack_is_10062_and_double_ack_40060() -> None:
+    async with DiscordEmulator(ack_deadline_s=0.2) as emu:
+        bot = DemoBot(emu.guild_id)
+        async with run_client(bot, emu):
+            late = await emu.slash("slow", {"seconds": 0.35})
+            await emu.wait_for(lambda: bool(bot.errors))
+            assert isinstance(last_error(bot), discord.NotFound) and last_error(bot).code == 10062
+            assert late.ack_type is None and late.ack_rejected is not None and late.ack_latency_s is not None
+            assert late.ack_latency_s > 0.2
+            emu.delay_next("POST", r"/interactions/\d+/[^/]+/callback$", 0.25)  # a slow network, same verdict
+            delayed = await emu.slash("slow", {"seconds": 0.0})
+            await emu.wait_for(lambda: delayed.ack_rejected is not None)
+            quick = await emu.slash("slow", {"seconds": 0.0})
+            await emu.wait_for(lambda: quick.ack_type == 5)
+            url = f"{emu.api_base_url}/interactions/{quick.id}/{quick.token}/callback"
+            async with aiohttp.ClientSession() as session, session.post(url, json={"type": 5}) as again:
+                assert again.status == 400 and (await again.json())["code"] == 40060
+                assert again.headers["Content-Type"] == "application/json"
+            assert quick.duplicate_acks == [5]
+        assert not emu.problems
+
+
+async def test_original_before_callback_is_10015(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(label="inert", custom_id="inert"))  # its callback never responds
+        posted = await text_channel(bot, emu.channel_id).send("x", view=view)
+        inter = await emu.click(posted.id, "inert")
+        webhook = discord.Webhook.partial(emu.application_id, inter.token, client=bot)
+        with pytest.raises(discord.NotFound) as early:
+            await webhook.fetch_message(posted.id)
+        assert early.value.code == 10015
+    assert not emu.problems
+
+
+async def test_message_content_intent_stripping() -> None:
+    async with DiscordEmulator() as emu:
+        clip = emu.add_attachment(b"clip", "clip.mp4")
+        without = DemoBot(emu.guild_id, message_content=False)
+        async with run_client(without, emu):
+            someone = await emu.user_message("plain", attachments=[clip], author_id=emu.other_user_id)
+            await emu.user_message(f"<@{emu.bot_user_id}> animate that", reply_to=someone.id)
+            await emu.user_message("psst", channel_id=emu.dm_channel(emu.user_id))
+            await emu.wait_for(lambda: len(without.seen) == 3)
+            plain, mention, dm = without.seen
+            assert plain.content == "" and plain.attachments == []
+            assert mention.content.endswith("animate that") and mention.reference is not None
+            referenced = mention.reference.resolved
+            assert isinstance(referenced, discord.Message) and referenced.attachments == []
+            assert dm.content == "psst"
+            fetched = await text_channel(without, emu.channel_id).fetch_message(someone.id)
+            assert fetched.content == "plain"  # REST follows the app's setting, which allows the intent
+        with_intent = DemoBot(emu.guild_id, message_content=True)
+        async with run_client(with_intent, emu):
+            await emu.user_message("plain again", attachments=[clip], reply_to=someone.id)
+            await emu.wait_for(lambda: len(with_intent.seen) == 1)
+            seen = with_intent.seen[0]
+            assert seen.content == "plain again" and len(seen.attachments) == 1
+            assert seen.reference is not None and isinstance(seen.reference.resolved, discord.Message)
+            assert len(seen.reference.resolved.attachments) == 1
+        assert not emu.problems
+
+    async with DiscordEmulator(message_content_intent_allowed=False) as strict:
+        with pytest.raises(discord.ConnectionClosed) as refused:
+            async with run_client(DemoBot(strict.guild_id, message_content=True), strict):
+                pass
+        assert refused.value.code == 4014
+        plain_bot = DemoBot(strict.guild_id)
+        async with run_client(plain_bot, strict):
+            hidden = await strict.user_message("secret")
+            fetched = await text_channel(plain_bot, strict.channel_id).fetch_message(hidden.id)
+            assert fetched.content == ""  # REST strips too when the app lacks the intent
+        assert not strict.problems
+
+
+async def test_threads_groups_autocomplete_selects_v2_and_members(emu: DiscordEmulator) -> None:
+    thread = emu.add_channel(emu.guild_id, "clips", thread_parent_id=emu.channel_id)
+    role = emu.add_role(emu.guild_id, "artists")
+    bot = DemoBot(emu.guild_id, members=True)
+    async with run_client(bot, emu):
+        guild = bot.get_guild(emu.guild_id)
+        assert guild is not None and len(guild.members) == guild.member_count == 4
+        in_thread = guild.get_thread(thread)
+        assert in_thread is not None
+        posted = await in_thread.send("in a thread")
+        assert emu.messages_in(thread)[-1].id == posted.id
+        emu.set_bot_permissions(thread, DEFAULT_BOT_PERMISSIONS & ~SEND_MESSAGES_IN_THREADS)
+        with pytest.raises(discord.Forbidden):
+            await in_thread.send("not any more")
+        options = {"who": ("user", emu.user_id), "where": ("channel", emu.channel_id), "role": ("role", role)}
+        configured = await emu.slash("admin", options, group="config", subcommand="set")
+        reply = await emu.wait_for_message(lambda m: m.interaction_id == configured.id)
+        assert reply.content == f"{emu.user_id} {emu.channel_id} {role}"
+        typed = await emu.autocomplete("admin", {"name": "n"}, "name", subcommand="style")
+        await emu.wait_for(lambda: typed.autocomplete_choices is not None)
+        assert [c["value"] for c in typed.autocomplete_choices or []] == ["neon", "noir"]
+        channel = text_channel(bot, emu.channel_id)
+        picker = await channel.send("pick one", view=Pick())
+        picked = await emu.click(picker.id, "pick", values=["b"])
+        assert (await emu.wait_for_message(lambda m: m.interaction_id == picked.id)).content == "picked b"
+        v2 = await channel.send(view=Result(), file=discord.File(io.BytesIO(MP4), "out.mp4"))
+        record = emu.messages[v2.id]
+        media = record.components[0]["components"][1]["items"][0]["media"]
+        assert record.flags == 1 << 15 and media["url"] == record.attachment("out.mp4").url
+    assert not emu.problems
+
+
+async def test_restart_resume_and_kill(emu: DiscordEmulator) -> None:
+    first = DemoBot(emu.guild_id)
+    async with run_client(first, emu):
+        before = await emu.slash("echo", {"text": "one"})
+        await emu.wait_for(lambda: bool(before.followup_message_ids))
+        # A dropped connection: discord.py RESUMEs and gets what was dispatched meanwhile.
+        emu.gateway_disconnect(4000)
+        await emu.user_message(f"<@{emu.bot_user_id}> while away")
+        await emu.wait_for(lambda: any(e["event"] == "resumed" for e in emu.gateway_log))
+        await emu.wait_for(lambda: len(first.seen) == 1)
+        # A crash without a clean close, then a fresh process.
+        await kill_client(first)
+    second = DemoBot(emu.guild_id)
+    async with run_client(second, emu):
+        after = await emu.slash("echo", {"text": "two"})
+        await emu.wait_for(lambda: bool(after.followup_message_ids))
+        old = await text_channel(second, emu.channel_id).fetch_message(before.original_message_id or 0)
+        assert old.content == "one"
+    third = DemoBot(emu.guild_id)
+    async with run_client(third, emu):
+        assert third.get_guild(emu.guild_id) is not None
+    identifies = [e for e in emu.gateway_log if e["event"] == "identify"]
+    closes = [e["code"] for e in emu.gateway_log if e["event"] == "close"]
+    by_server = [e["code"] for e in emu.gateway_log if e["event"] == "close" and e["by"] == "server"]
+    assert len(identifies) == 3 and by_server == [4000] and 1006 in closes  # 1006: the killed client
+    assert not emu.problems
+
+
+async def test_fail_next_429_is_retried(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        emu.fail_next("POST", r"/channels/\d+/messages$", 429, retry_after=0.01)
+        sent = await text_channel(bot, emu.channel_id).send("after a 429")
+        posts = emu.requests_matching("POST", r"/channels/\d+/messages$")
+        assert [r.status for r in posts] == [429, 200] and posts[0].injected
+        assert emu.messages[sent.id].content == "after a 429"
+        emu.fail_next("POST", r"/webhooks/", 429, retry_after=0.01)
+        inter = await emu.slash("echo", {"text": "webhook retried"})
+        await emu.wait_for(lambda: bool(inter.followup_message_ids))
+        emu.fail_next("GET", r"/users/\d+$", 404, code=10013, message="Unknown User")
+        with pytest.raises(discord.NotFound):
+            await bot.fetch_user(emu.user_id)
+    assert not emu.problems
+
+
+async def test_unknown_route_and_bad_driver_input_are_loud(emu: DiscordEmulator) -> None:
+    bot = DemoBot(emu.guild_id)
+    async with run_client(bot, emu):
+        with pytest.raises(discord.NotFound):
+            await bot.http.request(discord.http.Route("GET", "/voice/regions"))
+        assert emu.problems and "unimplemented route" in emu.problems[0]
+        emu.problems.clear()
+        with pytest.raises(LookupError):
+            await emu.slash("nope")
+        with pytest.raises(ValueError, match="expects str"):
+            await emu.slash("echo", {"text": 5})
+        with pytest.raises(ValueError, match="required"):
+            await emu.slash("render", {})
+    assert not emu.problems

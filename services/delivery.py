@@ -31,16 +31,19 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # what every destination accepts
 TOKEN_SAFETY_MARGIN_S = 90.0  # stop using an interaction token this long before it dies (uploads take time)
 
 ViewFactory = Callable[[Job], discord.ui.View | None]
+StatusViewFactory = Callable[[int], discord.ui.View]
 
 
 @dataclass(slots=True)
 class _Tracked:
-    """What we hold in memory for a job whose interaction is still usable."""
+    """How to reach a job's status message: through its interaction, or as the bot's own message."""
 
-    interaction: discord.Interaction
+    interaction: discord.Interaction | None = None
+    message: discord.Message | None = None  # a status message the bot posted itself (never expires)
     last_text: str = ""
     last_edit_at: float = 0.0
     pending_text: str | None = None
+    pending_active: bool = True
     flusher: asyncio.Task[None] | None = None
     handover: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -56,34 +59,40 @@ class DiscordDelivery:
         *,
         progress_interval_s: float = 10.0,
         view_factory: ViewFactory | None = None,
+        status_view_factory: StatusViewFactory | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.progress_interval_s = progress_interval_s
-        self.view_factory = view_factory
+        self.view_factory = view_factory  # buttons under a delivered video
+        self.status_view_factory = status_view_factory  # buttons on a status message while the job is alive
         self._tracked: dict[int, _Tracked] = {}
 
     # -- the cog hands us the interaction once the job is accepted -----------------------------
 
     def track(self, job_id: int, interaction: discord.Interaction) -> None:
-        tracked = _Tracked(interaction)
+        tracked = _Tracked(interaction=interaction)
         self._tracked[job_id] = tracked
         hand_over_in = (interaction.expires_at - discord.utils.utcnow()).total_seconds() - TOKEN_SAFETY_MARGIN_S
         if hand_over_in > 0:
             loop = asyncio.get_running_loop()
             tracked.handover = loop.call_later(hand_over_in, lambda: self._spawn(tracked, self._hand_over(job_id)))
 
+    def track_message(self, job_id: int, message: discord.Message) -> None:
+        """Keep a job's status on a message the bot posted itself (reply trigger): editable at any time."""
+        self._tracked[job_id] = _Tracked(message=message)
+
     async def refresh(self, job_id: int, *, position: int | None = None) -> None:
         """Show the job's current state now (used right after accepting it)."""
         job = await self.store.get(job_id)
         if job is not None and not job.status.is_terminal:
-            self._update_status(job_id, status_line(job, position=position), urgent=True)
+            self._update_status(job_id, status_line(job, position=position), urgent=True, active=True)
 
     def _usable(self, job_id: int) -> _Tracked | None:
         """The job's interaction, if its token still has comfortable time left."""
         tracked = self._tracked.get(job_id)
-        if tracked is None:
-            return None
+        if tracked is None or tracked.interaction is None:
+            return tracked
         remaining = (tracked.interaction.expires_at - discord.utils.utcnow()).total_seconds()
         return tracked if remaining > TOKEN_SAFETY_MARGIN_S else None
 
@@ -97,6 +106,8 @@ class DiscordDelivery:
             await self._edit(
                 tracked,
                 f"⏳ Still working on it. I'll post the video in this channel when it's ready. (job #{job_id})",
+                job_id=job_id,
+                active=False,
             )
         self._forget(job_id)
 
@@ -117,19 +128,24 @@ class DiscordDelivery:
                 continue
             job = await self.store.get(job_id)
             if job is not None and job.status is JobStatus.QUEUED:
-                self._update_status(job_id, status_line(job, position=position))
+                self._update_status(job_id, status_line(job, position=position), active=True)
 
     async def on_status(self, job: Job) -> None:
         if self._usable(job.id) is None:
             return
         elapsed = time.time() - job.created_at
-        self._update_status(job.id, status_line(job, elapsed_s=elapsed), urgent=job.status is not JobStatus.RUNNING)
+        self._update_status(
+            job.id,
+            status_line(job, elapsed_s=elapsed),
+            urgent=job.status is not JobStatus.RUNNING,
+            active=job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING),
+        )
 
     async def on_finished_without_video(self, job: Job) -> None:
         text = failure_text(job)
         tracked = self._usable(job.id)
         self._forget(job.id)
-        if tracked is not None and await self._edit(tracked, text):
+        if tracked is not None and await self._edit(tracked, text, job_id=job.id, active=False):
             return
         # The token is gone (restart or a long job): tell the requester with the bot's own messages.
         content = f"<@{job.origin.user_id}> {text}"
@@ -163,7 +179,7 @@ class DiscordDelivery:
             done = status_line(job).replace("Done!", "Done! Your video is below.", 1)
             if receipt.method == "dm":
                 done = f"✅ Done! I couldn't post here, so I sent the video to you in a DM. (job #{job.id})"
-            await self._edit(tracked, done)
+            await self._edit(tracked, done, job_id=job.id, active=False)
         return receipt
 
     # -- delivery paths ------------------------------------------------------------------------
@@ -209,7 +225,7 @@ class DiscordDelivery:
         view: discord.ui.View | None,
     ) -> DeliveryReceipt:
         tracked = self._usable(job.id)
-        if tracked is not None:
+        if tracked is not None and tracked.interaction is not None:
             try:
                 extra = {"view": view} if view is not None else {}
                 message = await tracked.interaction.followup.send(
@@ -294,12 +310,13 @@ class DiscordDelivery:
         prompt = safe_echo(job.prompt) if job.prompt else "*(no prompt)*"
         return discord.Embed(description=prompt, colour=discord.Colour.blurple())
 
-    def _update_status(self, job_id: int, text: str, *, urgent: bool = False) -> None:
+    def _update_status(self, job_id: int, text: str, *, urgent: bool = False, active: bool = True) -> None:
         """Edit the status message now, or once the throttle allows, keeping only the latest text."""
         tracked = self._tracked.get(job_id)
         if tracked is None or text in (tracked.last_text, tracked.pending_text):
             return
         tracked.pending_text = text
+        tracked.pending_active = active
         if tracked.flusher is None or tracked.flusher.done():
             wait = 0.0 if urgent else max(0.0, tracked.last_edit_at + self.progress_interval_s - time.monotonic())
             tracked.flusher = asyncio.create_task(self._flush(job_id, tracked, wait))
@@ -309,11 +326,18 @@ class DiscordDelivery:
             await asyncio.sleep(wait)
         text, tracked.pending_text = tracked.pending_text, None
         if text is not None and self._tracked.get(job_id) is tracked and self._usable(job_id) is not None:
-            await self._edit(tracked, text)
+            await self._edit(tracked, text, job_id=job_id, active=tracked.pending_active)
 
-    async def _edit(self, tracked: _Tracked, text: str) -> bool:
+    async def _edit(self, tracked: _Tracked, text: str, *, job_id: int, active: bool) -> bool:
+        """Edit the status message; ``active`` jobs get the status buttons (Cancel), finished ones lose them."""
+        extra: dict[str, discord.ui.View | None] = {}
+        if self.status_view_factory is not None:
+            extra["view"] = self.status_view_factory(job_id) if active else None
         try:
-            await tracked.interaction.edit_original_response(content=text)
+            if tracked.message is not None:
+                await tracked.message.edit(content=text, **extra)
+            elif tracked.interaction is not None:
+                await tracked.interaction.edit_original_response(content=text, **extra)
         except discord.HTTPException as error:
             log.info("Could not edit a status message (%s %s)", error.status, error.code)
             return False

@@ -57,4 +57,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_user_created ON jobs (user_id, created_at);
     CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at);
     """,
+    # 2: who removed a delivered video (Delete button), and when.
+    """
+    ALTER TABLE jobs ADD COLUMN deleted_at REAL;
+    ALTER TABLE jobs ADD COLUMN deleted_by INTEGER;
+    """,
 )

@@ -158,6 +158,7 @@ class Job:
     delivered_channel_id: int | None = None
     delivered_message_id: int | None = None
     delivery_method: str | None = None
+    deleted_at: float | None = None
     parent_job_id: int | None = None
     has_media: bool = False
 

@@ -50,6 +50,8 @@ UPDATABLE_FIELDS = frozenset(
         "delivered_channel_id",
         "delivered_message_id",
         "delivery_method",
+        "deleted_at",
+        "deleted_by",
     }
 )
 
@@ -302,6 +304,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         delivered_channel_id=row["delivered_channel_id"],
         delivered_message_id=row["delivered_message_id"],
         delivery_method=row["delivery_method"],
+        deleted_at=row["deleted_at"],
         parent_job_id=row["parent_job_id"],
         has_media=bool(row["has_media"]),
     )

@@ -31,7 +31,7 @@ from services.store import JobStore
 
 log = logging.getLogger("grok_video_bot")
 
-EXTENSIONS: tuple[str, ...] = ("cogs.video",)
+EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
 

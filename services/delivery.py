@@ -111,6 +111,10 @@ class DiscordDelivery:
             )
         self._forget(job_id)
 
+    def forget(self, job_id: int) -> None:
+        """Stop showing progress for a job (it was cancelled from its status message)."""
+        self._forget(job_id)
+
     def _forget(self, job_id: int) -> None:
         tracked = self._tracked.pop(job_id, None)
         if tracked is None:

@@ -77,13 +77,17 @@ class BotRig:
         assert jobs, "no job was recorded"
         return jobs[0]
 
-    async def wait_for_job(self, predicate: Callable[[Job], bool], job_id: int | None = None, timeout: float = 20) -> Job:
+    async def wait_for_job(
+        self, predicate: Callable[[Job], bool], job_id: int | None = None, timeout: float = 20
+    ) -> Job:
         """Wait until the job (the latest one by default) satisfies ``predicate``."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             assert self.bot is not None
-            jobs = [await self.bot.runtime.store.get(job_id)] if job_id else await self.bot.runtime.store.jobs_of_user(
-                self.discord.user_id, limit=1
+            jobs = (
+                [await self.bot.runtime.store.get(job_id)]
+                if job_id
+                else await self.bot.runtime.store.jobs_of_user(self.discord.user_id, limit=1)
             )
             job = jobs[0] if jobs else None
             if job is not None and predicate(job):

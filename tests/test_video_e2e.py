@@ -73,11 +73,16 @@ async def _status_text_after(rig: BotRig, outcome: Outcome) -> tuple[str, ErrorC
         await rig.discord.slash("video", {"prompt": "a storm over the sea"})
         job = await rig.wait_until_terminal()
         assert job.status_message_id is not None
-        await rig.discord.wait_for(lambda: "job #" in rig.discord.messages[job.status_message_id].content and (
-            "❌" in rig.discord.messages[job.status_message_id].content
-            or "🚫" in rig.discord.messages[job.status_message_id].content
-            or "⌛" in rig.discord.messages[job.status_message_id].content
-        ))
+        await rig.discord.wait_for(
+            lambda: (
+                "job #" in rig.discord.messages[job.status_message_id].content
+                and (
+                    "❌" in rig.discord.messages[job.status_message_id].content
+                    or "🚫" in rig.discord.messages[job.status_message_id].content
+                    or "⌛" in rig.discord.messages[job.status_message_id].content
+                )
+            )
+        )
         return rig.discord.messages[job.status_message_id].content, job.error_code
 
 

@@ -1,0 +1,430 @@
+"""A loopback emulator of xAI's video API, awkward parts included.
+
+It speaks the official wire format: submits at /v1/videos/generations and /v1/videos/edits, polls at
+/v1/videos/{id} answering 202 (with an empty body or a pending JSON) until the video is done, failed,
+moderated (both ways xAI reports it), expired or never finishes; flat ``{"code","error"}`` error bodies;
+a wrong key answered with 400; rate limits enforced per second and per minute with 429s. Finished
+videos are real MP4 files served from the same server. Everything is recorded for tests to assert on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import web
+
+from tests.mediafactory import make_mp4
+
+OutcomeKind = Literal["done", "failed", "moderated", "moderated_400", "expired", "never", "legacy_done"]
+ASPECTS = {"1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"}
+RESOLUTIONS = {"480p", "720p", "1080p"}
+TICKS_PER_SECOND_480P = 500_000_000
+
+
+@dataclass
+class Outcome:
+    """How one emulated job ends."""
+
+    kind: OutcomeKind = "done"
+    generation_s: float | None = None
+    error_code: str = "internal_error"
+    error_message: str = "The video could not be generated."
+    video: bytes | None = None
+    cost_usd_ticks: int | None = None
+    pending_body: Literal["empty", "json", "alternate"] = "alternate"
+
+
+@dataclass
+class XaiRequestRecord:
+    method: str
+    path: str
+    body: Any
+    auth_ok: bool
+    status: int
+    time: float
+
+
+@dataclass
+class EmulatedJob:
+    request_id: str
+    endpoint: str
+    body: dict[str, Any]
+    outcome: Outcome
+    generation_s: float
+    created_at: float
+    ready_at: float | None = None
+    first_download_at: float | None = None
+    poll_count: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.created_at
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    body: bytes
+    headers: dict[str, str]
+    hang_s: float | None
+    reset: bool
+
+
+@dataclass
+class XaiEmulator:
+    api_key: str = "xai-emulated-key"
+    generation_s: float = 0.3
+    requests_per_minute: float | None = None
+    max_concurrent: int | None = None
+    retry_after_s: float | None = 1.0
+    model: str = "grok-imagine-video"
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    prompt_outcomes: dict[str, Outcome] = field(default_factory=dict)
+    requests: list[XaiRequestRecord] = field(default_factory=list)
+    jobs: dict[str, EmulatedJob] = field(default_factory=dict)
+    n429: int = 0
+    max_active: int = 0
+    output_video: bytes = b""
+    base_url: str = ""
+    video_host: str = ""
+
+    def __post_init__(self) -> None:
+        self.output_video = self.output_video or make_mp4(1.0)
+        self._faults: list[_Fault] = []
+        self._recent: deque[float] = deque()
+        self._violations = 0
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=200 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.video_host = f"127.0.0.1:{port}"
+        self.base_url = f"http://{self.video_host}/v1"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> XaiEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- knobs ---------------------------------------------------------------------------------
+
+    def fail_requests(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        body: bytes | str | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        hang_s: float | None = None,
+        reset: bool = False,
+    ) -> None:
+        """The next ``times`` matching requests get this answer (or hang, or a reset connection)."""
+        if isinstance(body, dict):
+            raw = _json(body)
+        elif isinstance(body, str):
+            raw = body.encode()
+        else:
+            raw = body if body is not None else _json({"code": "internal", "error": "Injected failure"})
+        self._faults.append(
+            _Fault(method.upper(), re.compile(path_pattern), status, times, raw, headers or {}, hang_s, reset)
+        )
+
+    def rate_window_violations(self) -> int:
+        """Requests that arrived when the last second already held the per-second allowance."""
+        return self._violations
+
+    def active_jobs(self) -> int:
+        return sum(
+            1
+            for job in self.jobs.values()
+            if job.ready_at is None and job.outcome.kind != "never" and job.elapsed() < job.generation_s
+        )
+
+    # -- the server ----------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/xai-vidgen-bucket/"):
+            return await self._download(request)
+        body: Any = None
+        raw = await request.read()
+        if raw:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = raw.decode(errors="replace")
+        auth = request.headers.get("Authorization", "")
+        record = XaiRequestRecord(
+            request.method, path, _shorten(body), auth == f"Bearer {self.api_key}", 0, time.monotonic()
+        )
+        self.requests.append(record)
+        response = await self._answer(request, record, body, auth)
+        record.status = response.status
+        if response.status == 429:
+            self.n429 += 1
+        return response
+
+    async def _answer(self, request: web.Request, record: XaiRequestRecord, body: Any, auth: str) -> web.StreamResponse:
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None:
+            if fault.hang_s is not None:
+                await asyncio.sleep(fault.hang_s)
+            if fault.reset:
+                transport = request.transport
+                if transport is not None:
+                    transport.abort()
+                return web.Response(status=500)
+            return web.Response(
+                status=fault.status,
+                body=fault.body,
+                headers=fault.headers,
+                content_type=None if "Content-Type" in fault.headers else "application/json",
+            )
+        if not auth.startswith("Bearer "):
+            return _error(401, "unauthenticated", "No API key provided.")
+        if not record.auth_ok:
+            return _error(
+                400,
+                "Client specified an invalid argument",
+                "Incorrect API key provided: xa***ey. You can obtain an API key from https://console.x.ai.",
+            )
+        limited = self._rate_limit()
+        if limited is not None:
+            return limited
+        if request.method == "POST" and request.path in ("/v1/videos/generations", "/v1/videos/edits"):
+            return self._submit(request.path, body)
+        if request.method == "GET" and request.path.startswith("/v1/videos/"):
+            return self._poll(request.path.removeprefix("/v1/videos/"))
+        if request.method == "GET" and request.path == "/v1/video-generation-models":
+            return _ok({"models": [{"id": self.model, "object": "model"}]})
+        return _error(404, "Some requested entity was not found", f"No route {request.method} {request.path}")
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.times > 0 and fault.method == method and fault.pattern.search(path):
+                fault.times -= 1
+                if fault.times == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _rate_limit(self) -> web.Response | None:
+        if self.requests_per_minute is None:
+            return None
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 60:
+            self._recent.popleft()
+        per_second = self.requests_per_minute / 60
+        last_second = sum(1 for t in self._recent if now - t < 1.0)
+        if last_second >= max(1.0, per_second) or len(self._recent) >= self.requests_per_minute:
+            self._violations += 1
+            headers = {"Retry-After": f"{self.retry_after_s:g}"} if self.retry_after_s is not None else {}
+            return _error(
+                429,
+                "resource-exhausted",
+                "Too many requests for team emulated and model grok-imagine-video. Your team's rate limit "
+                f"is — Requests per Second (actual/limit): {last_second + 1}/{per_second:g}.",
+                headers=headers,
+            )
+        self._recent.append(now)
+        return None
+
+    def _submit(self, path: str, body: Any) -> web.Response:
+        if not isinstance(body, dict):
+            return _error(422, "invalid-argument", "The request body must be a JSON object.")
+        if not body.get("model"):
+            return _error(422, "invalid-argument", "Missing field: model.")
+        edit = path.endswith("/edits")
+        problem = _validate_edit(body) if edit else _validate_generation(body)
+        if problem:
+            return _error(400, "invalid-argument", problem)
+        if self.max_concurrent is not None and self.active_jobs() >= self.max_concurrent:
+            return _error(429, "resource-exhausted", "Too many concurrent video generations for this team.")
+        outcome = self._next_outcome(str(body.get("prompt") or ""))
+        request_id = str(uuid.uuid4())
+        self.jobs[request_id] = EmulatedJob(
+            request_id,
+            path,
+            body,
+            outcome,
+            outcome.generation_s if outcome.generation_s is not None else self.generation_s,
+            time.monotonic(),
+        )
+        self.max_active = max(self.max_active, self.active_jobs())
+        return _ok({"request_id": request_id})
+
+    def _next_outcome(self, prompt: str) -> Outcome:
+        for key, outcome in self.prompt_outcomes.items():
+            if key in prompt:
+                return outcome
+        return self.outcomes.pop(0) if self.outcomes else Outcome()
+
+    def _poll(self, request_id: str) -> web.Response:
+        job = self.jobs.get(request_id)
+        if job is None:
+            return _error(404, "Some requested entity was not found", f"No deferred video with id {request_id}.")
+        job.poll_count += 1
+        outcome = job.outcome
+        if outcome.kind == "never" or job.elapsed() < job.generation_s:
+            progress = min(99, int(100 * job.elapsed() / job.generation_s)) if outcome.kind != "never" else 5
+            style = outcome.pending_body
+            if style == "empty" or (style == "alternate" and job.poll_count % 2 == 0):
+                return web.Response(status=202)
+            return _ok({"status": "pending", "progress": progress, "model": self.model}, status=202)
+        if job.ready_at is None:
+            job.ready_at = job.created_at + job.generation_s
+        cost = outcome.cost_usd_ticks if outcome.cost_usd_ticks is not None else _cost(job.body)
+        video_url = f"http://{self.video_host}/xai-vidgen-bucket/xai-video-{request_id}.mp4"
+        duration = job.body.get("duration") or 8
+        if outcome.kind == "done":
+            return _ok(
+                {
+                    "status": "done",
+                    "progress": 100,
+                    "model": self.model,
+                    "usage": {"cost_in_usd_ticks": cost},
+                    "video": {"url": video_url, "duration": duration, "respect_moderation": True},
+                }
+            )
+        if outcome.kind == "legacy_done":
+            return _ok({"model": self.model, "video": {"url": video_url, "duration": duration}})
+        if outcome.kind == "moderated":
+            return _ok(
+                {
+                    "status": "done",
+                    "progress": 100,
+                    "model": self.model,
+                    "usage": {"cost_in_usd_ticks": cost},
+                    "video": {"url": "", "duration": duration, "respect_moderation": False},
+                }
+            )
+        if outcome.kind == "moderated_400":
+            return _error(400, "imagine:content-moderated", "Generated video rejected by content moderation.")
+        if outcome.kind == "failed":
+            return _ok(
+                {
+                    "status": "failed",
+                    "video": {"duration": 0, "respect_moderation": True},
+                    "error": {"code": outcome.error_code, "message": outcome.error_message},
+                }
+            )
+        return _ok({"status": "expired", "model": self.model})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
+        job = self.jobs.get(match.group(1)) if match else None
+        if job is None or job.ready_at is None:
+            return web.Response(status=404, text="Not found")
+        data = job.outcome.video if job.outcome.video is not None else self.output_video
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Content-Length": str(len(data))})
+        await response.prepare(request)
+        for start in range(0, len(data), 256 * 1024):
+            await response.write(data[start : start + 256 * 1024])
+        await response.write_eof()
+        if job.first_download_at is None:
+            job.first_download_at = time.monotonic()
+        return response
+
+
+def _validate_generation(body: dict[str, Any]) -> str | None:
+    image = body.get("image")
+    if not body.get("prompt") and not image:
+        return "A prompt is required."
+    duration = body.get("duration")
+    if duration is not None and (not isinstance(duration, int) or not 1 <= duration <= 15):
+        return f"Duration must be between 1 and 15 seconds, got {duration!r}."
+    if body.get("aspect_ratio") is not None and body["aspect_ratio"] not in ASPECTS:
+        return f"Unsupported aspect_ratio {body['aspect_ratio']!r}."
+    if body.get("resolution") is not None and body["resolution"] not in RESOLUTIONS:
+        return f"Unsupported resolution {body['resolution']!r}."
+    if image is not None:
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not url.startswith(("data:image/", "https://", "http://")):
+            return "image.url must be an https URL or a data URI."
+        if url.startswith("data:") and not _decodes(url):
+            return "image.url is not valid base64."
+    return None
+
+
+def _validate_edit(body: dict[str, Any]) -> str | None:
+    extra = {"duration", "aspect_ratio", "resolution"} & set(body)
+    if extra:
+        return f"Unsupported fields for video edits: {', '.join(sorted(extra))}."
+    if not body.get("prompt"):
+        return "A prompt is required."
+    video = body.get("video")
+    url = video.get("url") if isinstance(video, dict) else None
+    if not isinstance(url, str) or not url.startswith(("data:video/", "https://", "http://")):
+        return "video.url must be an https URL or a data URI."
+    if url.startswith("data:") and not _decodes(url):
+        return "video.url is not valid base64."
+    return None
+
+
+def _decodes(uri: str) -> bool:
+    try:
+        base64.b64decode(uri.split(",", 1)[1], validate=True)
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+def _cost(body: dict[str, Any]) -> int:
+    seconds = body.get("duration") or 8
+    factor = 2 if body.get("resolution") == "720p" else 1
+    return int(seconds) * TICKS_PER_SECOND_480P * factor
+
+
+def _shorten(body: Any) -> Any:
+    """Data URIs cut to their first 64 characters (plus the length) so records stay readable."""
+    if isinstance(body, dict):
+        return {key: _shorten(value) for key, value in body.items()}
+    if isinstance(body, str) and body.startswith("data:") and len(body) > 64:
+        return f"{body[:64]}...({len(body)} chars)"
+    return body
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _ok(value: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_json(value), content_type="application/json")
+
+
+def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=_json({"code": code, "error": message}), content_type="application/json", headers=headers
+    )

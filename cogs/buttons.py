@@ -22,8 +22,8 @@ def _followups(interaction: discord.Interaction) -> FollowUpCog:
     return cog  # type: ignore[no-any-return]
 
 
-class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]]):
-    """A button bound to one job; subclasses say what it is called and what it does."""
+class _JobButton:
+    """A button bound to one job; each subclass (also a DynamicItem) says what it is called and does."""
 
     action: str = ""
     label: str = ""
@@ -31,7 +31,7 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]]):
     style = discord.ButtonStyle.secondary
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # DynamicItem.__init__, next in the MRO
             discord.ui.Button(
                 label=self.label, emoji=self.emoji, style=self.style, custom_id=f"gv:{self.action}:{job_id}"
             )
@@ -45,21 +45,21 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]]):
         return cls(int(match["job"]))
 
 
-class AgainButton(_JobButton, template=r"gv:again:(?P<job>\d{1,20})"):
+class AgainButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:again:(?P<job>\d{1,20})"):
     action, label, emoji = "again", "Again", "🔁"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _followups(interaction).again(interaction, self.job_id)
 
 
-class EditButton(_JobButton, template=r"gv:edit:(?P<job>\d{1,20})"):
+class EditButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:edit:(?P<job>\d{1,20})"):
     action, label, emoji = "edit", "Edit", "✏️"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _followups(interaction).edit_result(interaction, self.job_id)
 
 
-class DeleteButton(_JobButton, template=r"gv:delete:(?P<job>\d{1,20})"):
+class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:delete:(?P<job>\d{1,20})"):
     action, label, emoji = "delete", "Delete", "🗑️"
     style = discord.ButtonStyle.danger
 
@@ -67,7 +67,7 @@ class DeleteButton(_JobButton, template=r"gv:delete:(?P<job>\d{1,20})"):
         await _followups(interaction).delete_result(interaction, self.job_id)
 
 
-class CancelButton(_JobButton, template=r"gv:cancel:(?P<job>\d{1,20})"):
+class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:cancel:(?P<job>\d{1,20})"):
     action, label, emoji = "cancel", "Cancel", "✖️"
 
     async def callback(self, interaction: discord.Interaction) -> None:

@@ -150,7 +150,7 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
             "XAI_MAX_REQUESTS_PER_MINUTE", 60.0, float, 1, "a number of requests per minute, at least 1"
         ),
         max_concurrent_jobs=env.number("XAI_MAX_CONCURRENT_JOBS", 15, int, 1, "a whole number, at least 1"),
-        job_timeout_s=env.number("XAI_JOB_TIMEOUT_SECONDS", 600.0, float, 10, "a number of seconds, at least 10"),
+        job_timeout_s=env.number("XAI_JOB_TIMEOUT_SECONDS", 600.0, float, 1, "a number of seconds, at least 1"),
         request_timeout_s=env.number("XAI_REQUEST_TIMEOUT_SECONDS", 30.0, float, 1, "a number of seconds, at least 1"),
         first_poll_s=env.number("XAI_FIRST_POLL_SECONDS", 2.0, float, 0.1, "a number of seconds, at least 0.1"),
         max_poll_interval_s=env.number(

@@ -180,7 +180,7 @@ class DiscordDelivery:
         tracked = self._usable(job.id)
         self._forget(job.id)
         if tracked is not None:
-            done = status_line(job).replace("Done!", "Done! Your video is below.", 1)
+            done = f"✅ Done! Your video is below. (job #{job.id})"
             if receipt.method == "dm":
                 done = f"✅ Done! I couldn't post here, so I sent the video to you in a DM. (job #{job.id})"
             await self._edit(tracked, done, job_id=job.id, active=False)

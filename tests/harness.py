@@ -18,7 +18,7 @@ from services.config import load_settings
 from services.models import Job, JobStatus
 from services.runtime import open_runtime
 from services.store import JobStore
-from tests.emulators.discord_emulator import DiscordEmulator, MessageRecord, run_client
+from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord, run_client
 from tests.emulators.xai_emulator import XaiEmulator
 
 
@@ -98,6 +98,16 @@ class BotRig:
 
     async def wait_until_terminal(self, job_id: int | None = None, timeout: float = 20) -> Job:
         return await self.wait_for_job(lambda job: job.status.is_terminal, job_id, timeout)
+
+    def answer_to(self, interaction: InteractionRecord) -> str:
+        """What the person currently sees as the bot's answer to an interaction ("" before there is one)."""
+        message = self.discord.messages.get(interaction.original_message_id or 0)
+        return message.content if message is not None else ""
+
+    async def wait_for_answer(self, interaction: InteractionRecord, text: str, timeout: float = 20) -> str:
+        """Wait until the answer to ``interaction`` contains ``text``; return the whole answer."""
+        await self.discord.wait_for(lambda: text in self.answer_to(interaction), timeout)
+        return self.answer_to(interaction)
 
     async def delivered_video(self, timeout: float = 20) -> MessageRecord:
         """The channel message that carries an MP4."""

@@ -67,28 +67,18 @@ async def test_an_attached_video_is_edited(rig: BotRig) -> None:
     assert edit.path.endswith("/videos/edits") and not {"duration", "aspect_ratio", "resolution"} & set(edit.body)
 
 
-async def _status_text_after(rig: BotRig, outcome: Outcome) -> tuple[str, ErrorCode | str | None]:
+async def _status_text_after(rig: BotRig, outcome: Outcome, mark: str = "❌") -> tuple[str, str | None]:
+    """Run one /video whose xAI job ends as ``outcome``; return the final status line and error code."""
     rig.xai.outcomes.append(outcome)
     async with rig.running():
-        await rig.discord.slash("video", {"prompt": "a storm over the sea"})
+        inter = await rig.discord.slash("video", {"prompt": "a storm over the sea"})
         job = await rig.wait_until_terminal()
-        assert job.status_message_id is not None
-        await rig.discord.wait_for(
-            lambda: (
-                "job #" in rig.discord.messages[job.status_message_id].content
-                and (
-                    "❌" in rig.discord.messages[job.status_message_id].content
-                    or "🚫" in rig.discord.messages[job.status_message_id].content
-                    or "⌛" in rig.discord.messages[job.status_message_id].content
-                )
-            )
-        )
-        return rig.discord.messages[job.status_message_id].content, job.error_code
+        return await rig.wait_for_answer(inter, mark), job.error_code
 
 
 async def test_moderation_is_explained_with_the_charge_warning(rig: BotRig) -> None:
     """A moderated video says so, and that xAI may still charge."""
-    text, code = await _status_text_after(rig, Outcome(kind="moderated"))
+    text, code = await _status_text_after(rig, Outcome(kind="moderated"), "🚫")
     assert code == ErrorCode.MODERATED and "moderation" in text and "may still charge" in text
 
 
@@ -108,10 +98,10 @@ async def test_a_timed_out_video_is_explained(rig: BotRig) -> None:
     """A job xAI never finishes is ended after the configured timeout with a clear line."""
     rig.xai.outcomes.append(Outcome(kind="never"))
     async with rig.running(XAI_JOB_TIMEOUT_SECONDS="1"):
-        await rig.discord.slash("video", {"prompt": "a slow sunset"})
+        inter = await rig.discord.slash("video", {"prompt": "a slow sunset"})
         job = await rig.wait_until_terminal()
-        await rig.discord.wait_for(lambda: "⌛" in rig.discord.messages[job.status_message_id or 0].content)
-    assert job.error_code == ErrorCode.TIMEOUT
+        text = await rig.wait_for_answer(inter, "⌛")
+    assert job.error_code == ErrorCode.TIMEOUT and "did not finish" in text and str(job.request_id) in text
 
 
 async def test_bad_input_is_refused_before_anything_reaches_xai(rig: BotRig) -> None:
@@ -123,9 +113,8 @@ async def test_bad_input_is_refused_before_anything_reaches_xai(rig: BotRig) -> 
         picture = emu.add_attachment(make_image("PNG"), "a.png", "image/png")
         clip = emu.add_attachment(make_mp4(1.0), "b.mp4", "video/mp4")
         second = await emu.slash("video", {"prompt": "both", "image": picture, "video": clip})
-        for inter in (first, second):
-            await emu.wait_for(lambda i=inter: "❌" in emu.messages[i.original_message_id or 0].content)
-    assert "not both" in emu.messages[second.original_message_id or 0].content
+        assert "image, not a video" in await rig.wait_for_answer(first, "❌")
+        assert "not both" in await rig.wait_for_answer(second, "❌")
     assert not rig.xai.requests
 
 
@@ -138,7 +127,8 @@ async def test_missing_permissions_are_refused_before_any_xai_request(rig: BotRi
     emu.set_bot_permissions(emu.channel_id, without_files.value)
     async with rig.running():
         inter = await emu.slash("video", {"prompt": "a cat"})
-        await emu.wait_for(lambda: "Attach Files" in emu.messages[inter.original_message_id or 0].content)
+        answer = await rig.wait_for_answer(inter, "Attach Files")
+    assert "Nothing was sent to xAI" in answer and "Send Messages" not in answer
     assert not rig.xai.requests
 
 

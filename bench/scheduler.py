@@ -28,16 +28,16 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.budget import RequestBudget  # noqa: E402
-from services.cadence import CadenceSettings, PollCadence  # noqa: E402
-from services.config import Secret  # noqa: E402
-from services.jobs import JobService  # noqa: E402
-from services.listener import NullListener  # noqa: E402
-from services.models import JobRequest, JobStatus, Mode, Origin, VideoOptions  # noqa: E402
-from services.scheduler import Scheduler, SchedulerSettings  # noqa: E402
-from services.store import JobStore  # noqa: E402
-from services.xai import XaiClient  # noqa: E402
-from tests.emulators.xai_emulator import XaiEmulator  # noqa: E402
+from services.budget import RequestBudget
+from services.cadence import CadenceSettings, PollCadence
+from services.config import Secret
+from services.jobs import JobService
+from services.listener import NullListener
+from services.models import JobRequest, JobStatus, Mode, Origin, VideoOptions
+from services.scheduler import Scheduler, SchedulerSettings
+from services.store import JobStore
+from services.xai import XaiClient
+from tests.emulators.xai_emulator import XaiEmulator
 
 
 def parse_args() -> argparse.Namespace:
@@ -99,9 +99,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 jobs = JobService(store, scheduler)
                 await scheduler.start()
                 started = time.monotonic()
-                ids = [
-                    (await jobs.accept(_request(number))).job.id for number in range(args.jobs)
-                ]
+                ids = [(await jobs.accept(_request(number))).job.id for number in range(args.jobs)]
                 finished = await _wait_for_all(store, ids, args.timeout)
                 wall_s = time.monotonic() - started
                 await scheduler.stop()

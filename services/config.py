@@ -167,9 +167,7 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
             token=Secret(env.required("DISCORD_TOKEN", DISCORD_SETUP_HELP)),
             api_base_url=env.url("DISCORD_API_BASE_URL", None),
             gateway_url=env.url("DISCORD_GATEWAY_URL", None),
-            dev_guild_id=env.number("DEV_GUILD_ID", None, int, 1, "a server id (a long number)")  # type: ignore[arg-type]
-            if env.text("DEV_GUILD_ID")
-            else None,
+            dev_guild_id=env.number("DEV_GUILD_ID", 0, int, 1, "a server id (a long number)") or None,
             enable_reply_trigger=env.flag("ENABLE_REPLY_TRIGGER"),
         )
     log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import discord
 
@@ -26,6 +27,7 @@ from services.models import Job, JobStatus
 from services.store import JobStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # what every destination accepts
 TOKEN_SAFETY_MARGIN_S = 90.0  # stop using an interaction token this long before it dies (uploads take time)
@@ -199,7 +201,6 @@ class DiscordDelivery:
         limit: int,
     ) -> discord.Message:
         channel = self._channel(job)
-        extra = {"view": view} if view is not None else {}
         for attempt in range(2):
             try:
                 return await channel.send(
@@ -209,7 +210,7 @@ class DiscordDelivery:
                     reference=self._reference(job),
                     allowed_mentions=mention,
                     nonce=_nonce(job, "v"),
-                    **extra,
+                    view=_or_missing(view),
                 )
             except discord.HTTPException as error:
                 if error.status != 413 or attempt:
@@ -231,14 +232,13 @@ class DiscordDelivery:
         tracked = self._usable(job.id)
         if tracked is not None and tracked.interaction is not None:
             try:
-                extra = {"view": view} if view is not None else {}
                 message = await tracked.interaction.followup.send(
                     content,
                     embed=embed,
                     file=discord.File(upload, filename=f"grok-video-{job.id}.mp4"),
                     allowed_mentions=mention,
                     wait=True,
-                    **extra,
+                    view=_or_missing(view),
                 )
                 return DeliveryReceipt("followup", message.channel.id, message.id)
             except discord.HTTPException as error:
@@ -252,10 +252,8 @@ class DiscordDelivery:
             raise DeliveryError("Nobody to deliver this video to.", permanent=True)
         try:
             user = self.client.get_user(job.origin.user_id) or await self.client.fetch_user(job.origin.user_id)
-            kwargs: dict[str, object] = {"embed": embed} if embed is not None else {}
-            if file is not None:
-                kwargs["file"] = discord.File(file, filename=f"grok-video-{job.id}.mp4")
-            message = await user.send(content, **kwargs)  # type: ignore[arg-type]
+            attachment = discord.File(file, filename=f"grok-video-{job.id}.mp4") if file is not None else None
+            message = await user.send(content, embed=_or_missing(embed), file=_or_missing(attachment))
         except discord.HTTPException as error:
             raise DeliveryError(
                 "The video was made, but I could not post it in the channel or send it to you in a DM. "
@@ -274,10 +272,11 @@ class DiscordDelivery:
         # Not cached (e.g. resumed before the gateway is ready): REST works with a partial channel.
         return self.client.get_partial_messageable(channel_id, guild_id=job.origin.guild_id)
 
-    def _reference(self, job: Job) -> discord.MessageReference | None:
+    def _reference(self, job: Job) -> discord.MessageReference:
+        """Reply to the request (the person's message, or else the status message); MISSING for none."""
         target = job.origin.source_message_id or job.status_message_id
         if target is None or job.origin.channel_id is None:
-            return None
+            return _or_missing(None)
         return discord.MessageReference(
             message_id=target,
             channel_id=job.origin.channel_id,
@@ -334,14 +333,14 @@ class DiscordDelivery:
 
     async def _edit(self, tracked: _Tracked, text: str, *, job_id: int, active: bool) -> bool:
         """Edit the status message; ``active`` jobs get the status buttons (Cancel), finished ones lose them."""
-        extra: dict[str, discord.ui.View | None] = {}
+        view: discord.ui.View | None = discord.utils.MISSING  # leave components alone
         if self.status_view_factory is not None:
-            extra["view"] = self.status_view_factory(job_id) if active else None
+            view = self.status_view_factory(job_id) if active else None
         try:
             if tracked.message is not None:
-                await tracked.message.edit(content=text, **extra)
+                await tracked.message.edit(content=text, view=view)
             elif tracked.interaction is not None:
-                await tracked.interaction.edit_original_response(content=text, **extra)
+                await tracked.interaction.edit_original_response(content=text, view=view)
         except discord.HTTPException as error:
             log.info("Could not edit a status message (%s %s)", error.status, error.code)
             return False
@@ -353,6 +352,11 @@ class DiscordDelivery:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         tracked.tasks.add(task)
         task.add_done_callback(tracked.tasks.discard)
+
+
+def _or_missing(value: T | None) -> T:
+    """discord.py's way of saying "not given" (None would mean "clear it" in some calls)."""
+    return discord.utils.MISSING if value is None else value
 
 
 def _nonce(job: Job, kind: str) -> str:

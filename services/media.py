@@ -109,7 +109,7 @@ def _header_dimensions(data: bytes, mime: str) -> tuple[int, int] | None:
 
 
 def _decode_one_frame(data: bytes) -> tuple[int, int]:
-    with av.open(BytesIO(data)) as container:
+    with av.open(BytesIO(data), "r") as container:
         for frame in container.decode(video=0):
             return frame.width, frame.height
     raise MediaError("That image is empty or cut off. Attach the full PNG, JPEG or WebP file.")
@@ -144,7 +144,7 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
 
 
 def _probe(source: Path | BytesIO, size: int) -> VideoInfo:
-    with av.open(source) as container:
+    with av.open(source, "r") as container:
         if not container.streams.video:
             raise MediaError("That file has no video in it. Attach an MP4 video.")
         stream = container.streams.video[0]
@@ -219,7 +219,7 @@ CONTAINER_HEADROOM = 0.92
 
 def _reencode(src: Path, dst: Path, total_bitrate: int) -> None:
     """H.264 + AAC MP4 with faststart at roughly ``total_bitrate`` bits per second, downscaled if need be."""
-    with av.open(str(src)) as source:
+    with av.open(str(src), "r") as source:
         in_video = source.streams.video[0]
         in_audio = source.streams.audio[0] if source.streams.audio else None
         video_bitrate = max(100_000, total_bitrate - (AUDIO_BITRATE if in_audio else 0))

@@ -424,4 +424,4 @@ class _ModeratedAnswer(Exception):
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
-    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+    return float(min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.8, 1.2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -67,7 +68,7 @@ def make_image(fmt: str = "PNG", *, width: int = 32, height: int = 24) -> bytes:
     """A small still image in ``fmt`` ("PNG", "JPEG" or "WEBP"), encoded by FFmpeg through PyAV."""
     codec = {"PNG": "png", "JPEG": "mjpeg", "WEBP": "libwebp"}[fmt.upper()]
     pix_fmt = {"png": "rgb24", "mjpeg": "yuvj420p", "libwebp": "yuv420p"}[codec]
-    context = av.CodecContext.create(codec, "w")
+    context = cast(av.VideoCodecContext, av.CodecContext.create(codec, "w"))
     context.width, context.height, context.pix_fmt = width, height, pix_fmt
     context.time_base = Fraction(1, 1)
     pixels = np.zeros((height, width, 3), dtype=np.uint8)

@@ -159,7 +159,7 @@ async def test_an_oversized_result_is_re_encoded_under_the_limit_and_still_plays
         job = await rig.wait_until_terminal()
     data = posted.attachments[0].data
     assert len(data) <= 10 * 1024 * 1024 and job.status is JobStatus.DELIVERED
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames >= 40
 

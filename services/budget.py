@@ -27,6 +27,7 @@ class RequestBudget:
         self._lock = asyncio.Lock()
         self._waiting = 0
         self.granted = 0
+        self.paused_s = 0.0  # total pause requested by 429s, for reports and tests
 
     @property
     def waiting(self) -> int:
@@ -58,3 +59,4 @@ class RequestBudget:
     def pause_for(self, seconds: float) -> None:
         """xAI said "slow down": no slot for anyone until ``seconds`` from now."""
         self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+        self.paused_s += max(0.0, seconds)

@@ -291,6 +291,7 @@ class XaiClient:
         request_timeout_s: float = 30.0,
         max_retries: int = 2,
         max_rate_limit_retries: int = 5,
+        rate_limit_backoff_s: float = 1.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._session = session
@@ -301,6 +302,7 @@ class XaiClient:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._max_retries = max_retries
         self._max_rate_limit_retries = max_rate_limit_retries
+        self._rate_limit_backoff_s = rate_limit_backoff_s  # first wait after a 429 without Retry-After
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -375,7 +377,11 @@ class XaiClient:
                 raise _ModeratedAnswer(mapped)
             if isinstance(mapped, XaiRateLimited):
                 mapped.retry_after = retry_after
-                wait = retry_after if retry_after is not None else _backoff(rate_limited + 1, 1.0, 30.0)
+                wait = (
+                    retry_after
+                    if retry_after is not None
+                    else _backoff(rate_limited + 1, self._rate_limit_backoff_s, 30.0)
+                )
                 if self._budget is not None:
                     self._budget.pause_for(wait)
                 if rate_limited < self._max_rate_limit_retries:

@@ -281,13 +281,13 @@ class Scheduler:
         deadline = time.time() - self.settings.job_timeout_s
         for tracked in [t for t in self._tracked.values() if t.submitted_at < deadline and not t.in_flight]:
             self._tracked.pop(tracked.job_id, None)
-            minutes = self.settings.job_timeout_s / 60
             await self._finish(
                 tracked.job_id,
                 (JobStatus.RUNNING, JobStatus.DOWNLOADING),
                 JobStatus.FAILED,
                 ErrorCode.TIMEOUT,
-                f"xAI did not finish this video within {minutes:g} minutes, so the bot stopped waiting "
+                f"xAI did not finish this video within {_duration_words(self.settings.job_timeout_s)}, "
+                "so the bot stopped waiting "
                 f"(xAI request id {tracked.request_id}).",
             )
 
@@ -568,6 +568,12 @@ class Scheduler:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("Task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def _duration_words(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+    return f"{seconds / 60:g} minutes"
 
 
 def _owner_key(job: Job) -> tuple[str, int | None]:

@@ -39,6 +39,7 @@ class BotRig:
             "XAI_BASE_URL": self.xai.base_url,
             "XAI_FIRST_POLL_SECONDS": "0.1",
             "XAI_MAX_POLL_INTERVAL_SECONDS": "0.5",
+            "XAI_MAX_REQUESTS_PER_MINUTE": "6000",
             "DISCORD_TOKEN": self.discord.bot_token,
             "DISCORD_API_BASE_URL": self.discord.api_base_url,
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,

@@ -143,7 +143,8 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
 # -- videos ------------------------------------------------------------------------------------
 
 
-def _probe(source: Path | BytesIO, size: int) -> VideoInfo:
+def _probe(source: Path | BytesIO, size: int, *, decode_all: bool = False) -> VideoInfo:
+    """Read a video's facts; with ``decode_all`` also decode every frame, which catches cut-off files."""
     with av.open(source, "r") as container:
         if not container.streams.video:
             raise MediaError("That file has no video in it. Attach an MP4 video.")
@@ -155,6 +156,11 @@ def _probe(source: Path | BytesIO, size: int) -> VideoInfo:
             duration = container.duration / av.time_base
         if duration is None or duration <= 0:
             duration = _decoded_duration(container)
+        elif decode_all:
+            frame_rate = float(stream.average_rate or 24)
+            decoded = _decoded_duration(container) + 1 / frame_rate
+            if decoded < duration * 0.9:
+                raise MediaError("That video is cut off (it ends before it says it does). Attach the whole file.")
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         return VideoInfo(
             duration_s=duration,
@@ -193,7 +199,7 @@ async def check_edit_video(data: bytes, *, max_seconds: float = 8.7, max_bytes: 
     if sniff_image_type(data) is not None:
         raise MediaError(f"That file is an image, not a video. {advice} (To animate an image, attach it as image.)")
     try:
-        info = await asyncio.to_thread(_probe, BytesIO(data), len(data))
+        info = await asyncio.to_thread(_probe, BytesIO(data), len(data), decode_all=True)
     except MediaError:
         raise
     except (av.FFmpegError, ValueError, IndexError):

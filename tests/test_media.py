@@ -1,0 +1,192 @@
+"""Media checks with real files made by PyAV, and downloads over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import av
+import pytest
+from aiohttp import web
+
+from services import media
+from tests.mediafactory import make_image, make_mp4
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+async def test_images_are_recognised_by_their_content(fmt: str, mime: str) -> None:
+    """PNG, JPEG and WebP pass with their real type and size."""
+    info = await media.check_image(make_image(fmt, width=32, height=24))
+    assert (info.mime_type, info.width, info.height) == (mime, 32, 24)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"", "empty"),
+        (b"GIF89a....", "not a PNG, JPEG or WebP"),
+        (make_image("PNG")[:40], "damaged or cut off"),
+    ],
+)
+async def test_bad_images_are_refused_in_words(data: bytes, words: str) -> None:
+    """Empty, foreign and truncated images each get a sentence saying what to do."""
+    with pytest.raises(media.MediaError, match=words):
+        await media.check_image(data)
+
+
+async def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    """A PNG claiming 100000x100000 pixels is refused before any decoding."""
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    with pytest.raises(media.MediaError, match="100000x100000 pixels"):
+        await media.check_image(png)
+
+
+async def test_an_image_over_the_byte_cap_is_refused() -> None:
+    """The size limit is stated in the message."""
+    with pytest.raises(media.MediaError, match="the limit is"):
+        await media.check_image(make_image("PNG"), max_bytes=10)
+
+
+async def test_a_short_mp4_is_accepted_for_editing() -> None:
+    """A 2-second H.264 MP4 passes with its duration."""
+    info = await media.check_edit_video(make_mp4(2.0))
+    assert info.video_codec == "h264" and 1.9 <= info.duration_s <= 2.1
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (make_mp4(9.0, fps=4, audio=False), "at most 8.7 seconds"),
+        (make_image("PNG"), "is an image, not a video"),
+        (b"", "empty"),
+        (b"\x00\x00\x00\x18ftypmp42 but then nothing", "not a video I can read"),
+        (make_mp4(2.0)[:3000], "cut off"),
+    ],
+)
+async def test_bad_edit_inputs_are_refused_in_words(data: bytes, words: str) -> None:
+    """Too long, an image in disguise, empty, garbage and truncated videos are refused with a reason."""
+    with pytest.raises(media.MediaError, match=words):
+        await media.check_edit_video(data)
+
+
+async def test_a_non_mp4_container_is_refused(tmp_path: Path) -> None:
+    """A Matroska file is a video, but not one xAI edits."""
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for index in range(10):
+            frame = av.VideoFrame(32, 32, "yuv420p")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with pytest.raises(media.MediaError, match="not an MP4"):
+        await media.check_edit_video(path.read_bytes())
+
+
+async def test_a_file_that_fits_is_copied_unchanged(tmp_path: Path) -> None:
+    """No re-encoding when the video is already small enough."""
+    source = tmp_path / "in.mp4"
+    source.write_bytes(make_mp4(1.0))
+    await media.fit_to_size(source, tmp_path / "out.mp4", 10 * 1024 * 1024)
+    assert (tmp_path / "out.mp4").read_bytes() == source.read_bytes()
+
+
+async def test_a_large_video_is_squeezed_under_the_limit_and_still_plays(tmp_path: Path) -> None:
+    """A noisy 640x360 clip of many MB fits in 2 MiB, keeps its audio and length, and decodes end to end."""
+    source = tmp_path / "big.mp4"
+    source.write_bytes(make_mp4(3.0, width=640, height=360, fps=24, noise=True))
+    assert source.stat().st_size > 2 * 1024 * 1024
+    info = await media.fit_to_size(source, tmp_path / "small.mp4", 2 * 1024 * 1024)
+    data = (tmp_path / "small.mp4").read_bytes()
+    assert len(data) <= 2 * 1024 * 1024 and info.audio_codec == "aac" and abs(info.duration_s - 3.0) < 0.5
+    with av.open(io.BytesIO(data), "r") as container:
+        assert sum(1 for _ in container.decode(video=0)) >= 60
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+PAYLOAD = b"x" * 300_000
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name == "ok":
+        return web.Response(body=PAYLOAD)
+    if name == "chunked":
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(10):
+            await response.write(b"y" * 100_000)
+        await response.write_eof()
+        return response
+    if name == "short":
+        response = web.StreamResponse(headers={"Content-Length": "1000000"})
+        await response.prepare(request)
+        await response.write(b"z" * 1000)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+    if name == "hang":
+        await asyncio.sleep(5)
+    return web.Response(status=404)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/{name}", _serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_a_download_lands_whole(server: str, tmp_path: Path) -> None:
+    """The body is streamed into the destination and its size returned."""
+    async with aiohttp.ClientSession() as session:
+        size = await media.download(session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=1_000_000)
+    assert size == len(PAYLOAD) and (tmp_path / "a.mp4").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("name", "max_bytes", "words", "transient"),
+    [
+        ("ok", 1000, "over the", False),
+        ("chunked", 500_000, "over the", False),
+        ("short", 10_000_000, "cut short", True),
+        ("missing", 1000, "HTTP 404", False),
+        ("hang", 1000, "timed out", True),
+    ],
+)
+async def test_downloads_fail_safely(
+    server: str, tmp_path: Path, name: str, max_bytes: int, words: str, transient: bool
+) -> None:
+    """Too big (with or without Content-Length), cut short, missing and hanging downloads leave no file behind."""
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(media.DownloadError, match=words) as caught:
+            await media.download(
+                session, f"http://{server}/{name}", tmp_path / "a.mp4", max_bytes=max_bytes, timeout_s=0.5
+            )
+    assert caught.value.transient is transient
+    assert not list(tmp_path.iterdir())
+
+
+async def test_downloads_only_from_allowed_hosts(server: str, tmp_path: Path) -> None:
+    """A URL on another host is refused before any connection."""
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(media.DownloadError, match="not allowed"):
+            await media.download(
+                session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=10**6, allowed_hosts={"vidgen.x.ai"}
+            )

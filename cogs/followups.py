@@ -62,6 +62,7 @@ class PromptModal(discord.ui.Modal):
         self.cog, self.mode, self.source, self.attachment = cog, mode, source, attachment
         self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
             label="Prompt",
+            custom_id="prompt",
             style=discord.TextStyle.paragraph,
             placeholder="Make the clouds drift slowly" if mode is Mode.IMAGE else "Turn it into a watercolour",
             max_length=DEFAULT_MAX_PROMPT_CHARS,
@@ -72,10 +73,14 @@ class PromptModal(discord.ui.Modal):
         self.aspect_ratio: discord.ui.TextInput[PromptModal] | None = None
         if mode is Mode.IMAGE:
             self.duration = discord.ui.TextInput(
-                label="Duration in seconds (1-15, optional)", required=False, max_length=3
+                label="Duration in seconds (1-15, optional)", custom_id="duration", required=False, max_length=3
             )
             self.aspect_ratio = discord.ui.TextInput(
-                label="Aspect ratio (optional)", placeholder=", ".join(ASPECT_RATIOS), required=False, max_length=5
+                label="Aspect ratio (optional)",
+                custom_id="aspect_ratio",
+                placeholder=", ".join(ASPECT_RATIOS),
+                required=False,
+                max_length=5,
             )
             self.add_item(self.duration)
             self.add_item(self.aspect_ratio)
@@ -108,6 +113,7 @@ class PromptModal(discord.ui.Modal):
 class EditResultModal(discord.ui.Modal, title="Edit this video"):
     prompt: discord.ui.TextInput[EditResultModal] = discord.ui.TextInput(
         label="How should the video change?",
+        custom_id="prompt",
         style=discord.TextStyle.paragraph,
         placeholder="Make it look like an old film",
         max_length=DEFAULT_MAX_PROMPT_CHARS,
@@ -177,7 +183,7 @@ class FollowUpCog(commands.Cog):
     async def _open_prompt(self, interaction: discord.Interaction, message: discord.Message, mode: Mode) -> None:
         attachment = usable_attachment(message, mode)
         if attachment is None:
-            what = "an image (PNG, JPEG or WebP)" if mode is Mode.IMAGE else "an MP4 video (up to 8.7 seconds)"
+            what = "image (PNG, JPEG or WebP)" if mode is Mode.IMAGE else "MP4 video (up to 8.7 seconds)"
             await interaction.response.send_message(
                 f"That message has no {what} I can use. Try it on a message that carries one, or use `/video` "
                 "and attach the file.",

@@ -34,6 +34,10 @@ log = logging.getLogger("grok_video_bot")
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
+DISCORD_REFUSED_LOGIN = (
+    "Discord rejected DISCORD_TOKEN. Copy a fresh token from https://discord.com/developers/applications "
+    "(your app > Bot > Reset Token) into .env"
+)
 
 
 def invite_permissions() -> discord.Permissions:
@@ -151,6 +155,8 @@ async def configure_endpoints(discord_settings: DiscordSettings) -> None:
     if gateway is None:
         headers = {"Authorization": f"Bot {discord_settings.token.reveal()}"}
         async with aiohttp.ClientSession() as session, session.get(f"{base}/gateway/bot", headers=headers) as resp:
+            if resp.status == 401:
+                raise ConfigError(DISCORD_REFUSED_LOGIN)
             if resp.status != 200:
                 raise ConfigError(
                     f"DISCORD_API_BASE_URL={base} did not tell me its gateway (HTTP {resp.status}); "
@@ -171,11 +177,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             try:
                 await bot.login(settings.discord.token.reveal())
             except discord.LoginFailure:
-                print(
-                    "error: Discord rejected DISCORD_TOKEN. Copy a fresh token from "
-                    "https://discord.com/developers/applications (your app > Bot > Reset Token) into .env",
-                    file=sys.stderr,
-                )
+                print(f"error: {DISCORD_REFUSED_LOGIN}", file=sys.stderr)
                 return EXIT_CONFIG
             if sync_only:
                 return 0

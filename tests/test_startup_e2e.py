@@ -71,7 +71,10 @@ async def test_no_privileged_intent_is_requested_by_default(rig: BotRig) -> None
 async def test_commands_are_synced_only_when_they_change(rig: BotRig) -> None:
     """A second start with the same commands does not sync; `python bot.py sync` forces it."""
     emu = rig.discord
-    puts = lambda: len(emu.requests_matching("PUT", r"/commands$"))  # noqa: E731
+
+    def puts() -> int:
+        return len(emu.requests_matching("PUT", r"/commands$"))
+
     async with rig.running():
         pass
     async with rig.running():

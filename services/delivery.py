@@ -10,7 +10,6 @@ after a restart goes through the bot token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -160,10 +159,16 @@ class DiscordDelivery:
             await self._channel(job).send(
                 content, reference=self._reference(job), allowed_mentions=mention, nonce=_nonce(job, "f")
             )
+        except discord.DiscordServerError:
+            raise  # Discord is having trouble: the scheduler's outbox tries again on the next start
         except discord.HTTPException as error:
             log.info("Job %d: could not post the failure in the channel (%s); trying a DM", job.id, error.status)
-            with contextlib.suppress(DeliveryError):
+            try:
                 await self._send_dm(job, text, file=None)
+            except DeliveryError as problem:
+                if not problem.permanent:
+                    raise
+                log.warning("Job %d: nobody could be told how it ended (channel and DM closed)", job.id)
 
     async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
         limit = self._upload_limit(job)

@@ -62,4 +62,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN deleted_at REAL;
     ALTER TABLE jobs ADD COLUMN deleted_by INTEGER;
     """,
+    # 3: when the requester was told that a job ended without a video (an outbox: a crash between
+    #    ending the job and telling them is caught up on the next start).
+    """
+    ALTER TABLE jobs ADD COLUMN notified_at REAL;
+    UPDATE jobs SET notified_at = updated_at
+        WHERE status IN ('failed', 'moderated', 'expired', 'cancelled');
+    CREATE INDEX jobs_unnotified ON jobs (status)
+        WHERE notified_at IS NULL AND status IN ('failed', 'moderated', 'expired');
+    """,
 )

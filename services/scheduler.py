@@ -219,6 +219,9 @@ class Scheduler:
                 )
         if resumed:
             log.info("Resumed %d job(s) from the store", resumed)
+        for job in await self.store.unnotified_endings():
+            if job.origin.kind in self.resume_origins:
+                self._spawn(self._notify_ending(job), f"notify-{job.id}")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -543,7 +546,16 @@ class Scheduler:
             log.info("Job %d ended %s: %s", job_id, status, code)
             job = await self.store.get(job_id)
             if job is not None:
-                await self._safely(self.listener.on_finished_without_video(job), "on_finished_without_video")
+                await self._notify_ending(job)
+
+    async def _notify_ending(self, job: Job) -> None:
+        """Tell the requester; only once they are told is the job marked notified (else the next start retries)."""
+        try:
+            await self.listener.on_finished_without_video(job)
+        except Exception:
+            log.exception("Job %d: could not tell the requester how it ended; will retry on the next start", job.id)
+            return
+        await self.store.update(job.id, notified_at=time.time())
 
     async def _notify_status(self, job_id: int) -> None:
         job = await self.store.get(job_id)

@@ -52,6 +52,7 @@ UPDATABLE_FIELDS = frozenset(
         "delivery_method",
         "deleted_at",
         "deleted_by",
+        "notified_at",
     }
 )
 
@@ -255,6 +256,14 @@ class JobStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return [float(row[0]) for row in rows if row[0] is not None and row[0] >= 0]
+
+    async def unnotified_endings(self) -> list[Job]:
+        """Jobs that ended without a video whose requester has not been told yet."""
+        return await self._fetch(
+            f"{_SELECT_JOB} WHERE j.notified_at IS NULL AND j.status IN ('failed', 'moderated', 'expired') "
+            "ORDER BY j.id",
+            (),
+        )
 
     async def get_value(self, key: str) -> str | None:
         async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cursor:

@@ -289,3 +289,46 @@ async def test_a_broken_video_from_xai_fails_with_a_reason(rig: Rig) -> None:
     job = await rig.run_job(_text())
     assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DOWNLOAD_FAILED)
     assert "could not download" in (job.error_message or "")
+
+
+async def test_a_failure_nobody_could_be_told_about_is_told_on_the_next_start(rig: Rig) -> None:
+    """The failure outbox: telling the requester is retried after a restart until it succeeds, then never again."""
+    told: list[int] = []
+
+    async def unreachable(job: Job) -> None:
+        raise RuntimeError("Discord is down")
+
+    rig.xai.outcomes.append(Outcome(kind="failed", error_message="the engine broke"))
+    original = rig.listener.on_finished_without_video
+    rig.listener.on_finished_without_video = unreachable  # type: ignore[method-assign]
+    first = rig.scheduler()
+    await first.start()
+    accepted = await JobService(rig.store, first).accept(_text())
+    job = await _wait_for_status(rig.store, accepted.job.id, JobStatus.FAILED)
+    await first.stop(grace_s=0)
+    assert job.id not in told
+
+    async def reachable(job: Job) -> None:
+        told.append(job.id)
+        await original(job)
+
+    rig.listener.on_finished_without_video = reachable  # type: ignore[method-assign]
+    second = rig.scheduler()
+    await second.start()
+    await asyncio.wait_for(rig.listener.ending(job.id), 5)
+    await second.stop(grace_s=0)
+    assert await rig.store.unnotified_endings() == []
+
+    third = rig.scheduler()
+    await third.start()
+    await asyncio.sleep(0.2)
+    assert told == [job.id]
+
+
+async def _wait_for_status(store: JobStore, job_id: int, status: JobStatus) -> Job:
+    for _ in range(500):
+        job = await store.get(job_id)
+        if job is not None and job.status is status:
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} never reached {status}")

@@ -10,6 +10,7 @@ after a restart goes through the bot token.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # what every destination accepts
+CLOCK_SKEW_S = 120.0  # our clock against Discord's, when searching history for what an earlier run posted
+SEARCH_LIMIT = 300  # messages read per place when looking for an earlier post
 TOKEN_SAFETY_MARGIN_S = 90.0  # stop using an interaction token this long before it dies (uploads take time)
 
 ViewFactory = Callable[[Job], discord.ui.View | None]
@@ -68,6 +71,7 @@ class DiscordDelivery:
         self.view_factory = view_factory  # buttons under a delivered video
         self.status_view_factory = status_view_factory  # buttons on a status message while the job is alive
         self._tracked: dict[int, _Tracked] = {}
+        self._attempted: set[int] = set()  # jobs whose upload was tried in this run and not confirmed
 
     # -- the cog hands us the interaction once the job is accepted -----------------------------
 
@@ -152,7 +156,11 @@ class DiscordDelivery:
         self._forget(job.id)
         if tracked is not None and await self._edit(tracked, text, job_id=job.id, active=False):
             return
-        # The token is gone (restart or a long job): tell the requester with the bot's own messages.
+        # The token is gone (restart or a long job): tell the requester with the bot's own messages,
+        # unless an earlier run already did and crashed before recording it.
+        if tracked is None and await self._already_told(job, text):
+            log.info("Job %d: the requester was already told how it ended", job.id)
+            return
         content = f"<@{job.origin.user_id}> {text}"
         mention = discord.AllowedMentions(users=[discord.Object(job.origin.user_id or 0)])
         try:
@@ -171,6 +179,15 @@ class DiscordDelivery:
                 log.warning("Job %d: nobody could be told how it ended (channel and DM closed)", job.id)
 
     async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
+        if job.id in self._attempted or job.id not in self._tracked:
+            # A retry, or a job resumed after a restart: an earlier attempt may have reached Discord even
+            # though nobody heard the answer. Discord's nonce only dedupes for a few minutes; look first.
+            found = await self._find_posted_video(job)
+            if found is not None:
+                log.info("Job %d: the video was already posted (%s); not posting again", job.id, found.method)
+                self._forget(job.id)
+                return found
+        self._attempted.add(job.id)
         limit = self._upload_limit(job)
         upload = await self._fit(job, video, limit)
         took = (job.finished_at or time.time()) - job.created_at
@@ -184,6 +201,7 @@ class DiscordDelivery:
         except discord.Forbidden:
             log.info("Job %d: no permission to post in channel %s; falling back", job.id, job.origin.channel_id)
             receipt = await self._deliver_elsewhere(job, content, embed, upload, mention, view)
+        self._attempted.discard(job.id)
         tracked = self._usable(job.id)
         self._forget(job.id)
         if tracked is not None:
@@ -211,7 +229,7 @@ class DiscordDelivery:
                 return await channel.send(
                     content,
                     embed=embed,
-                    file=discord.File(upload, filename=f"grok-video-{job.id}.mp4"),
+                    file=discord.File(upload, filename=_video_filename(job)),
                     reference=self._reference(job),
                     allowed_mentions=mention,
                     nonce=_nonce(job, "v"),
@@ -240,7 +258,7 @@ class DiscordDelivery:
                 message = await tracked.interaction.followup.send(
                     content,
                     embed=embed,
-                    file=discord.File(upload, filename=f"grok-video-{job.id}.mp4"),
+                    file=discord.File(upload, filename=_video_filename(job)),
                     allowed_mentions=mention,
                     wait=True,
                     view=_or_missing(view),
@@ -257,8 +275,10 @@ class DiscordDelivery:
             raise DeliveryError("Nobody to deliver this video to.", permanent=True)
         try:
             user = self.client.get_user(job.origin.user_id) or await self.client.fetch_user(job.origin.user_id)
-            attachment = discord.File(file, filename=f"grok-video-{job.id}.mp4") if file is not None else None
-            message = await user.send(content, embed=_or_missing(embed), file=_or_missing(attachment))
+            attachment = discord.File(file, filename=_video_filename(job)) if file is not None else None
+            message = await user.send(
+                content, embed=_or_missing(embed), file=_or_missing(attachment), nonce=_nonce(job, "d" if file else "e")
+            )
         except discord.HTTPException as error:
             raise DeliveryError(
                 "The video was made, but I could not post it in the channel or send it to you in a DM. "
@@ -266,6 +286,62 @@ class DiscordDelivery:
                 permanent=error.status in (403, 404),
             ) from None
         return DeliveryReceipt("dm", message.channel.id, message.id)
+
+    # -- finding what an earlier run already posted ---------------------------------------------
+
+    async def _find_posted_video(self, job: Job) -> DeliveryReceipt | None:
+        """The bot's own message carrying this job's MP4, in the channel (or followup) or the DM, if any."""
+        name = _video_filename(job)
+        since = (job.downloaded_at or job.created_at) - CLOCK_SKEW_S
+        for method, channel in await self._places(job):
+            message = await self._search(channel, since, lambda m: any(a.filename == name for a in m.attachments))
+            if message is not None:
+                if method == "channel" and message.webhook_id is not None:
+                    method = "followup"
+                return DeliveryReceipt(method, message.channel.id, message.id)
+        return None
+
+    async def _already_told(self, job: Job, text: str) -> bool:
+        """Whether the status message already shows ``text``, or the bot already posted it."""
+        channel = self._channel(job)
+        if job.status_message_id is not None:
+            try:
+                status = await channel.fetch_message(job.status_message_id)
+            except discord.HTTPException:
+                pass
+            else:
+                if text in status.content:
+                    return True
+        since = job.updated_at - CLOCK_SKEW_S
+        for _, place in await self._places(job):
+            if await self._search(place, since, lambda m: text in m.content) is not None:
+                return True
+        return False
+
+    async def _places(self, job: Job) -> list[tuple[str, discord.abc.Messageable]]:
+        """Where this job's result or failure may have gone: its channel, then the requester's DM."""
+        places: list[tuple[str, discord.abc.Messageable]] = [("channel", self._channel(job))]
+        if job.origin.user_id is not None:
+            try:
+                user = self.client.get_user(job.origin.user_id) or await self.client.fetch_user(job.origin.user_id)
+                places.append(("dm", await user.create_dm()))
+            except discord.HTTPException:
+                pass
+        return places
+
+    async def _search(
+        self, channel: discord.abc.Messageable, since: float, matches: Callable[[discord.Message], bool]
+    ) -> discord.Message | None:
+        """The bot's first message after ``since`` (unix time) that ``matches``, among the next few hundred."""
+        me = self.client.user
+        after = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
+        try:
+            async for message in channel.history(limit=SEARCH_LIMIT, after=after, oldest_first=True):
+                if me is not None and message.author.id == me.id and matches(message):
+                    return message
+        except discord.HTTPException as error:
+            log.info("Could not read a channel's history (%s %s)", error.status, error.code)
+        return None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -362,6 +438,11 @@ class DiscordDelivery:
 def _or_missing(value: T | None) -> T:
     """discord.py's way of saying "not given" (None would mean "clear it" in some calls)."""
     return discord.utils.MISSING if value is None else value
+
+
+def _video_filename(job: Job) -> str:
+    """Each job's upload has its own name, which is how an earlier post of it is recognised."""
+    return f"grok-video-{job.id}.mp4"
 
 
 def _nonce(job: Job, kind: str) -> str:

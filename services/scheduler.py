@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -25,6 +26,7 @@ from services.cadence import PollCadence
 from services.fairqueue import FairQueue
 from services.listener import DeliveryError, JobListener
 from services.models import ErrorCode, Job, JobStatus, Mode
+from services.patience import patiently
 from services.store import JobStore
 from services.xai import (
     Done,
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DELIVERY_RETRY_DELAYS_S = (2.0, 10.0, 30.0, 60.0)
 DOWNLOAD_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
+NOTIFY_RETRY_DELAYS_S = (2.0, 10.0, 30.0, 60.0, 300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ class Scheduler:
     async def cancel(self, job_id: int) -> JobStatus | None:
         """Stop a job. Returns the status it was in when cancelled, or None if it could not be (already done)."""
         if self._queue.remove(job_id):
-            if await self.store.transition(
+            if await self._move(
                 job_id, JobStatus.QUEUED, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED.value
             ):
                 self._spawn(self._report_queue(), "report-queue")
@@ -168,7 +171,7 @@ class Scheduler:
             return None
         tracked = self._tracked.get(job_id)
         if tracked is not None and not tracked.needs_url_only:
-            if await self.store.transition(
+            if await self._move(
                 job_id, JobStatus.RUNNING, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED.value
             ):
                 self._tracked.pop(job_id, None)
@@ -185,6 +188,8 @@ class Scheduler:
     async def _resume(self) -> None:
         now = self._clock()
         resumed = 0
+        # Read the failure outbox first: jobs failed below are told by their own ending, not twice.
+        untold = [job for job in await self.store.unnotified_endings() if job.origin.kind in self.resume_origins]
         for job in await self.store.active_jobs():
             if job.origin.kind not in self.resume_origins:
                 continue
@@ -219,9 +224,8 @@ class Scheduler:
                 )
         if resumed:
             log.info("Resumed %d job(s) from the store", resumed)
-        for job in await self.store.unnotified_endings():
-            if job.origin.kind in self.resume_origins:
-                self._spawn(self._notify_ending(job), f"notify-{job.id}")
+        for job in untold:
+            self._spawn(self._notify_ending(job), f"notify-{job.id}")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -298,7 +302,7 @@ class Scheduler:
 
     async def _submit(self, job_id: int) -> None:
         try:
-            if not await self.store.transition(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING):
+            if not await self._move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING):
                 return  # cancelled while waiting
             job = await self.store.get(job_id)
             assert job is not None
@@ -317,7 +321,7 @@ class Scheduler:
             except XaiRateLimited as error:
                 # xAI refused before doing any work: safe to wait in line again.
                 log.warning("Job %d: still rate limited after retries; back in line", job_id)
-                if await self.store.transition(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED):
+                if await self._move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED):
                     self._queue.push_front(job_id, _owner_key(job))
                 self.budget.pause_for(error.retry_after or 5.0)
                 return
@@ -325,7 +329,7 @@ class Scheduler:
                 await self._finish(job_id, JobStatus.SUBMITTING, _status_for(error), error.error_code, str(error))
                 return
             submitted_at = time.time()
-            await self.store.transition(
+            await self._move(
                 job_id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id=request_id, submitted_at=submitted_at
             )
             log.info("Job %d submitted to xAI as %s", job_id, request_id)
@@ -389,7 +393,7 @@ class Scheduler:
             tracked.next_poll_at = self._clock() + self.cadence.next_delay(elapsed, result.progress, tracked.polls)
             if result.progress is not None and result.progress != tracked.progress:
                 tracked.progress = result.progress
-                await self.store.update(job_id, progress=result.progress)
+                await self._set(job_id, progress=result.progress)
                 await self._notify_status(job_id)
             return
         self._tracked.pop(job_id, None)
@@ -426,7 +430,7 @@ class Scheduler:
         finished_at = time.time()
         if not tracked.needs_url_only:
             self.cadence.record(finished_at - tracked.submitted_at)
-            moved = await self.store.transition(
+            moved = await self._move(
                 tracked.job_id,
                 JobStatus.RUNNING,
                 JobStatus.DOWNLOADING,
@@ -463,12 +467,12 @@ class Scheduler:
                         JobStatus.DOWNLOADING,
                         JobStatus.FAILED,
                         ErrorCode.DOWNLOAD_FAILED,
-                        f"xAI made the video, but the bot could not download it: {error}",
+                        f"xAI made the video, but the bot could not download it: {_download_problem(error)}",
                     )
                     return
                 log.warning("Job %d: download attempt %d failed (%s); retrying", job_id, attempt + 1, error)
                 await asyncio.sleep(delay)
-        await self.store.transition(
+        await self._move(
             job_id,
             JobStatus.DOWNLOADING,
             JobStatus.DELIVERING,
@@ -515,7 +519,7 @@ class Scheduler:
                     return
                 log.exception("Job %d: delivery failed; retrying in %.0fs", job_id, delay)
             else:
-                await self.store.transition(
+                await self._move(
                     job_id,
                     JobStatus.DELIVERING,
                     JobStatus.DELIVERED,
@@ -527,6 +531,19 @@ class Scheduler:
                 log.info("Job %d delivered (%s)", job_id, receipt.method)
                 return
             await asyncio.sleep(delay)
+
+    # -- recording steps -----------------------------------------------------------------------
+
+    async def _move(
+        self, job_id: int, expected: JobStatus | tuple[JobStatus, ...], new: JobStatus, **fields: Any
+    ) -> bool:
+        """A guarded status change that waits out a locked database instead of losing the step."""
+        return await patiently(
+            lambda: self.store.transition(job_id, expected, new, **fields), what=f"job {job_id} to {new}"
+        )
+
+    async def _set(self, job_id: int, **fields: Any) -> None:
+        await patiently(lambda: self.store.update(job_id, **fields), what=f"job {job_id} update")
 
     # -- endings and reports -------------------------------------------------------------------
 
@@ -540,22 +557,32 @@ class Scheduler:
         **fields: Any,
     ) -> None:
         """End a job without a video, and tell the listener."""
-        if await self.store.transition(
+        if await self._move(
             job_id, expected, status, error_code=code.value, error_message=message, **fields
         ):
             log.info("Job %d ended %s: %s", job_id, status, code)
             job = await self.store.get(job_id)
             if job is not None:
-                await self._notify_ending(job)
+                # Its own task: Discord being slow (a long 429) must never hold up the loop or other jobs.
+                self._spawn(self._notify_ending(job), f"notify-{job_id}")
 
     async def _notify_ending(self, job: Job) -> None:
-        """Tell the requester; only once they are told is the job marked notified (else the next start retries)."""
-        try:
-            await self.listener.on_finished_without_video(job)
-        except Exception:
-            log.exception("Job %d: could not tell the requester how it ended; will retry on the next start", job.id)
-            return
-        await self.store.update(job.id, notified_at=time.time())
+        """Tell the requester, retrying a while; the job is marked notified only once they are told.
+
+        If Discord stays unreachable, the next start tries again (the store's failure outbox).
+        """
+        for delay in (*NOTIFY_RETRY_DELAYS_S, None):
+            try:
+                await self.listener.on_finished_without_video(job)
+            except Exception:
+                if delay is None:
+                    log.exception("Job %d: could not tell the requester how it ended; the next start will", job.id)
+                    return
+                log.warning("Job %d: could not tell the requester how it ended; retrying in %.0fs", job.id, delay)
+                await asyncio.sleep(delay)
+            else:
+                await self._set(job.id, notified_at=time.time())
+                return
 
     async def _notify_status(self, job_id: int) -> None:
         job = await self.store.get(job_id)
@@ -586,6 +613,15 @@ def _duration_words(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:g} second{'s' if seconds != 1 else ''}"
     return f"{seconds / 60:g} minutes"
+
+
+def _download_problem(error: Exception) -> str:
+    """Words for the requester; a disk problem never shows the server's file paths."""
+    if isinstance(error, OSError):
+        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return "the bot's disk is full. Ask whoever runs the bot to free some space, then try again."
+        return "the bot could not save the file on its disk. Ask whoever runs the bot to check its storage."
+    return str(error)
 
 
 def _owner_key(job: Job) -> tuple[str, int | None]:

@@ -3,6 +3,7 @@
 python bot.py                 run the bot
 python bot.py sync            push the slash commands to Discord now
 python bot.py generate ...    make one video from the terminal (needs only the xAI settings)
+python bot.py check           check the settings, Discord, xAI and the store, then print the invite link
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import aiohttp
 import discord
@@ -23,7 +24,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from services import terminal
+from services import checkup, redaction, terminal
 from services.config import ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery import DiscordDelivery
 from services.runtime import Runtime, open_runtime
@@ -197,26 +198,54 @@ def build_parser() -> argparse.ArgumentParser:
     commands_.add_parser("run", help="run the bot (the default)")
     commands_.add_parser("sync", help="push the slash commands to Discord now, then exit")
     terminal.add_arguments(commands_.add_parser("generate", help="make one video from the terminal"))
+    commands_.add_parser("check", help="check the settings, Discord, xAI and the store; print the invite link")
     return parser
 
 
-def setup_logging(level: str) -> None:
-    discord.utils.setup_logging(level=getattr(logging, level), root=True)
-    logging.getLogger("discord.http").setLevel(logging.WARNING)
+def setup_logging(level: str, settings: Settings | None = None, *, handler: logging.Handler | None = None) -> None:
+    """Log to stderr (or ``handler``) through a formatter that masks the secrets and any token-bearing text."""
+    discord.utils.setup_logging(handler=handler or discord.utils.MISSING, level=getattr(logging, level), root=True)
+    # discord.py logs every request at DEBUG; below that it is noise. Redaction makes DEBUG safe to turn on.
+    logging.getLogger("discord.http").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    redaction.protect(logging.getLogger().handlers, redaction.Redactor(secret_values(settings)))
+
+
+def secret_values(settings: Settings | None) -> list[str]:
+    """The configured secrets, for the log redactor."""
+    if settings is None:
+        return []
+    values = [settings.xai.api_key.reveal()]
+    if settings.discord is not None:
+        values.append(settings.discord.token.reveal())
+    return values
+
+
+async def check(settings: Settings, stream: TextIO = sys.stdout) -> int:
+    """``python bot.py check``: one line per finding, the invite link, and exit status 0 only when all is well."""
+    report = await checkup.run_checks(settings)
+    for finding in report.findings:
+        print(finding.line(), file=stream)
+    if report.application_id is not None:
+        print(f"Invite link: {invite_url(report.application_id)}", file=stream)
+    problems = sum(1 for finding in report.findings if not finding.ok)
+    print("All good." if not problems else f"{problems} problem{'s' if problems != 1 else ''} to fix.", file=stream)
+    return 0 if not problems else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(need_discord=command in ("run", "sync"))
+        settings = load_settings(need_discord=command in ("run", "sync", "check"))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.log_level if command != "generate" else "WARNING")
+    setup_logging(settings.log_level if command not in ("generate", "check") else "WARNING", settings)
     try:
         if command == "generate":
             return asyncio.run(terminal.generate(args, settings))
+        if command == "check":
+            return asyncio.run(check(settings))
         return asyncio.run(run_bot(settings, sync_only=command == "sync"))
     except KeyboardInterrupt:
         return 130

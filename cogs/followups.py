@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.buttons import BUTTON_TYPES, result_view, status_view
-from cogs.video import missing_permissions, permission_problem, read_attachment
+from cogs.video import (
+    missing_permissions,
+    permission_problem,
+    read_attachment,
+    refusal_text,
+    requester_of_message,
+)
+from services.limits import Refused
 from services.messages import MODE_NAMES, safe_echo
 from services.models import ASPECT_RATIOS, MAX_EDIT_INPUT_S, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
 from services.validation import (
@@ -212,6 +220,8 @@ class FollowUpCog(commands.Cog):
             await self._reply_trigger(message)
         except InputError as error:
             await _answer(message, f"❌ {error}")
+        except Refused as refused:
+            await _answer(message, refusal_text(refused.refusal))
 
     async def _reply_trigger(self, message: discord.Message) -> None:
         source = await _referenced(message)
@@ -239,12 +249,9 @@ class FollowUpCog(commands.Cog):
         if missing:
             log.info("Reply trigger in channel %s refused: missing %s", message.channel.id, missing)
             return  # we cannot even answer here
-        prompt = clean_prompt(text, mode)
-        media = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
-        status = await message.reply("⏳ Got it, getting started…", mention_author=False)
         request = JobRequest(
             mode=mode,
-            prompt=prompt,
+            prompt=clean_prompt(text, mode),
             options=VideoOptions(),
             origin=Origin(
                 guild_id=message.guild.id,
@@ -252,10 +259,17 @@ class FollowUpCog(commands.Cog):
                 user_id=message.author.id,
                 source_message_id=message.id,
             ),
-            media=media,
-            status_message_id=status.id,
         )
-        accepted = await self.bot.runtime.jobs.accept(request)
+        requester = requester_of_message(message)
+        await self.bot.runtime.jobs.screen(request, requester)  # before downloading anything
+        media = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
+        status = await message.reply("⏳ Got it, getting started…", mention_author=False)
+        request = replace(request, media=media, status_message_id=status.id)
+        try:
+            accepted = await self.bot.runtime.jobs.accept(request, requester)
+        except Refused as refused:  # someone else took the last slot while we downloaded
+            await status.edit(content=refusal_text(refused.refusal))
+            return
         self.bot.delivery.track_message(accepted.job.id, status)
         await self.bot.delivery.refresh(accepted.job.id, position=accepted.position)
 

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from services.hosts import discord_attachment_hosts
 from services.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, JobRequest, Mode, Origin
 from services.validation import (
     DEFAULT_MAX_PROMPT_CHARS,
@@ -149,8 +150,13 @@ class VideoCog(commands.Cog):
 
 
 async def read_attachment(attachment: discord.Attachment, mode: Mode) -> bytes:
-    """The attachment's bytes, taken at once (Discord's links expire), after a cheap size check."""
+    """The attachment's bytes, taken at once (Discord's links expire), after cheap host and size checks."""
     limit = MAX_IMAGE_BYTES if mode is Mode.IMAGE else MAX_EDIT_VIDEO_BYTES
+    # Only from Discord's CDN (or the configured API proxy): an attachment's URL is data, not trust.
+    refusal = discord_attachment_hosts(discord.http.Route.BASE).refusal(attachment.url)
+    if refusal is not None:
+        log.warning("Refused attachment %s: %s", attachment.id, refusal)
+        raise InputError("That file is not stored on Discord, so I won't fetch it. Upload it to Discord and try again.")
     if attachment.size > limit:
         kind = "image" if mode is Mode.IMAGE else "video"
         raise InputError(
@@ -158,9 +164,12 @@ async def read_attachment(attachment: discord.Attachment, mode: Mode) -> bytes:
             "Attach a smaller file."
         )
     try:
-        return await attachment.read()
+        data = await attachment.read()
     except discord.HTTPException:
         raise InputError("I couldn't download your attachment from Discord. Please attach it again.") from None
+    if len(data) > limit:  # Discord said one size and sent another: trust the bytes
+        raise InputError(f"That file is over the {limit // 1024 // 1024} MiB limit. Attach a smaller file.")
+    return data
 
 
 async def setup(bot: GrokVideoBot) -> None:

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from services.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
+
 T = TypeVar("T")
 
 XAI_KEY_HELP = "create one at https://console.x.ai/ and put it in .env as XAI_API_KEY=..."
@@ -65,6 +67,7 @@ class XaiSettings:
     first_poll_s: float = 2.0
     max_poll_interval_s: float = 30.0
     max_download_bytes: int = 200 * 1024 * 1024
+    download_hosts: tuple[str, ...] = DEFAULT_XAI_DOWNLOAD_HOSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,19 @@ class _Env:
             return False
         raise ConfigError(f"{name}={raw!r} is not valid: it should be true or false")
 
+    def hosts(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        entries = tuple(entry.strip().lower() for entry in raw.split(",") if entry.strip())
+        bad = [entry for entry in entries if not valid_entry(entry)]
+        if bad or not entries:
+            raise ConfigError(
+                f"{name}={raw!r} is not valid: it should be host names separated by commas, "
+                "like vidgen.x.ai or *.x.ai"
+            )
+        return entries
+
     def url(self, name: str, default: str | None) -> str | None:
         raw = self.text(name, default)
         if raw is None:
@@ -159,6 +175,7 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
         max_download_bytes=env.number("XAI_MAX_DOWNLOAD_MB", 200, int, 1, "a whole number of megabytes, at least 1")
         * 1024
         * 1024,
+        download_hosts=env.hosts("XAI_DOWNLOAD_HOSTS", DEFAULT_XAI_DOWNLOAD_HOSTS),
     )
     discord: DiscordSettings | None = None
     token = env.text("DISCORD_TOKEN")

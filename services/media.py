@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import av
+import yarl
+
+from services.hosts import AllowedHosts
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +296,22 @@ async def fit_to_size(src: Path, dst: Path, max_bytes: int) -> VideoInfo:
 # -- downloads ---------------------------------------------------------------------------------
 
 
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def _check_address(url: str, rules: AllowedHosts | None) -> None:
+    """Refuse a URL that is not http(s), or not on an allowed host, before any request is made."""
+    if rules is not None:
+        refusal = rules.refusal(url)
+    else:
+        parts = urlsplit(url)
+        refusal = None if parts.scheme in ("http", "https") and parts.hostname else "the address is not an http(s) URL"
+    if refusal is not None:
+        log.warning("Refused to download %s: %s", _safe_url(url), refusal)
+        raise DownloadError(refusal, transient=False)
+
+
 def _safe_url(url: str) -> str:
     """scheme://host/path only: query strings of signed URLs are bearer secrets."""
     parts = urlsplit(url)
@@ -306,18 +325,32 @@ async def download(
     *,
     max_bytes: int,
     timeout_s: float = 120.0,
-    allowed_hosts: Collection[str] | None = None,
+    allowed_hosts: AllowedHosts | Collection[str] | None = None,
 ) -> int:
-    """Stream ``url`` into ``dest`` (via a .part file), refusing more than ``max_bytes``; returns the size."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DownloadError("the address is not an http(s) URL", transient=False)
-    if allowed_hosts is not None and parts.netloc not in allowed_hosts and parts.hostname not in allowed_hosts:
-        raise DownloadError(f"downloads from {parts.hostname} are not allowed", transient=False)
+    """Stream ``url`` into ``dest`` (via a .part file), refusing more than ``max_bytes``; returns the size.
+
+    With ``allowed_hosts``, the URL and every redirect it leads to must be on an allowed host, checked
+    before each request is made."""
+    if allowed_hosts is None or isinstance(allowed_hosts, AllowedHosts):
+        rules = allowed_hosts
+    else:
+        rules = AllowedHosts((), allowed_hosts)
+    _check_address(url, rules)
     partial = dest.with_name(dest.name + ".part")
     size = 0
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=True) as response:
+        for _ in range(MAX_REDIRECTS):
+            response = await session.get(url, timeout=timeout, allow_redirects=False)
+            location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
+            if location is None:
+                break
+            response.release()
+            url = str(response.url.join(yarl.URL(location)))
+            _check_address(url, rules)
+        else:
+            raise DownloadError("the address redirects too many times", transient=False)
+        async with response:
             if response.status >= 400:
                 raise DownloadError(f"the server answered HTTP {response.status}", transient=response.status >= 500)
             declared = response.content_length

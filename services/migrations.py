@@ -71,4 +71,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_unnotified ON jobs (status)
         WHERE notified_at IS NULL AND status IN ('failed', 'moderated', 'expired');
     """,
+    # 4: each server's rules (only what its moderators changed, as JSON) and who is blocked from the bot.
+    """
+    CREATE TABLE guild_settings (
+        guild_id   INTEGER PRIMARY KEY,
+        overrides  TEXT    NOT NULL,
+        updated_at REAL    NOT NULL,
+        updated_by INTEGER
+    );
+    CREATE TABLE guild_bans (
+        guild_id  INTEGER NOT NULL,
+        user_id   INTEGER NOT NULL,
+        banned_at REAL    NOT NULL,
+        banned_by INTEGER,
+        reason    TEXT,
+        PRIMARY KEY (guild_id, user_id)
+    );
+    CREATE INDEX jobs_guild_user_created ON jobs (guild_id, user_id, created_at);
+    """,
 )

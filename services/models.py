@@ -54,6 +54,10 @@ TERMINAL_STATUSES = frozenset(
     {JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
 )
 
+# Jobs that count against limits: running ones, and those that produced a video or were blocked by
+# moderation (xAI bills those). Failed, expired and cancelled jobs are handed back.
+COUNTED_STATUSES = frozenset(s for s in JobStatus if s.is_active) | {JobStatus.DELIVERED, JobStatus.MODERATED}
+
 # Where a job may go from each status. The store refuses anything else.
 FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.SUBMITTING, JobStatus.FAILED, JobStatus.CANCELLED}),

@@ -14,6 +14,7 @@ import aiohttp
 from services.budget import RequestBudget
 from services.cadence import CadenceSettings, PollCadence
 from services.config import XaiSettings
+from services.hosts import xai_download_hosts
 from services.jobs import JobService
 from services.listener import JobListener, NullListener
 from services.scheduler import Scheduler, SchedulerSettings
@@ -61,6 +62,7 @@ async def open_runtime(
                 max_concurrent=xai.max_concurrent_jobs,
                 job_timeout_s=xai.job_timeout_s,
                 max_download_bytes=xai.max_download_bytes,
+                download_hosts=xai_download_hosts(xai.base_url, xai.download_hosts),
             ),
             cadence=PollCadence(CadenceSettings(first_poll_s=xai.first_poll_s, max_interval_s=xai.max_poll_interval_s)),
             resume_origins=resume_origins,

@@ -24,6 +24,7 @@ from services import media
 from services.budget import RequestBudget
 from services.cadence import PollCadence
 from services.fairqueue import FairQueue
+from services.hosts import AllowedHosts
 from services.listener import DeliveryError, JobListener
 from services.models import ErrorCode, Job, JobStatus, Mode
 from services.patience import patiently
@@ -55,6 +56,7 @@ class SchedulerSettings:
     job_timeout_s: float = 600.0
     max_download_bytes: int = 200 * 1024 * 1024
     download_timeout_s: float = 120.0
+    download_hosts: AllowedHosts | None = None  # where finished videos may come from (None: anywhere)
 
 
 @dataclass(slots=True)
@@ -455,6 +457,7 @@ class Scheduler:
                     path,
                     max_bytes=self.settings.max_download_bytes,
                     timeout_s=self.settings.download_timeout_s,
+                    allowed_hosts=self.settings.download_hosts,
                 )
                 info = await media.probe_video(path)
                 break

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
 from services.migrations import MIGRATIONS
 from services.models import (
+    COUNTED_STATUSES,
     FORWARD,
     Job,
     JobRequest,
@@ -27,9 +28,13 @@ from services.models import (
     Mode,
     Origin,
     VideoOptions,
+    ticks_to_usd,
 )
+from services.policy import GuildPolicy, decode_overrides, encode_overrides
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 # Columns a caller may set besides ``status``; names never come from user input.
 UPDATABLE_FIELDS = frozenset(
@@ -121,14 +126,36 @@ class JobStore:
 
     async def create_job(self, request: JobRequest, *, status: JobStatus = JobStatus.QUEUED) -> Job:
         """Record a new job and its input media in one transaction, before anything else happens."""
-        async with self._write_lock:
-            return await self._insert_job(request, status)
+        job = await self.create_job_unless(request, _always_admit, status=status)
+        assert isinstance(job, Job)
+        return job
 
-    async def _insert_job(self, request: JobRequest, status: JobStatus) -> Job:
+    async def create_job_unless(
+        self,
+        request: JobRequest,
+        refuse: Callable[[float], Awaitable[R | None]],
+        *,
+        status: JobStatus = JobStatus.QUEUED,
+    ) -> Job | R:
+        """Record a new job unless ``refuse(now)`` objects, deciding inside the inserting transaction.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock before ``refuse`` reads the history, so two requests
+        racing for the last slot (in this process or another one) are decided one after the other.
+        """
+        async with self._write_lock:
+            return await self._insert_job(request, status, refuse)
+
+    async def _insert_job(
+        self, request: JobRequest, status: JobStatus, refuse: Callable[[float], Awaitable[R | None]]
+    ) -> Job | R:
         now = time.time()
         origin, options = request.origin, request.options
         await self._db.execute("BEGIN IMMEDIATE")
         try:
+            objection = await refuse(now)
+            if objection is not None:
+                await self._db.execute("ROLLBACK")
+                return objection
             cursor = await self._db.execute(
                 """
                 INSERT INTO jobs (created_at, updated_at, origin, guild_id, channel_id, user_id, source_message_id,
@@ -265,6 +292,106 @@ class JobStore:
             (),
         )
 
+    # -- the history the limits read (services.limits.RecentUse) ---------------------------------
+
+    async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]:
+        """When the jobs that count against a limit were made in a server (by one member), oldest first."""
+        user_clause = "AND user_id = ?" if user_id is not None else ""
+        params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
+        async with self._db.execute(
+            f"""
+            SELECT created_at FROM jobs
+            WHERE guild_id = ? {user_clause} AND created_at > ? AND status IN ({_marks(_COUNTED)})
+            ORDER BY created_at
+            """,
+            params,
+        ) as cursor:
+            return [float(row[0]) for row in await cursor.fetchall()]
+
+    async def active_count(self, guild_id: int, user_id: int) -> int:
+        async with self._db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_marks(_ACTIVE)})",
+            (guild_id, user_id, *_ACTIVE),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def spend_entries(self, guild_id: int, since: float, policy: GuildPolicy) -> list[tuple[float, float]]:
+        """(created_at, dollars) of a server's jobs since ``since``, oldest first: xAI's figure, else an estimate."""
+        async with self._db.execute(
+            f"""
+            SELECT created_at, cost_usd_ticks, status, mode, duration, resolution FROM jobs
+            WHERE guild_id = ? AND created_at > ? AND (cost_usd_ticks > 0 OR status IN ({_marks(_COUNTED)}))
+            ORDER BY created_at
+            """,
+            (guild_id, since, *_COUNTED),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(float(row[0]), _spend(row, policy)) for row in rows]
+
+    # -- server rules and bans -------------------------------------------------------------------
+
+    async def policy_overrides(self, guild_id: int) -> dict[str, Any]:
+        async with self._db.execute("SELECT overrides FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cursor:
+            row = await cursor.fetchone()
+        return {} if row is None else decode_overrides(row[0])
+
+    async def save_policy_overrides(self, guild_id: int, overrides: dict[str, Any], by: int | None) -> None:
+        async with self._write_lock:
+            await self._db.execute(
+                """
+                INSERT INTO guild_settings (guild_id, overrides, updated_at, updated_by) VALUES (?, ?, ?, ?)
+                ON CONFLICT(guild_id) DO UPDATE SET
+                    overrides = excluded.overrides, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+                """,
+                (guild_id, encode_overrides(overrides), time.time(), by),
+            )
+
+    async def is_banned(self, guild_id: int, user_id: int) -> bool:
+        async with self._db.execute(
+            "SELECT 1 FROM guild_bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        ) as cursor:
+            return await cursor.fetchone() is not None
+
+    async def ban(self, guild_id: int, user_id: int, *, by: int | None, reason: str | None) -> bool:
+        """Block a member from the bot in one server; False when they already were."""
+        async with self._write_lock:
+            cursor = await self._db.execute(
+                """
+                INSERT INTO guild_bans (guild_id, user_id, banned_at, banned_by, reason) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(guild_id, user_id) DO NOTHING
+                """,
+                (guild_id, user_id, time.time(), by, reason),
+            )
+            return cursor.rowcount == 1
+
+    async def unban(self, guild_id: int, user_id: int) -> bool:
+        async with self._write_lock:
+            cursor = await self._db.execute(
+                "DELETE FROM guild_bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            return cursor.rowcount == 1
+
+    async def banned_users(self, guild_id: int) -> list[int]:
+        async with self._db.execute(
+            "SELECT user_id FROM guild_bans WHERE guild_id = ? ORDER BY banned_at", (guild_id,)
+        ) as cursor:
+            return [int(row[0]) for row in await cursor.fetchall()]
+
+    async def jobs_in_guild(
+        self, guild_id: int, *, since: float | None = None, user_id: int | None = None
+    ) -> list[Job]:
+        """A server's jobs (of one member) since ``since``, oldest first: what the usage views add up."""
+        clauses: list[str] = ["j.guild_id = ?"]
+        params: list[Any] = [guild_id]
+        if since is not None:
+            clauses.append("j.created_at >= ?")
+            params.append(since)
+        if user_id is not None:
+            clauses.append("j.user_id = ?")
+            params.append(user_id)
+        return await self._fetch(f"{_SELECT_JOB} WHERE {' AND '.join(clauses)} ORDER BY j.created_at", params)
+
     async def get_value(self, key: str) -> str | None:
         async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cursor:
             row = await cursor.fetchone()
@@ -274,6 +401,26 @@ class JobStore:
         async with self._db.execute(sql, params) as cursor:
             rows = await cursor.fetchall()
         return [_job_from_row(row) for row in rows]
+
+
+_COUNTED = tuple(sorted(s.value for s in COUNTED_STATUSES))
+_ACTIVE = tuple(sorted(s.value for s in JobStatus if s.is_active))
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _spend(row: aiosqlite.Row, policy: GuildPolicy) -> float:
+    if row["cost_usd_ticks"] is not None:
+        return ticks_to_usd(row["cost_usd_ticks"])
+    if row["status"] in _COUNTED:
+        return policy.estimate_usd(Mode(row["mode"]), row["duration"], row["resolution"])
+    return 0.0
+
+
+async def _always_admit(now: float) -> None:
+    return None
 
 
 _SELECT_JOB = """

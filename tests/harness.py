@@ -45,6 +45,11 @@ class BotRig:
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "DEV_GUILD_ID": str(self.discord.guild_id),
             "DATABASE_PATH": str(self.database_path),
+            # Most tests make many videos as one person; the limits' own tests set these.
+            "LIMIT_USER_VIDEOS": "0",
+            "LIMIT_USER_ACTIVE_JOBS": "0",
+            "LIMIT_SERVER_VIDEOS_PER_DAY": "0",
+            "LIMIT_SERVER_USD_PER_DAY": "0",
         }
         values.update(overrides)
         return values
@@ -54,7 +59,7 @@ class BotRig:
         settings = load_settings(self.environment(**overrides))
         store = await JobStore.open(settings.database_path)
         try:
-            async with open_runtime(settings.xai, store) as runtime:
+            async with open_runtime(settings.xai, store, limits=settings.limits) as runtime:
                 bot = GrokVideoBot(settings=settings, runtime=runtime)
                 bot.delivery.progress_interval_s = progress_interval_s
                 async with run_client(bot, self.discord):

@@ -16,6 +16,8 @@ from services.config import Secret
 from services.jobs import JobService
 from services.listener import DeliveryReceipt
 from services.models import ErrorCode, Job, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.policy import LimitDefaults
+from services.rules import ServerRules
 from services.scheduler import Scheduler, SchedulerSettings
 from services.store import JobStore
 from services.xai import XaiClient
@@ -91,7 +93,7 @@ class Rig:
     async def run_job(self, request: JobRequest, scheduler: Scheduler | None = None) -> Job:
         scheduler = scheduler or self.scheduler()
         await scheduler.start()
-        accepted = await JobService(self.store, scheduler).accept(request)
+        accepted = await _service(self.store, scheduler).accept(request)
         ending = await asyncio.wait_for(self.listener.ending(accepted.job.id), 20)
         stored = await self.store.get(ending.id)
         assert stored is not None
@@ -102,6 +104,14 @@ class Rig:
             stored = await self.store.get(ending.id)
             assert stored is not None
         return stored
+
+
+def _service(store: JobStore, scheduler: Scheduler) -> JobService:
+    """The scheduler's tests are about the scheduler: no server limits in the way."""
+    unlimited = LimitDefaults(
+        user_videos=None, user_active_jobs=None, server_videos_per_day=None, server_usd_per_day=None
+    )
+    return JobService(store, scheduler, ServerRules(store, unlimited))
 
 
 async def _fast_sleep(seconds: float) -> None:
@@ -189,7 +199,7 @@ async def test_a_restart_in_the_middle_of_a_running_job_still_completes(rig: Rig
     rig.xai.outcomes.append(Outcome(generation_s=1.0))
     first = rig.scheduler()
     await first.start()
-    accepted = await JobService(rig.store, first).accept(_text())
+    accepted = await _service(rig.store, first).accept(_text())
     for _ in range(200):
         job = await rig.store.get(accepted.job.id)
         if job is not None and job.status is JobStatus.RUNNING:
@@ -225,7 +235,7 @@ async def test_budget_and_concurrency_limits_are_never_exceeded(rig: Rig) -> Non
     rig.xai.max_concurrent = 3
     scheduler = rig.scheduler(max_concurrent=3, rpm=240)
     await scheduler.start()
-    service = JobService(rig.store, scheduler)
+    service = _service(rig.store, scheduler)
     ids = [(await service.accept(_text(f"clip {n}", user=n % 4))).job.id for n in range(10)]
     await asyncio.wait_for(asyncio.gather(*(rig.listener.ending(i) for i in ids)), 60)
     assert len(rig.listener.delivered) == 10
@@ -237,7 +247,7 @@ async def test_queue_positions_are_reported_and_round_robin(rig: Rig) -> None:
     """With one slot, a second person's job is admitted before the first person's backlog."""
     rig.xai.outcomes.extend(Outcome(generation_s=0.2) for _ in range(4))
     scheduler = rig.scheduler(max_concurrent=1)
-    service = JobService(rig.store, scheduler)
+    service = _service(rig.store, scheduler)
     alice = [(await service.accept(_text("a", user=1))).job.id for _ in range(3)]
     bob = (await service.accept(_text("b", user=2))).job.id
     assert scheduler.queue_position(bob) == 2
@@ -252,7 +262,7 @@ async def test_cancelling_queued_and_running_jobs(rig: Rig) -> None:
     """A queued job leaves the line; a running one stops being tracked; both are recorded as cancelled."""
     rig.xai.outcomes.append(Outcome(kind="never"))
     scheduler = rig.scheduler(max_concurrent=1)
-    service = JobService(rig.store, scheduler)
+    service = _service(rig.store, scheduler)
     running = (await service.accept(_text("first"))).job.id
     waiting = (await service.accept(_text("second"))).job.id
     await scheduler.start()
@@ -303,7 +313,7 @@ async def test_a_failure_nobody_could_be_told_about_is_told_on_the_next_start(ri
     rig.listener.on_finished_without_video = unreachable  # type: ignore[method-assign]
     first = rig.scheduler()
     await first.start()
-    accepted = await JobService(rig.store, first).accept(_text())
+    accepted = await _service(rig.store, first).accept(_text())
     job = await _wait_for_status(rig.store, accepted.job.id, JobStatus.FAILED)
     await first.stop(grace_s=0)
     assert job.id not in told

@@ -274,6 +274,26 @@ class DiscordEmulator:
         self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": self.world.role_json(role)})
         return role.id
 
+    def set_role_permissions(self, guild_id: int, role_id: int, permissions: int) -> None:
+        """Change a role's server-wide permissions (the @everyone role's id is the guild's). Connected clients get
+        GUILD_ROLE_UPDATE. What REST enforces stays per channel (`set_bot_permissions`)."""
+        role = self.world.guilds[guild_id].roles[role_id]
+        role.permissions = permissions
+        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": self.world.role_json(role)})
+
+    def give_role(self, guild_id: int, user_id: int, role_id: int) -> None:
+        """Add a role to a member (the bot included). Clients with the members intent get GUILD_MEMBER_UPDATE."""
+        member = self.world.guilds[guild_id].members[user_id]
+        if role_id not in self.world.guilds[guild_id].roles:
+            raise KeyError(f"role {role_id} is not in guild {guild_id}")
+        if role_id not in member.roles:
+            member.roles.append(role_id)
+        self.gateway.dispatch(
+            "GUILD_MEMBER_UPDATE",
+            self.world.member_json(guild_id, user_id) | {"guild_id": str(guild_id)},
+            intent=INTENT_GUILD_MEMBERS,
+        )
+
     def set_bot_permissions(self, channel_id: int, permissions: int) -> None:
         """The bot's permissions in a channel (enforced on REST, reported as app_permissions). Text channels also
         get a CHANNEL_UPDATE so discord.py's `channel.permissions_for(guild.me)` agrees."""

@@ -117,6 +117,7 @@ class RestApi:
         r("GET", "/gateway", self.get_gateway, auth=False)
         r("GET", "/gateway/bot", self.get_gateway_bot)
         r("GET", "/users/@me", self.get_me)
+        r("GET", "/users/@me/guilds", self.get_my_guilds)
         r("POST", "/users/@me/channels", self.create_dm)
         r("GET", "/users/{user_id}", self.get_user)
         r("GET", "/oauth2/applications/@me", self.get_application)
@@ -342,6 +343,34 @@ class RestApi:
     async def get_me(self, req: ApiRequest) -> Reply:
         user = self.world.user_json(self.world.bot_user_id)
         return Reply(200, user | {"verified": True, "mfa_enabled": False, "bio": "", "locale": "en-US"})
+
+    async def get_my_guilds(self, req: ApiRequest) -> Reply:
+        """The bot's servers as partial guilds, in id order, paged with `after`/`before`/`limit` (max 200)."""
+        try:
+            limit = max(1, min(200, int(req.query.get("limit", "200"))))
+        except ValueError:
+            raise invalid_form(["limit"], "NUMBER_TYPE_COERCE", "Value is not int.") from None
+        me = self.world.bot_user_id
+        ids = sorted(g.id for g in self.world.guilds.values() if me in g.members)
+        if "after" in req.query:
+            ids = [g for g in ids if g > parse_snowflake(req.query["after"])]
+        if "before" in req.query:
+            ids = [g for g in ids if g < parse_snowflake(req.query["before"])][-limit:]
+        out: list[dict[str, Any]] = []
+        for gid in ids[:limit]:
+            guild = self.world.guilds[gid]
+            out.append(
+                {
+                    "id": str(gid),
+                    "name": guild.name,
+                    "icon": None,
+                    "banner": None,
+                    "owner": guild.owner_id == me,
+                    "permissions": str(self.world.base_permissions(gid, me)),
+                    "features": [],
+                }
+            )
+        return Reply(200, out)
 
     async def get_application(self, req: ApiRequest) -> Reply:
         owner = self.world.user_json(self.emu.owner_id)

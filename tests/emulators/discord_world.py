@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .discord_models import (
+    ADMINISTRATOR,
     ALL_PERMISSIONS,
     CHANNEL_DM,
     CHANNEL_PUBLIC_THREAD,
@@ -166,6 +167,16 @@ class World:
         if channel.parent_id is not None:
             return self.bot_permissions(channel.parent_id)
         return DEFAULT_BOT_PERMISSIONS
+
+    def base_permissions(self, guild_id: int, user_id: int) -> int:
+        """A member's server-wide permissions from @everyone and their roles (owners and admins: all)."""
+        guild = self.guilds[guild_id]
+        if guild.owner_id == user_id:
+            return ALL_PERMISSIONS
+        permissions = guild.roles[guild_id].permissions
+        for role_id in guild.members[user_id].roles:
+            permissions |= guild.roles[role_id].permissions
+        return ALL_PERMISSIONS if permissions & ADMINISTRATOR else permissions
 
     def filesize_limit(self, guild_id: int | None) -> int:
         if guild_id is None:

@@ -1,0 +1,354 @@
+"""``/videoadmin`` and ``/usage``: the moderators' face. Parses, checks permissions, presents.
+
+Discord hides both commands from members without Manage Server by default, but a server can
+change that in its Integrations settings, so every command checks the permission again here.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from services.limits import MODE_WORDS, span_words
+from services.messages import safe_echo
+from services.models import MAX_DURATION_S, RESOLUTIONS, Mode
+from services.policy import GuildPolicy, PolicyError
+from services.rules import ServerRules
+from services.usage import Period, UsageReport, build_report, to_csv
+from services.usage_chart import render_png_in_thread
+
+if TYPE_CHECKING:
+    from bot import GrokVideoBot
+
+log = logging.getLogger(__name__)
+
+MANAGE_SERVER = discord.Permissions(manage_guild=True)
+NOT_ALLOWED = "⛔ Only members with the Manage Server permission can do that."
+MAX_COUNT = 100_000
+
+
+def _limit(value: int | float | None) -> int | float | None:
+    """In commands, 0 means "no limit"; the policy says that with None."""
+    return None if value == 0 else value
+
+
+def _shown(value: int | float | None, unit: str = "") -> str:
+    return "no limit" if value is None else f"{value:g}{unit}"
+
+
+class AdminCog(commands.Cog):
+    admin = app_commands.Group(
+        name="videoadmin",
+        description="Set how this server uses the video bot",
+        guild_only=True,
+        default_permissions=MANAGE_SERVER,
+    )
+
+    def __init__(self, bot: GrokVideoBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """The permission, checked in code: Discord's default can be loosened by a server's settings."""
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            log.info("Refused %s to user %s: no Manage Server", _name(interaction), interaction.user.id)
+            raise app_commands.CheckFailure(NOT_ALLOWED)
+        return True
+
+    @property
+    def rules(self) -> ServerRules:
+        return self.bot.runtime.jobs.rules
+
+    # -- show ------------------------------------------------------------------------------------
+
+    @admin.command(name="show", description="Show this server's limits and settings")
+    async def show(self, interaction: discord.Interaction) -> None:
+        guild_id = _guild(interaction)
+        policy = await self.rules.policy(guild_id)
+        banned = await self.bot.runtime.store.banned_users(guild_id)
+        await interaction.response.send_message(embed=policy_embed(policy, banned), ephemeral=True)
+
+    # -- limits ----------------------------------------------------------------------------------
+
+    @admin.command(name="limits", description="Set the limits (0 = no limit); options left out stay as they are")
+    @app_commands.describe(
+        member_videos="Videos each member may make per window",
+        window_minutes="The window for member_videos, in minutes (60 = per hour)",
+        member_active="Videos each member may have in the making at once",
+        server_videos_per_day="Videos the whole server may make in 24 hours",
+        server_dollars_per_day="US dollars the whole server may spend in 24 hours",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        member_videos: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        window_minutes: app_commands.Range[int, 1, 7 * 24 * 60] | None = None,
+        member_active: app_commands.Range[int, 0, 100] | None = None,
+        server_videos_per_day: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        server_dollars_per_day: app_commands.Range[float, 0, 100_000] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if member_videos is not None:
+            changes["user_videos"] = _limit(member_videos)
+        if window_minutes is not None:
+            changes["user_window_minutes"] = window_minutes
+        if member_active is not None:
+            changes["user_active_jobs"] = _limit(member_active)
+        if server_videos_per_day is not None:
+            changes["server_videos_per_day"] = _limit(server_videos_per_day)
+        if server_dollars_per_day is not None:
+            changes["server_usd_per_day"] = _limit(server_dollars_per_day)
+        await self._change(interaction, changes)
+
+    @admin.command(name="staff", description="Who counts as staff, and their own limits (0 = no limit)")
+    @app_commands.describe(
+        role="Members with this role count as staff (Manage Server always does)",
+        videos="Videos each staff member may make per window (0 = no limit)",
+        active="Videos each staff member may have in the making at once (0 = no limit)",
+        remove_role="Stop treating the staff role as staff",
+    )
+    async def staff(
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role | None = None,
+        videos: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        active: app_commands.Range[int, 0, 100] | None = None,
+        remove_role: bool = False,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if role is not None:
+            changes["staff_role_id"] = role.id
+        if remove_role:
+            changes["staff_role_id"] = None
+        if videos is not None:
+            changes["staff_videos"] = _limit(videos)
+        if active is not None:
+            changes["staff_active_jobs"] = _limit(active)
+        await self._change(interaction, changes)
+
+    @admin.command(name="defaults", description="Video defaults and what is allowed here")
+    @app_commands.describe(
+        duration="Length used when a member does not choose one (seconds)",
+        resolution="Resolution used when a member does not choose one",
+        max_duration="The longest video a member may ask for (seconds)",
+        text="Allow text-to-video",
+        image="Allow animating images",
+        edit="Allow editing videos",
+    )
+    @app_commands.choices(resolution=[app_commands.Choice(name=r, value=r) for r in (*RESOLUTIONS, "xAI's default")])
+    async def defaults(
+        self,
+        interaction: discord.Interaction,
+        duration: app_commands.Range[int, 1, MAX_DURATION_S] | None = None,
+        resolution: app_commands.Choice[str] | None = None,
+        max_duration: app_commands.Range[int, 1, MAX_DURATION_S] | None = None,
+        text: bool | None = None,
+        image: bool | None = None,
+        edit: bool | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if duration is not None:
+            changes["default_duration"] = duration
+        if resolution is not None:
+            changes["default_resolution"] = resolution.value if resolution.value in RESOLUTIONS else None
+        if max_duration is not None:
+            changes["max_duration"] = max_duration
+        toggles = {Mode.TEXT: text, Mode.IMAGE: image, Mode.EDIT: edit}
+        if any(value is not None for value in toggles.values()):
+            current = (await self.rules.policy(_guild(interaction))).allowed_modes
+            allowed = {m for m in Mode if (toggles[m] if toggles[m] is not None else m in current)}
+            changes["allowed_modes"] = sorted(m.value for m in allowed)
+        await self._change(interaction, changes)
+
+    @admin.command(name="channels", description="Restrict the bot to some channels, or open it everywhere")
+    @app_commands.describe(action="Allow a channel, remove one from the list, or allow every channel again")
+    @app_commands.choices(
+        action=[
+            app_commands.Choice(name="allow this channel", value="allow"),
+            app_commands.Choice(name="remove this channel", value="remove"),
+            app_commands.Choice(name="allow every channel", value="everywhere"),
+        ]
+    )
+    async def channels(
+        self,
+        interaction: discord.Interaction,
+        action: app_commands.Choice[str],
+        channel: discord.TextChannel | discord.ForumChannel | None = None,
+    ) -> None:
+        current = set((await self.rules.policy(_guild(interaction))).channel_ids)
+        if action.value == "everywhere":
+            current.clear()
+        else:
+            target = channel.id if channel is not None else interaction.channel_id
+            if target is None:
+                await interaction.response.send_message("❌ Pick a channel.", ephemeral=True)
+                return
+            if action.value == "allow":
+                current.add(target)
+            else:
+                current.discard(target)
+        await self._change(interaction, {"channel_ids": sorted(current)})
+
+    @admin.command(name="reset", description="Forget this server's changes: back to the bot's defaults")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        policy = await self.rules.reset(_guild(interaction), by=interaction.user.id)
+        log.info("Guild %s settings reset by user %s", interaction.guild_id, interaction.user.id)
+        banned = await self.bot.runtime.store.banned_users(_guild(interaction))
+        await interaction.response.send_message(
+            "✅ Back to the bot's defaults.", embed=policy_embed(policy, banned), ephemeral=True
+        )
+
+    # -- bans ------------------------------------------------------------------------------------
+
+    @admin.command(name="ban", description="Block a member from making videos in this server")
+    async def ban(self, interaction: discord.Interaction, member: discord.Member, reason: str | None = None) -> None:
+        added = await self.bot.runtime.store.ban(_guild(interaction), member.id, by=interaction.user.id, reason=reason)
+        log.info("User %s banned from the bot in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
+        text = f"✅ {member.mention} can no longer make videos here." if added else f"{member.mention} already was."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @admin.command(name="unban", description="Let a blocked member make videos again")
+    async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        removed = await self.bot.runtime.store.unban(_guild(interaction), member.id)
+        log.info("User %s unbanned in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
+        text = f"✅ {member.mention} can make videos again." if removed else f"{member.mention} was not blocked."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    # -- /usage ----------------------------------------------------------------------------------
+
+    @app_commands.command(name="usage", description="Who used the video bot, how much, what it cost, what failed")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.describe(period="Which days to count", user="Only this member")
+    @app_commands.choices(period=[app_commands.Choice(name=p.label, value=p.value) for p in Period])
+    async def usage(
+        self,
+        interaction: discord.Interaction,
+        period: app_commands.Choice[str] | None = None,
+        user: discord.Member | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id = _guild(interaction)
+        chosen = Period(period.value) if period else Period.WEEK
+        now = time.time()
+        policy = await self.rules.policy(guild_id)
+        jobs = await self.bot.runtime.store.jobs_in_guild(
+            guild_id, since=chosen.since(now), user_id=user.id if user else None
+        )
+        report = build_report(jobs, policy, chosen, now=now)
+        embed = usage_embed(report, user)
+        files = []
+        if jobs:
+            stem = f"usage-{chosen.value}" + (f"-{user.id}" if user else "")
+            files.append(discord.File(io.BytesIO(to_csv(jobs, policy)), filename=f"{stem}.csv"))
+            if report.days:
+                title = f"Jobs and spend per day, {chosen.label}"
+                png = await render_png_in_thread(report.days, title)
+                files.append(discord.File(io.BytesIO(png), filename=f"{stem}.png"))
+                embed.set_image(url=f"attachment://{stem}.png")
+        await interaction.followup.send(embed=embed, files=files, ephemeral=True)
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    async def _change(self, interaction: discord.Interaction, changes: dict[str, Any]) -> None:
+        guild_id = _guild(interaction)
+        if not changes:
+            policy = await self.rules.policy(guild_id)
+            note = "Nothing to change: pick at least one option. Here is how things stand."
+        else:
+            try:
+                policy = await self.rules.change(guild_id, changes, by=interaction.user.id)
+            except PolicyError as error:
+                await interaction.response.send_message(f"❌ {error}. Nothing was changed.", ephemeral=True)
+                return
+            log.info("Guild %s settings changed by user %s: %s", guild_id, interaction.user.id, sorted(changes))
+            note = "✅ Saved."
+        banned = await self.bot.runtime.store.banned_users(guild_id)
+        await interaction.response.send_message(note, embed=policy_embed(policy, banned), ephemeral=True)
+
+
+def _guild(interaction: discord.Interaction) -> int:
+    assert interaction.guild_id is not None  # every command here is guild-only
+    return interaction.guild_id
+
+
+def _name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "a command"
+
+
+def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
+    embed = discord.Embed(title="Video bot settings for this server", colour=discord.Colour.blurple())
+    window = span_words(policy.user_window_s)
+    embed.add_field(
+        name="Each member",
+        value=f"{_shown(policy.user_videos)} videos per {window}\n{_shown(policy.user_active_jobs)} at once",
+        inline=True,
+    )
+    staff_role = f"<@&{policy.staff_role_id}>" if policy.staff_role_id else "none (Manage Server only)"
+    embed.add_field(
+        name="Staff",
+        value=f"role: {staff_role}\n{_shown(policy.staff_videos)} videos per {window}\n"
+        f"{_shown(policy.staff_active_jobs)} at once",
+        inline=True,
+    )
+    dollars = "no limit" if policy.server_usd_per_day is None else f"${policy.server_usd_per_day:.2f}"
+    embed.add_field(
+        name="Whole server, per 24 h",
+        value=f"{_shown(policy.server_videos_per_day)} videos\n{dollars} spend",
+        inline=True,
+    )
+    channels = ", ".join(f"<#{c}>" for c in sorted(policy.channel_ids)) or "every channel"
+    embed.add_field(name="Where", value=channels, inline=False)
+    modes = ", ".join(MODE_WORDS[m] for m in Mode if m in policy.allowed_modes)
+    embed.add_field(
+        name="Videos",
+        value=f"allowed: {modes}\nlongest: {policy.max_duration} s\n"
+        f"default length: {_shown(policy.default_duration, ' s').replace('no limit', 'xAI default')}\n"
+        f"default resolution: {policy.default_resolution or 'xAI default'}",
+        inline=False,
+    )
+    blocked = ", ".join(f"<@{u}>" for u in banned[:40]) + (f" and {len(banned) - 40} more" if len(banned) > 40 else "")
+    embed.add_field(name="Blocked members", value=blocked or "nobody", inline=False)
+    return embed
+
+
+def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Embed:
+    who = f" by {user.mention}" if user else ""
+    embed = discord.Embed(title=f"Video usage, {report.period.label}", colour=discord.Colour.blurple())
+    if not report.jobs:
+        embed.description = f"No videos were requested{who} in this period."
+        return embed
+    estimated = f" (of which ≈${report.usd_estimated:.2f} estimated)" if report.usd_estimated else ""
+    embed.description = (
+        f"**{report.jobs}** jobs{who} · **{report.video_seconds:g} s** of video · "
+        f"**${report.usd:.2f}** spent{estimated}"
+    )
+    outcomes = "\n".join(f"{name}: {count}" for name, count in sorted(report.outcomes.items()))
+    embed.add_field(name="Outcomes", value=outcomes, inline=True)
+    if report.failure_reasons:
+        reasons = "\n".join(f"{code}: {count}" for code, count in report.failure_reasons.most_common(8))
+        embed.add_field(name="Why jobs failed", value=reasons, inline=True)
+    if user is None and report.top_users:
+        top = "\n".join(
+            f"<@{u.user_id}>: {u.jobs} jobs · {u.seconds:g} s · ${u.usd:.2f}" for u in report.top_users
+        )
+        embed.add_field(name="Top users", value=top, inline=False)
+    if report.rejections:
+        lines = [
+            f"#{r.job_id} <@{r.user_id}> <t:{int(r.created_at)}:d>: {safe_echo(r.prompt or '(no prompt)', 80)}"
+            for r in report.rejections[:8]
+        ]
+        more = len(report.rejections) - 8
+        if more > 0:
+            lines.append(f"…and {more} more (see the CSV)")
+        embed.add_field(name=f"Blocked by moderation ({len(report.rejections)})", value="\n".join(lines)[:1024])
+    return embed
+
+
+async def setup(bot: GrokVideoBot) -> None:
+    await bot.add_cog(AdminCog(bot))

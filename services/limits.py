@@ -1,0 +1,194 @@
+"""Whether a member may start a video now, and if not, which rule says no and until when.
+
+Two kinds of rules: the server's standing rules (bans, channels, modes, durations), which need no
+history, and the usage limits (per member per window, active jobs, per server per day, spend per
+day), which read recent jobs. The usage check runs inside the store's write transaction that
+inserts the job, so two quick requests cannot both slip past a limit.
+
+Which jobs count: a job counts against the member and the server while it runs and once it was
+delivered or blocked by moderation (xAI bills those too). A job that failed, expired or was
+cancelled is handed back. Spend counts what xAI reported, or an estimate while a job runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from services.models import MAX_DURATION_S, JobRequest, Mode
+from services.policy import GuildPolicy
+
+DAY_S = 24 * 3600.0
+MODE_WORDS = {Mode.TEXT: "text-to-video", Mode.IMAGE: "animating images", Mode.EDIT: "editing videos"}
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """What the Discord face knows about the person asking, beyond their id."""
+
+    manages_server: bool = False
+    role_ids: frozenset[int] = frozenset()
+    channel_parent_id: int | None = None  # in a thread: its channel, so allowing a channel allows its threads
+
+    def is_staff(self, policy: GuildPolicy) -> bool:
+        return self.manages_server or (policy.staff_role_id is not None and policy.staff_role_id in self.role_ids)
+
+
+class Limit(StrEnum):
+    BANNED = "banned"
+    CHANNEL = "channel"
+    MODE = "mode"
+    DURATION = "duration"
+    USER_VIDEOS = "user_videos"
+    USER_ACTIVE = "user_active"
+    SERVER_VIDEOS = "server_videos"
+    SERVER_SPEND = "server_spend"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Which rule said no, in words, and the moment the request would be accepted (None: not by waiting)."""
+
+    limit: Limit
+    reason: str
+    retry_at: float | None = None
+
+
+class Refused(Exception):
+    """Raised by ``JobService.accept``; the Discord face shows ``refusal`` to the person."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+class RecentUse(Protocol):
+    """The history the usage limits read (the store implements it)."""
+
+    async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]: ...
+
+    async def active_count(self, guild_id: int, user_id: int) -> int: ...
+
+    async def spend_entries(self, guild_id: int, since: float, policy: GuildPolicy) -> list[tuple[float, float]]: ...
+
+
+def screen(policy: GuildPolicy, request: JobRequest, *, banned: bool, parent_channel_id: int | None) -> JobRequest:
+    """Apply the server's standing rules: refuse what is not allowed, fill in the server's defaults."""
+    origin = request.origin
+    if banned:
+        raise Refused(Refusal(Limit.BANNED, "A moderator has blocked you from making videos in this server."))
+    if not policy.allows_channel(origin.channel_id, parent_channel_id):
+        where = ", ".join(f"<#{c}>" for c in sorted(policy.channel_ids))
+        raise Refused(Refusal(Limit.CHANNEL, f"Videos can only be made in {where} in this server. Try there."))
+    if request.mode not in policy.allowed_modes:
+        allowed = " and ".join(MODE_WORDS[m] for m in Mode if m in policy.allowed_modes)
+        raise Refused(
+            Refusal(Limit.MODE, f"This server has turned off {MODE_WORDS[request.mode]}; it allows {allowed}.")
+        )
+    if request.mode is Mode.EDIT:
+        return request  # edits take their length from the input video and carry no options
+    options = request.options
+    duration = options.duration
+    if duration is not None and duration > policy.max_duration:
+        raise Refused(
+            Refusal(
+                Limit.DURATION,
+                f"The longest video allowed here is {policy.max_duration} s; ask for {policy.max_duration} s or less.",
+            )
+        )
+    if duration is None:
+        duration = policy.default_duration
+        if duration is None and policy.max_duration < MAX_DURATION_S:
+            duration = min(8, policy.max_duration)  # xAI's default of 8 s could break the server's maximum
+    resolution = options.resolution or policy.default_resolution
+    return replace(request, options=replace(options, duration=duration, resolution=resolution))
+
+
+async def check_usage(
+    policy: GuildPolicy, requester: Requester, request: JobRequest, history: RecentUse, now: float
+) -> Refusal | None:
+    """The usage limits, against the history as it is inside the accepting transaction."""
+    guild_id, user_id = request.origin.guild_id, request.origin.user_id
+    if guild_id is None or user_id is None:
+        return None
+    staff = requester.is_staff(policy)
+    per_window = policy.staff_videos if staff else policy.user_videos
+    active_limit = policy.staff_active_jobs if staff else policy.user_active_jobs
+
+    if active_limit is not None and await history.active_count(guild_id, user_id) >= active_limit:
+        plural = "video" if active_limit == 1 else "videos"
+        return Refusal(
+            Limit.USER_ACTIVE,
+            f"You already have {active_limit} {plural} in the making (the most allowed at once here). "
+            "You can start another as soon as one of them finishes.",
+        )
+    if per_window is not None:
+        window = policy.user_window_s
+        times = await history.counted_times(guild_id, user_id, now - window)
+        if len(times) >= per_window:
+            return Refusal(
+                Limit.USER_VIDEOS,
+                f"You've made {len(times)} videos in the last {span_words(window)}; the limit here is {per_window}.",
+                next_free_slot(times, per_window, window),
+            )
+    if policy.server_videos_per_day is not None:
+        times = await history.counted_times(guild_id, None, now - DAY_S)
+        if len(times) >= policy.server_videos_per_day:
+            return Refusal(
+                Limit.SERVER_VIDEOS,
+                f"This server has made {len(times)} videos in the last 24 hours, its daily limit.",
+                next_free_slot(times, policy.server_videos_per_day, DAY_S),
+            )
+    if policy.server_usd_per_day is not None:
+        cost = policy.estimate_usd(request.mode, request.options.duration, request.options.resolution)
+        entries = await history.spend_entries(guild_id, now - DAY_S, policy)
+        retry_at = next_affordable(entries, cost, policy.server_usd_per_day, DAY_S)
+        if retry_at is not None:
+            spent = sum(usd for _, usd in entries)
+            if cost > policy.server_usd_per_day:
+                return Refusal(
+                    Limit.SERVER_SPEND,
+                    f"This video would cost about ${cost:.2f}, more than this server's daily budget of "
+                    f"${policy.server_usd_per_day:.2f}. Ask for a shorter or lower-resolution video.",
+                )
+            return Refusal(
+                Limit.SERVER_SPEND,
+                f"This server has spent ${spent:.2f} of its ${policy.server_usd_per_day:.2f} daily budget, and this "
+                f"video would cost about ${cost:.2f}.",
+                retry_at,
+            )
+    return None
+
+
+def next_free_slot(times: Sequence[float], limit: int, window_s: float) -> float:
+    """When enough of ``times`` (oldest first) leave the window for one more to fit under ``limit``."""
+    return times[len(times) - limit] + window_s
+
+
+def next_affordable(
+    entries: Sequence[tuple[float, float]], cost: float, budget: float, window_s: float
+) -> float | None:
+    """None when ``cost`` fits now; else when enough spend leaves the window (``inf`` when it never will)."""
+    spent = sum(usd for _, usd in entries)
+    if spent + cost <= budget + 1e-9:
+        return None
+    if cost > budget:
+        return float("inf")
+    for created_at, usd in entries:  # oldest first
+        spent -= usd
+        if spent + cost <= budget + 1e-9:
+            return created_at + window_s
+    return float("inf")  # pragma: no cover - the loop always ends with spent == 0
+
+
+def span_words(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes % 1440 == 0:
+        days = minutes // 1440
+        return "day" if days == 1 else f"{days} days"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "hour" if hours == 1 else f"{hours} hours"
+    return "minute" if minutes == 1 else f"{minutes} minutes"

@@ -32,7 +32,7 @@ from services.store import JobStore
 
 log = logging.getLogger("grok_video_bot")
 
-EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups")
+EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups", "cogs.admin")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
 DISCORD_REFUSED_LOGIN = (
@@ -171,7 +171,10 @@ async def configure_endpoints(discord_settings: DiscordSettings) -> None:
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     assert settings.discord is not None
     await configure_endpoints(settings.discord)
-    async with await JobStore.open(settings.database_path) as store, open_runtime(settings.xai, store) as runtime:
+    async with (
+        await JobStore.open(settings.database_path) as store,
+        open_runtime(settings.xai, store, limits=settings.limits) as runtime,
+    ):
         bot = GrokVideoBot(settings=settings, runtime=runtime, sync_only=sync_only)
         async with bot:
             _close_on_sigterm(bot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,6 +11,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.hosts import discord_attachment_hosts
+from services.jobs import Quota
+from services.limits import Refusal, Refused, Requester, span_words
 from services.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, JobRequest, Mode, Origin
 from services.validation import (
     DEFAULT_MAX_PROMPT_CHARS,
@@ -60,6 +63,31 @@ def permission_problem(interaction: discord.Interaction) -> str | None:
     )
 
 
+def requester_of(interaction: discord.Interaction) -> Requester:
+    """Who is asking, as the limits need it: staff or not, their roles, the thread's parent channel."""
+    return _requester(interaction.user, bool(interaction.permissions.manage_guild), interaction.channel)
+
+
+def requester_of_message(message: discord.Message) -> Requester:
+    manages = isinstance(message.author, discord.Member) and message.author.guild_permissions.manage_guild
+    return _requester(message.author, manages, message.channel)
+
+
+def _requester(user: discord.abc.User, manages_server: bool, channel: object) -> Requester:
+    roles = frozenset(role.id for role in user.roles) if isinstance(user, discord.Member) else frozenset()
+    parent = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return Requester(manages_server=manages_server, role_ids=roles, channel_parent_id=parent)
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """A refusal in words, with the moment the next video is possible in each reader's own time zone."""
+    text = f"⛔ {refusal.reason}"
+    if refusal.retry_at is not None and refusal.retry_at != float("inf"):
+        moment = int(refusal.retry_at) + 1  # round up: a second early would be refused again
+        text += f" Your next video is possible <t:{moment}:R> (at <t:{moment}:f>)."
+    return text
+
+
 class VideoCog(commands.Cog):
     def __init__(self, bot: GrokVideoBot) -> None:
         self.bot = bot
@@ -104,6 +132,9 @@ class VideoCog(commands.Cog):
         except InputError as error:
             await interaction.edit_original_response(content=f"❌ {error}")
             return
+        except Refused as refused:
+            await interaction.edit_original_response(content=refusal_text(refused.refusal))
+            return
         await self.start_job(interaction, request)
 
     async def _build_request(
@@ -124,11 +155,7 @@ class VideoCog(commands.Cog):
         mode = choose_mode(has_image=image is not None, has_video=video is not None)
         text = clean_prompt(prompt, mode)
         options = parse_options(mode, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution)
-        attachment = image or video
-        media_input = None
-        if attachment is not None:
-            media_input = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
-        return JobRequest(
+        request = JobRequest(
             mode=mode,
             prompt=text,
             options=options,
@@ -137,16 +164,64 @@ class VideoCog(commands.Cog):
                 channel_id=interaction.channel_id,
                 user_id=interaction.user.id,
             ),
-            media=media_input,
             status_message_id=status_message_id,
         )
+        # The server's rules and limits before the download: a refused request costs nobody bandwidth.
+        await self.bot.runtime.jobs.screen(request, requester_of(interaction))
+        attachment = image or video
+        if attachment is None:
+            return request
+        media_input = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
+        return replace(request, media=media_input)
 
     async def start_job(self, interaction: discord.Interaction, request: JobRequest) -> None:
         """Accept the job and let the delivery adapter keep its status message up to date."""
-        accepted = await self.bot.runtime.jobs.accept(request)
+        try:
+            accepted = await self.bot.runtime.jobs.accept(request, requester_of(interaction))
+        except Refused as refused:
+            await interaction.edit_original_response(content=refusal_text(refused.refusal))
+            return
         # No await between accepting and tracking: the scheduler cannot report on the job before we listen.
         self.bot.delivery.track(accepted.job.id, interaction)
         await self.bot.delivery.refresh(accepted.job.id, position=accepted.position)
+
+
+    @app_commands.command(name="quota", description="How many videos you can still make here, and when that resets")
+    @app_commands.guild_only()
+    async def quota(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        assert interaction.guild_id is not None
+        quota = await self.bot.runtime.jobs.quota(interaction.guild_id, interaction.user.id, requester_of(interaction))
+        await interaction.followup.send(quota_text(quota), ephemeral=True)
+
+
+def quota_text(quota: Quota) -> str:
+    """``/quota`` in words: what is left, what runs, when the oldest video stops counting."""
+    if quota.banned:
+        return "⛔ A moderator has blocked you from making videos in this server."
+    policy = quota.policy
+    lines = []
+    if quota.videos_limit is None:
+        lines.append(f"🎬 No limit on how many videos you make{' (staff)' if quota.staff else ''}.")
+    else:
+        left = max(0, quota.videos_limit - quota.videos_used)
+        window = span_words(policy.user_window_s)
+        lines.append(f"🎬 **{left}** of your {quota.videos_limit} videos per {window} left.")
+    if quota.next_video_at is not None:
+        moment = int(quota.next_video_at) + 1
+        verb = "Your next video is possible" if quota.videos_limit is not None and left == 0 else "One more frees up"
+        lines.append(f"⏱️ {verb} <t:{moment}:R> (at <t:{moment}:f>).")
+    if quota.active_limit is not None:
+        lines.append(f"⚙️ {quota.active} of {quota.active_limit} videos in the making at once.")
+    if policy.server_videos_per_day is not None:
+        lines.append(
+            f"🏠 This server: {quota.server_videos_used} of {policy.server_videos_per_day} videos in the last 24 hours."
+        )
+    if policy.server_usd_per_day is not None:
+        lines.append(
+            f"💵 This server: ${quota.server_spend_usd:.2f} of its ${policy.server_usd_per_day:.2f} daily budget used."
+        )
+    return "\n".join(lines)
 
 
 async def read_attachment(attachment: discord.Attachment, mode: Mode) -> bytes:

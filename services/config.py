@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from dotenv import dotenv_values
 
 from services.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
+from services.policy import LimitDefaults
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class Settings:
     database_path: Path
     log_level: str = "INFO"
     discord: DiscordSettings | None = None
+    limits: LimitDefaults = field(default_factory=LimitDefaults)
 
 
 class _Env:
@@ -114,6 +116,11 @@ class _Env:
         if value < minimum:  # type: ignore[operator]
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}")
         return value
+
+    def limit(self, name: str, default: T, parse: Callable[[str], T]) -> T | None:
+        """A limit where 0 means "no limit" (returned as None)."""
+        value = self.number(name, default, parse, 0, "a number, 0 for no limit")
+        return None if value == 0 else value
 
     def flag(self, name: str) -> bool:
         raw = (self.text(name) or "false").lower()
@@ -195,4 +202,25 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
         database_path=Path(env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or ""),
         log_level=log_level,
         discord=discord,
+        limits=_limit_defaults(env),
+    )
+
+
+def _limit_defaults(env: _Env) -> LimitDefaults:
+    """Every server starts from these; moderators change their own server's with /videoadmin."""
+    base = LimitDefaults()
+    return LimitDefaults(
+        user_videos=env.limit("LIMIT_USER_VIDEOS", base.user_videos, int),
+        user_window_minutes=env.number(
+            "LIMIT_USER_WINDOW_MINUTES", base.user_window_minutes, int, 1, "a whole number of minutes, at least 1"
+        ),
+        user_active_jobs=env.limit("LIMIT_USER_ACTIVE_JOBS", base.user_active_jobs, int),
+        server_videos_per_day=env.limit("LIMIT_SERVER_VIDEOS_PER_DAY", base.server_videos_per_day, int),
+        server_usd_per_day=env.limit("LIMIT_SERVER_USD_PER_DAY", base.server_usd_per_day, float),
+        usd_per_second_480p=env.number(
+            "XAI_USD_PER_SECOND_480P", base.usd_per_second_480p, float, 0, "a price in US dollars, like 0.05"
+        ),
+        usd_per_second_720p=env.number(
+            "XAI_USD_PER_SECOND_720P", base.usd_per_second_720p, float, 0, "a price in US dollars, like 0.07"
+        ),
     )

@@ -17,6 +17,8 @@ from services.config import XaiSettings
 from services.hosts import xai_download_hosts
 from services.jobs import JobService
 from services.listener import JobListener, NullListener
+from services.policy import LimitDefaults
+from services.rules import ServerRules
 from services.scheduler import Scheduler, SchedulerSettings
 from services.store import JobStore
 from services.xai import XaiClient
@@ -38,6 +40,7 @@ async def open_runtime(
     store: JobStore,
     *,
     listener: JobListener | None = None,
+    limits: LimitDefaults | None = None,
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
     """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
@@ -67,7 +70,8 @@ async def open_runtime(
             cadence=PollCadence(CadenceSettings(first_poll_s=xai.first_poll_s, max_interval_s=xai.max_poll_interval_s)),
             resume_origins=resume_origins,
         )
-        runtime = Runtime(session, store, budget, client, scheduler, JobService(store, scheduler))
+        jobs = JobService(store, scheduler, ServerRules(store, limits))
+        runtime = Runtime(session, store, budget, client, scheduler, jobs)
         try:
             yield runtime
         finally:

@@ -42,6 +42,10 @@ def _shown(value: int | float | None, unit: str = "") -> str:
     return "no limit" if value is None else f"{value:g}{unit}"
 
 
+def _per(value: int | None, window: str) -> str:
+    return "no limit" if value is None else f"{value} per {window}"
+
+
 class AdminCog(commands.Cog):
     admin = app_commands.Group(
         name="videoadmin",
@@ -286,20 +290,20 @@ def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
     window = span_words(policy.user_window_s)
     embed.add_field(
         name="Each member",
-        value=f"{_shown(policy.user_videos)} videos per {window}\n{_shown(policy.user_active_jobs)} at once",
+        value=f"videos: {_per(policy.user_videos, window)}\nat once: {_shown(policy.user_active_jobs)}",
         inline=True,
     )
     staff_role = f"<@&{policy.staff_role_id}>" if policy.staff_role_id else "none (Manage Server only)"
     embed.add_field(
         name="Staff",
-        value=f"role: {staff_role}\n{_shown(policy.staff_videos)} videos per {window}\n"
-        f"{_shown(policy.staff_active_jobs)} at once",
+        value=f"role: {staff_role}\nvideos: {_per(policy.staff_videos, window)}\n"
+        f"at once: {_shown(policy.staff_active_jobs)}",
         inline=True,
     )
     dollars = "no limit" if policy.server_usd_per_day is None else f"${policy.server_usd_per_day:.2f}"
     embed.add_field(
         name="Whole server, per 24 h",
-        value=f"{_shown(policy.server_videos_per_day)} videos\n{dollars} spend",
+        value=f"videos: {_shown(policy.server_videos_per_day)}\nspend: {dollars}",
         inline=True,
     )
     channels = ", ".join(f"<#{c}>" for c in sorted(policy.channel_ids)) or "every channel"

@@ -1,13 +1,16 @@
 """Waiting jobs, admitted round-robin across people so one person's burst cannot starve the rest.
 
 Each person has their own first-in-first-out line; admission takes the head of the line of whoever
-has waited longest since their last admission. ``order()`` replays exactly that rule, so the queue
-positions shown to people stay true.
+was served longest ago (people never served first, in order of arrival). Who was served when is
+remembered even after a person's line empties, so someone whose first video just started waits
+behind a newcomer. ``order()`` replays exactly that rule, so the queue positions shown to people
+stay true (until someone new arrives).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import heapq
+from collections import deque
 from collections.abc import Hashable
 
 
@@ -15,9 +18,13 @@ class FairQueue:
     """Round-robin over owners, FIFO within an owner."""
 
     def __init__(self) -> None:
-        # owner -> their waiting job ids; dict order is the rotation (front = next to be served)
-        self._lines: OrderedDict[Hashable, deque[int]] = OrderedDict()
+        self._lines: dict[Hashable, deque[int]] = {}  # owner -> their waiting job ids
         self._owner_of: dict[int, Hashable] = {}
+        self._last_turn: dict[Hashable, int] = {}  # owner -> the admission number that last served them
+        self._arrival: dict[Hashable, int] = {}  # owner -> when their current line started (breaks ties)
+        self._turns = 0
+        self._arrivals = 0
+        self._front = -1  # push_front ranks below everyone: each use goes one lower
 
     def __len__(self) -> int:
         return len(self._owner_of)
@@ -29,27 +36,30 @@ class FairQueue:
         if job_id in self._owner_of:
             return
         self._owner_of[job_id] = owner
-        self._lines.setdefault(owner, deque()).append(job_id)
+        self._line(owner).append(job_id)
 
     def push_front(self, job_id: int, owner: Hashable) -> None:
         """Put a job back at the head of its owner's line, and the owner first in the rotation."""
         if job_id in self._owner_of:
             return
         self._owner_of[job_id] = owner
-        self._lines.setdefault(owner, deque()).appendleft(job_id)
-        self._lines.move_to_end(owner, last=False)
+        self._line(owner).appendleft(job_id)
+        self._front -= 1
+        self._last_turn[owner] = self._front
 
     def pop(self) -> int | None:
         """The next job to admit, or None when nobody is waiting."""
-        for owner, line in self._lines.items():
-            job_id = line.popleft()
-            del self._owner_of[job_id]
-            if line:
-                self._lines.move_to_end(owner)  # served: go to the back of the rotation
-            else:
-                del self._lines[owner]
-            return job_id
-        return None
+        if not self._lines:
+            return None
+        owner = min(self._lines, key=self._rank)
+        line = self._lines[owner]
+        job_id = line.popleft()
+        del self._owner_of[job_id]
+        self._turns += 1
+        self._last_turn[owner] = self._turns
+        if not line:
+            del self._lines[owner], self._arrival[owner]
+        return job_id
 
     def remove(self, job_id: int) -> bool:
         owner = self._owner_of.pop(job_id, None)
@@ -58,18 +68,35 @@ class FairQueue:
         line = self._lines[owner]
         line.remove(job_id)
         if not line:
-            del self._lines[owner]
+            del self._lines[owner], self._arrival[owner]
         return True
 
     def order(self) -> list[int]:
         """Every waiting job in the order it will be admitted (if nothing else arrives)."""
-        lines = [list(line) for line in self._lines.values()]
+        heap = [(self._rank(owner), index, owner) for index, owner in enumerate(self._lines)]
+        heapq.heapify(heap)
+        taken = dict.fromkeys(self._lines, 0)
+        turn = self._turns
         result: list[int] = []
-        depth = 0
-        while len(result) < len(self._owner_of):
-            result.extend(line[depth] for line in lines if depth < len(line))
-            depth += 1
+        while heap:
+            (_, arrival), index, owner = heapq.heappop(heap)
+            line = self._lines[owner]
+            result.append(line[taken[owner]])
+            taken[owner] += 1
+            turn += 1
+            if taken[owner] < len(line):
+                heapq.heappush(heap, ((turn, arrival), index, owner))
         return result
+
+    def _line(self, owner: Hashable) -> deque[int]:
+        if owner not in self._lines:
+            self._lines[owner] = deque()
+            self._arrivals += 1
+            self._arrival[owner] = self._arrivals
+        return self._lines[owner]
+
+    def _rank(self, owner: Hashable) -> tuple[int, int]:
+        return self._last_turn.get(owner, -1), self._arrival[owner]
 
     def positions(self) -> dict[int, int]:
         """job id -> 1-based place in the admission order."""

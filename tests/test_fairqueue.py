@@ -48,3 +48,25 @@ def test_positions_predict_the_admission_order(operations: list[tuple[int, bool]
     while (job_id := queue.pop()) is not None:
         drained.append(job_id)
     assert drained == predicted
+
+
+def test_someone_just_served_waits_behind_a_newcomer() -> None:
+    """Alice's first job started at once; her next ones wait behind Bob's first, even though they came earlier."""
+    queue = FairQueue()
+    queue.push(1, "alice")
+    assert queue.pop() == 1
+    queue.push(2, "alice")
+    queue.push(3, "alice")
+    queue.push(10, "bob")
+    assert queue.order() == [10, 2, 3]
+    assert [queue.pop() for _ in range(3)] == [10, 2, 3]
+
+
+def test_a_job_put_back_goes_first() -> None:
+    """A submit that must wait (xAI busy) keeps its place at the very front."""
+    queue = FairQueue()
+    queue.push(1, "a")
+    queue.push(2, "b")
+    assert queue.pop() == 1
+    queue.push_front(1, "a")
+    assert queue.order() == [1, 2]

@@ -144,6 +144,9 @@ class DiscordEmulator:
         self.messages: dict[int, MessageRecord] = self.world.messages
         self.interactions: dict[int, InteractionRecord] = {}
         self.commands: dict[str | int, list[dict[str, Any]]] = {}
+        # Commands a server opened to everyone in Server Settings > Integrations, overriding
+        # default_member_permissions: the bot must still check permissions itself.
+        self.open_to_everyone: set[str] = set()
         self.gateway_log: list[dict[str, Any]] = []
         self.problems: list[str] = []
 

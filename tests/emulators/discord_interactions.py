@@ -62,6 +62,8 @@ class InteractionFactory:
         if guild_id is None and cmd.get("dm_permission") is False:
             raise ValueError(f"command {name!r} has dm_permission=false")
         required = cmd.get("default_member_permissions")
+        if name in self.emu.open_to_everyone:
+            required = None  # the server overrode the default in Server Settings > Integrations
         if guild_id is not None and required is not None:
             members = self.world.guilds[guild_id].members
             perms = members[user_id].permissions if user_id in members else 0

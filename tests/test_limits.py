@@ -1,0 +1,101 @@
+"""The limit rules on their own, and the accepting transaction under racing requests (real SQLite files)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from services.limits import Limit, Refusal, Refused, Requester, check_usage, next_affordable, next_free_slot, screen
+from services.models import JobRequest, Mode, Origin, VideoOptions
+from services.policy import GuildPolicy, PolicyError, apply_overrides, validate
+from services.store import JobStore
+
+
+def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT, channel: int = 2) -> JobRequest:
+    return JobRequest(
+        mode=mode,
+        prompt="a fox",
+        options=VideoOptions(duration=duration),
+        origin=Origin(guild_id=1, channel_id=channel, user_id=user),
+    )
+
+
+def test_next_free_slot_is_when_enough_old_videos_leave_the_window() -> None:
+    assert next_free_slot([100.0, 200.0, 300.0], limit=3, window_s=3600) == 3700.0
+    assert next_free_slot([100.0, 200.0, 300.0, 400.0], limit=3, window_s=3600) == 3800.0
+
+
+def test_next_affordable_spend() -> None:
+    entries = [(10.0, 0.5), (20.0, 0.3), (30.0, 0.1)]
+    assert next_affordable(entries, cost=0.1, budget=1.0, window_s=100) is None  # 0.9 + 0.1 fits exactly
+    assert next_affordable(entries, cost=0.4, budget=1.0, window_s=100) == 110.0  # once the $0.50 leaves
+    assert next_affordable(entries, cost=0.7, budget=1.0, window_s=100) == 120.0
+    assert next_affordable(entries, cost=1.5, budget=1.0, window_s=100) == float("inf")
+
+
+def test_staff_role_and_manage_server() -> None:
+    policy = GuildPolicy(staff_role_id=55)
+    assert Requester(manages_server=True).is_staff(policy)
+    assert Requester(role_ids=frozenset({55})).is_staff(policy)
+    assert not Requester(role_ids=frozenset({56})).is_staff(policy)
+
+
+def test_screen_fills_in_defaults_and_keeps_to_the_longest_duration() -> None:
+    policy = GuildPolicy(default_duration=5, default_resolution="720p", max_duration=6)
+    screened = screen(policy, _request(), banned=False, parent_channel_id=None)
+    assert (screened.options.duration, screened.options.resolution) == (5, "720p")
+    capped = screen(GuildPolicy(max_duration=4), _request(), banned=False, parent_channel_id=None)
+    assert capped.options.duration == 4  # xAI's own default of 8 s would break the server's maximum
+    with pytest.raises(Refused) as refused:
+        screen(policy, _request(duration=9), banned=False, parent_channel_id=None)
+    assert refused.value.refusal.limit is Limit.DURATION
+
+
+def test_a_thread_counts_as_its_channel() -> None:
+    policy = GuildPolicy(channel_ids=frozenset({2}))
+    screen(policy, _request(channel=99), banned=False, parent_channel_id=2)
+    with pytest.raises(Refused):
+        screen(policy, _request(channel=99), banned=False, parent_channel_id=3)
+
+
+def test_policy_validation_names_the_problem() -> None:
+    with pytest.raises(PolicyError, match="at least one kind"):
+        validate(GuildPolicy(allowed_modes=frozenset()))
+    with pytest.raises(PolicyError, match="default duration"):
+        validate(GuildPolicy(default_duration=10, max_duration=5))
+    loaded = apply_overrides(GuildPolicy(), {"channel_ids": [3, 4], "allowed_modes": ["text"], "unknown": 1})
+    assert loaded.channel_ids == {3, 4} and loaded.allowed_modes == {Mode.TEXT}
+
+
+async def _accept_all(store: JobStore, policy: GuildPolicy, requests: list[JobRequest]) -> list[object]:
+    async def one(request: JobRequest) -> object:
+        async def refuse(now: float) -> Refusal | None:
+            await asyncio.sleep(0)  # let the others run between the read and the write, if they could
+            return await check_usage(policy, Requester(), request, store, now)
+
+        return await store.create_job_unless(request, refuse)
+
+    return await asyncio.gather(*(one(request) for request in requests))
+
+
+async def test_twenty_racing_requests_cannot_pass_a_limit_of_five(tmp_path: Path) -> None:
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        results = await _accept_all(store, GuildPolicy(user_videos=5, user_active_jobs=None), [_request()] * 20)
+        assert sum(not isinstance(result, Refusal) for result in results) == 5
+        assert len(await store.counted_times(1, 7, 0)) == 5
+
+
+async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
+    """Two connections to one file (as two bot processes would have): SQLite's write lock orders them."""
+    path = tmp_path / "jobs.sqlite3"
+    policy = GuildPolicy(user_videos=None, user_active_jobs=None, server_videos_per_day=6)
+    async with await JobStore.open(path) as first, await JobStore.open(path) as second:
+        results = await asyncio.gather(
+            _accept_all(first, policy, [_request(user=n) for n in range(10)]),
+            _accept_all(second, policy, [_request(user=100 + n) for n in range(10)]),
+        )
+        accepted = [r for batch in results for r in batch if not isinstance(r, Refusal)]
+        assert len(accepted) == 6
+        assert len(await first.counted_times(1, None, 0)) == 6

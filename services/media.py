@@ -111,6 +111,36 @@ def _header_dimensions(data: bytes, mime: str) -> tuple[int, int] | None:
     return None
 
 
+def _image_complete(data: bytes, mime: str) -> bool:
+    """Whether the file reaches its format's end marker: decoders happily show a cut-off image's top part."""
+    if mime == "image/png":
+        return data.rfind(b"IEND") > 0
+    if mime == "image/jpeg":
+        return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda") > 0  # end-of-image after the last scan
+    if mime == "image/webp":
+        return len(data) >= int.from_bytes(data[4:8], "little") + 8
+    return True
+
+
+def _mp4_complete(data: bytes) -> bool:
+    """Whether the top-level MP4 boxes fill the file exactly: a cut-off upload ends inside its last box."""
+    offset = 0
+    while offset < len(data):
+        if offset + 8 > len(data):
+            return False
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        if size == 1:
+            if offset + 16 > len(data):
+                return False
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        elif size == 0:  # the last box runs to the end of the file
+            return True
+        if size < 8 or offset + size > len(data):
+            return False
+        offset += size
+    return True
+
+
 def _decode_one_frame(data: bytes) -> tuple[int, int]:
     with av.open(BytesIO(data), "r") as container:
         for frame in container.decode(video=0):
@@ -133,6 +163,10 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
     if dimensions is not None and dimensions[0] * dimensions[1] > max_pixels:
         raise MediaError(
             f"That image is {dimensions[0]}x{dimensions[1]} pixels, which is too large. Attach one under 40 megapixels."
+        )
+    if not _image_complete(data, mime):
+        raise MediaError(
+            "That image is damaged or cut off (the file ends too early). Attach the full PNG, JPEG or WebP file."
         )
     try:
         width, height = await asyncio.to_thread(_decode_one_frame, data)
@@ -209,13 +243,16 @@ async def check_edit_video(data: bytes, *, max_seconds: float = 8.7, max_bytes: 
         raise MediaError(f"That file is not a video I can read, or it is cut off. {advice}") from None
     if not any(name in info.container.split(",") for name in MP4_FORMATS):
         raise MediaError(f"That video is not an MP4. {advice}")
+    if not _mp4_complete(data):
+        raise MediaError("That video is cut off (the file ends too early). Attach the whole file again.")
     if info.video_codec not in EDIT_CODECS:
         raise MediaError(f"That video uses the {info.video_codec} codec; xAI edits H.264, H.265 or AV1 MP4s. {advice}")
     if info.duration_s <= 0:
         raise MediaError(f"That video has no frames. {advice}")
     if info.duration_s > max_seconds + 0.05:
         raise MediaError(
-            f"That video is {info.duration_s:.1f} seconds long; xAI can edit at most {max_seconds:g} seconds."
+            f"That video is {info.duration_s:.1f} seconds long; xAI can edit at most {max_seconds:g} seconds. "
+            "Trim it and attach it again."
         )
     return info
 

@@ -6,6 +6,7 @@ it should be. Secrets are wrapped so that no repr, log line or exception can sho
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -113,7 +114,8 @@ class _Env:
             value = parse(raw)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}") from None
-        if value < minimum:  # type: ignore[operator]
+        # NaN compares false with everything and infinity is no real setting: both are refused.
+        if not math.isfinite(value) or value < minimum:  # type: ignore[arg-type, operator]
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}")
         return value
 
@@ -138,8 +140,7 @@ class _Env:
         bad = [entry for entry in entries if not valid_entry(entry)]
         if bad or not entries:
             raise ConfigError(
-                f"{name}={raw!r} is not valid: it should be host names separated by commas, "
-                "like vidgen.x.ai or *.x.ai"
+                f"{name}={raw!r} is not valid: it should be host names separated by commas, like vidgen.x.ai or *.x.ai"
             )
         return entries
 
@@ -159,6 +160,12 @@ def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ)
     return values
+
+
+def _database_path(raw: str) -> Path:
+    if "\x00" in raw:
+        raise ConfigError(f"DATABASE_PATH={raw!r} is not valid: it should be a file path")
+    return Path(raw)
 
 
 def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool = True) -> Settings:
@@ -199,7 +206,7 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not valid: it should be DEBUG, INFO, WARNING or ERROR")
     return Settings(
         xai=xai,
-        database_path=Path(env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or ""),
+        database_path=_database_path(env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or ""),
         log_level=log_level,
         discord=discord,
         limits=_limit_defaults(env),

@@ -45,10 +45,13 @@ def choose_mode(*, has_image: bool, has_video: bool) -> Mode:
 
 
 def clean_prompt(text: str | None, mode: Mode, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> str:
-    """Normalise a prompt (no invisible or control characters) and check its length."""
-    cleaned = unicodedata.normalize("NFC", text or "")
-    cleaned = _INVISIBLE.sub("", cleaned)
-    cleaned = "".join(ch for ch in cleaned if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+    """Normalise a prompt (no invisible or control characters) and check its length.
+
+    Characters are removed before normalising, so what is left is in NFC form; lone surrogates (which
+    a terminal passes on for bytes that are not UTF-8) go too, since they cannot be stored or sent."""
+    cleaned = _INVISIBLE.sub("", text or "")
+    cleaned = "".join(ch for ch in cleaned if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
+    cleaned = unicodedata.normalize("NFC", cleaned).strip()
     if not cleaned and mode is not Mode.IMAGE:
         what = "how to change the video" if mode is Mode.EDIT else "the video you want"
         raise InputError(f"Write a prompt that describes {what}, then try again.")

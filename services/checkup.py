@@ -212,15 +212,15 @@ async def _check_guild(api: _DiscordApi, guild_id: str, user_id: str, report: Re
         if channel.get("type") not in TEXT_CHANNEL_TYPES:
             continue
         allowed = channel_permissions(base, guild_id, role_ids, user_id, channel.get("permission_overwrites") or [])
-        lacking = missing_names(allowed) if allowed & VIEW_CHANNEL else ["it cannot see the channel"]
+        lacking = missing_names(allowed) if allowed & VIEW_CHANNEL else ["cannot see it"]
         if lacking:
             blocked.append(f"#{channel.get('name')} ({', '.join(lacking)})")
     if blocked:
         more = f" and {len(blocked) - MAX_CHANNELS_LISTED} more" if len(blocked) > MAX_CHANNELS_LISTED else ""
         report.add(
             True,
-            f'Server "{name}": /video will not work in {", ".join(blocked[:MAX_CHANNELS_LISTED])}{more} '
-            "(channel permissions take those away)",
+            f'Server "{name}": /video will not work in {", ".join(blocked[:MAX_CHANNELS_LISTED])}{more}; '
+            "channel permissions take them away there",
             note=True,
         )
 

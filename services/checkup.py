@@ -21,7 +21,7 @@ import aiosqlite
 
 from services.config import DiscordSettings, Settings, XaiSettings
 from services.migrations import MIGRATIONS
-from services.xai import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError
+from services.xai import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError, XaiUnavailable
 
 DISCORD_API = "https://discord.com/api/v10"
 ADMINISTRATOR = 1 << 3
@@ -252,6 +252,9 @@ async def check_xai(session: aiohttp.ClientSession, settings: XaiSettings, repor
         return
     except XaiCreditsExhausted:
         report.add(False, "xAI accepted XAI_API_KEY, but the account is out of credits; add some at console.x.ai")
+        return
+    except XaiUnavailable:
+        report.add(False, f"Could not reach xAI at {settings.base_url}; check the network and XAI_BASE_URL")
         return
     except XaiError as error:
         report.add(False, f"xAI at {settings.base_url}: {error}")

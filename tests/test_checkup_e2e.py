@@ -67,6 +67,16 @@ async def test_a_rejected_xai_key_is_named_without_showing_it(rig: BotRig) -> No
     assert "logged in as emulated-bot" in out and "Invite link" in out
 
 
+async def test_unreachable_services_are_named(rig: BotRig) -> None:
+    """Nothing listening at either base URL: one line each, naming the setting to check, exit status non-zero."""
+    closed = "http://127.0.0.1:9"  # the discard port: nothing answers there
+    status, out, err = await _check(rig, DISCORD_API_BASE_URL=f"{closed}/api/v10", XAI_BASE_URL=f"{closed}/v1")
+    assert status != 0 and "Traceback" not in out + err
+    failures = _failures(out)
+    assert any("Could not reach Discord" in line for line in failures), out
+    assert any("Could not reach xAI" in line and "XAI_BASE_URL" in line for line in failures), out
+
+
 async def test_a_server_where_the_bot_lacks_attach_files_is_named(rig: BotRig) -> None:
     """Permissions come from the bot's roles: @everyone without Attach Files fails the check for that server only."""
     emu = rig.discord

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
@@ -186,3 +187,20 @@ def test_permission_arithmetic_follows_discords_order() -> None:
     assert channel_permissions(base, "1", ["2"], "5", overwrites[:2]) == base
     assert channel_permissions(base, "1", [], "5", overwrites[:1]) == VIEW_CHANNEL
     assert channel_permissions(base, "1", ["2"], "5", overwrites) == 0  # no View Channel: nothing at all
+
+
+async def test_an_older_schema_is_a_note_and_a_newer_one_a_failure(rig: BotRig) -> None:
+    """An older store is upgraded on the next start (fine); one from a newer bot cannot be used by this one."""
+    async with await JobStore.open(rig.database_path):
+        pass
+    with contextlib.closing(sqlite3.connect(rig.database_path)) as db:
+        db.execute("PRAGMA user_version = 1")
+    status, out, _ = await _check(rig)
+    assert status == 0, out
+    assert any(line.startswith("! Store") and "will be upgraded" in line for line in out.splitlines()), out
+    with contextlib.closing(sqlite3.connect(rig.database_path)) as db:
+        db.execute("PRAGMA user_version = 999")
+    status, out, _ = await _check(rig)
+    assert status != 0
+    [failure] = _failures(out)
+    assert "newer version of the bot" in failure

@@ -102,6 +102,17 @@ async def test_lying_broken_and_oversized_files_each_get_a_clear_answer(rig: Bot
     assert not emu.requests_matching("GET", rf"/attachments/{big.id}/"), "an over-size file was downloaded"
 
 
+async def test_a_file_bigger_than_discord_said_is_refused_by_its_bytes(rig: BotRig) -> None:
+    """The declared size is only a first check: what actually arrives is measured too."""
+    emu = rig.discord
+    async with rig.running():
+        attachment = emu.add_attachment(make_image("PNG") + b"\0" * (11 * MIB), "liar.png", "image/png")
+        attachment["size"] = 2048
+        inter = await emu.slash("video", {"prompt": "animate", "image": attachment})
+        answer = await rig.wait_for_answer(inter, "❌", timeout=60)
+    assert "over the 10 MiB limit" in answer and not rig.xai.requests
+
+
 async def test_an_attachment_that_is_not_on_discord_is_never_fetched(rig: BotRig) -> None:
     """An attachment whose address points to another host is refused before any download."""
     emu = rig.discord

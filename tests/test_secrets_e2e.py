@@ -13,6 +13,9 @@ import contextlib
 import io
 import json
 import logging
+import os
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,8 @@ from tests.emulators.discord_models import READ_MESSAGE_HISTORY, VIEW_CHANNEL
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
 from tests.mediafactory import make_image, make_mp4
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -161,3 +166,32 @@ async def test_a_rejected_key_is_explained_without_the_key(rig: BotRig) -> None:
             await client.check_key()
     assert "XAI_API_KEY" in str(caught.value)
     assert "wrong-but-secret" not in str(caught.value) and "wrong-but-secret" not in repr(caught.value.args)
+
+
+async def test_the_real_process_at_debug_writes_no_secret(rig: BotRig) -> None:
+    """`python bot.py` at LOG_LEVEL=DEBUG, as an admin runs it: a /video, then SIGTERM; its stderr holds no secret."""
+    emu = rig.discord
+    env = {"PATH": os.environ.get("PATH", ""), **rig.environment(LOG_LEVEL="DEBUG")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=rig.tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    stderr = asyncio.create_task(process.stderr.read())  # drained all along: DEBUG output would fill the pipe
+    try:
+        await emu.wait_for(lambda: emu.guild_id in emu.commands, timeout=60)
+        await emu.wait_for(lambda: any(entry["event"] == "identify" for entry in emu.gateway_log), timeout=60)
+        await emu.slash("video", {"prompt": "a lantern in fog"})
+        await rig.delivered_video(timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+    log = (await stderr).decode(errors="replace")
+    assert process.returncode == 0, log[-2000:]
+    assert "WebSocket Event" in log and "[redacted]" in log and "Traceback" not in log
+    secrets = [rig.xai.api_key, emu.bot_token, *(i.token for i in emu.interactions.values())]
+    assert not [secret for secret in secrets if secret in log]

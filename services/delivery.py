@@ -170,6 +170,8 @@ class DiscordDelivery:
         except discord.DiscordServerError:
             raise  # Discord is having trouble: the scheduler's outbox tries again on the next start
         except discord.HTTPException as error:
+            if await self._already_told(job, text):
+                return  # an earlier try landed though its answer was lost; a DM would say it twice
             log.info("Job %d: could not post the failure in the channel (%s); trying a DM", job.id, error.status)
             try:
                 await self._send_dm(job, text, file=None)
@@ -196,11 +198,20 @@ class DiscordDelivery:
         mention = discord.AllowedMentions(users=[discord.Object(job.origin.user_id or 0)])
         view = self.view_factory(job) if self.view_factory else None
         try:
-            message = await self._send_to_channel(job, content, embed, upload, mention, view, limit)
-            receipt = DeliveryReceipt("channel", message.channel.id, message.id)
-        except discord.Forbidden:
-            log.info("Job %d: no permission to post in channel %s; falling back", job.id, job.origin.channel_id)
-            receipt = await self._deliver_elsewhere(job, content, embed, upload, mention, view)
+            try:
+                message = await self._send_to_channel(job, content, embed, upload, mention, view, limit)
+                receipt = DeliveryReceipt("channel", message.channel.id, message.id)
+            except discord.Forbidden:
+                log.info("Job %d: no permission to post in channel %s; falling back", job.id, job.origin.channel_id)
+                receipt = await self._deliver_elsewhere(job, content, embed, upload, mention, view)
+        except Exception:
+            # An earlier try may have landed although its answer was lost (a reset, a 5xx after the fact):
+            # a video that is in the channel must never be reported as failed, nor posted again.
+            found = await self._find_posted_video(job)
+            if found is None:
+                raise
+            log.info("Job %d: the answer was lost, but the video is there (%s)", job.id, found.method)
+            receipt = found
         self._attempted.discard(job.id)
         tracked = self._usable(job.id)
         self._forget(job.id)

@@ -73,7 +73,7 @@ from .discord_models import (
     iter_components,
     parse_mentions,
 )
-from .discord_rest import Reply, RestApi
+from .discord_rest import NONCE_WINDOW_S, Reply, RestApi
 from .discord_world import Visibility, World
 
 __all__ = [
@@ -86,6 +86,14 @@ __all__ = [
     "kill_client",
     "run_client",
 ]
+
+
+@dataclass
+class _LostAnswer:
+    method: str
+    pattern: re.Pattern[str]
+    remaining: int
+    reset: bool
 
 
 @dataclass
@@ -152,6 +160,9 @@ class DiscordEmulator:
 
         self._interactions_by_token: dict[str, InteractionRecord] = {}
         self._faults: list[_Fault] = []
+        self._lost: list[_LostAnswer] = []
+        # How long `enforce_nonce` dedupes a bot's message ("a few minutes" on Discord).
+        self.nonce_window_s: float = NONCE_WINDOW_S
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.gateway = Gateway(self)
@@ -692,6 +703,21 @@ class DiscordEmulator:
         """The next `times` matching requests (same matching as `fail_next`) are answered normally, but only
         after `seconds` (slow uploads, a sluggish API, acknowledgements that miss the deadline...)."""
         self._faults.append(_Fault(method.upper(), re.compile(path_pattern), None, times, 0, "", None, seconds))
+
+    def lose_next_answer(self, method: str, path_pattern: str, *, times: int = 1, reset: bool = False) -> None:
+        """The next `times` matching requests are carried out (a message really is posted), but the client never
+        hears the answer: it gets a 500 instead, or with `reset` the connection is dropped. This is Discord
+        accepting an upload while the bot's side of the line fails, the case nonces exist for."""
+        self._lost.append(_LostAnswer(method.upper(), re.compile(path_pattern), times, reset))
+
+    def _take_lost_answer(self, method: str, path: str) -> _LostAnswer | None:
+        for lost in self._lost:
+            if lost.method in ("*", method.upper()) and lost.pattern.search(path):
+                lost.remaining -= 1
+                if lost.remaining <= 0:
+                    self._lost.remove(lost)
+                return lost
+        return None
 
     async def _apply_fault(self, method: str, path: str) -> Reply | None:
         """Consume the first matching injected fault: sleep for a delay, or return the injected answer."""

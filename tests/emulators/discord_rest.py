@@ -174,6 +174,20 @@ class RestApi:
         except Exception as exc:
             self.emu._problem(f"{request.method} {path}: emulator exception {exc!r}\n{traceback.format_exc(limit=6)}")
             reply = Reply(400, {"message": f"Emulator error: {exc!r}", "code": 0})
+        lost = self.emu._take_lost_answer(request.method, path) if reply.status < 400 else None
+        if lost is not None:
+            record.injected = True
+            record.response = reply.body
+            record.status = 500
+            self.emu._notify()
+            if lost.reset and request.transport is not None:
+                request.transport.abort()
+                return web.Response(status=500)
+            return web.Response(
+                status=500,
+                body=json.dumps({"message": "500: Internal Server Error", "code": 0}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
         record.status = reply.status
         record.response = reply.body if reply.raw is None else f"<{len(reply.raw)} bytes>"
         if reply.status >= 400 and isinstance(reply.body, dict):
@@ -705,7 +719,7 @@ class RestApi:
         if nonce is not None and body.get("enforce_nonce"):
             key = (channel.id, self.world.bot_user_id, str(nonce))
             seen = self._nonces.get(key)
-            if seen is not None and time.monotonic() - seen[1] < NONCE_WINDOW_S:
+            if seen is not None and time.monotonic() - seen[1] < self.emu.nonce_window_s:
                 existing = self.world.messages[seen[0]]
                 return Reply(200, self.world.message_json(existing))
         msg = self.writer.create_message(

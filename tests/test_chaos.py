@@ -1,0 +1,215 @@
+"""Chaos: 50 jobs through a real ``python bot.py`` that is SIGKILLed again and again while both emulators misbehave.
+
+What it proves, from the emulators' own records: every accepted job ends either with exactly one message
+carrying its MP4 (channel, followup or DM) or with exactly one message telling the requester why not, never
+both, never two; and xAI received at most one submit per job. A failure prints the seed; rerun it with
+``CHAOS_SEED=<seed> pytest tests/test_chaos.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from pathlib import Path
+
+from services.messages import failure_text
+from services.models import Job, JobStatus
+from services.store import JobStore
+from tests.botprocess import BotProcess, jobs_now
+from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord
+from tests.emulators.xai_emulator import Outcome, XaiEmulator
+from tests.mediafactory import make_image, make_mp4
+
+JOBS = 50
+KILLS = 6
+SUBMIT_PATHS = ("/v1/videos/generations", "/v1/videos/edits")
+FAILURE_ENDINGS = (JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED)
+
+
+def _tag(n: int) -> str:
+    return f"chaos-{n:02d}-"
+
+
+def _outcome(rng: random.Random) -> Outcome:
+    roll = rng.random()
+    generation = rng.uniform(0.2, 1.5)
+    if roll < 0.08:
+        return Outcome(kind="failed", generation_s=generation, error_message="the engine broke")
+    if roll < 0.14:
+        return Outcome(kind=rng.choice(["moderated", "moderated_400"]), generation_s=generation)
+    if roll < 0.18:
+        return Outcome(generation_s=generation, video=b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    return Outcome(generation_s=generation)
+
+
+def _xai_fault(rng: random.Random, xai: XaiEmulator) -> str:
+    poll = r"^/v1/videos/[0-9a-f-]{36}$"
+    submit = r"^/v1/videos/(generations|edits)$"
+    kind = rng.choice(["poll-5xx-burst", "poll-hang", "poll-reset", "poll-broken-json", "submit-5xx", "submit-hang"])
+    if kind == "poll-5xx-burst":
+        xai.fail_requests("GET", poll, status=rng.choice([500, 502, 503]), times=rng.randint(2, 6))
+    elif kind == "poll-hang":
+        xai.fail_requests("GET", poll, hang_s=3.0, times=1)
+    elif kind == "poll-reset":
+        xai.fail_requests("GET", poll, reset=True, times=rng.randint(1, 3))
+    elif kind == "poll-broken-json":
+        xai.fail_requests("GET", poll, status=200, body='{"status": "done", "video": {"url": ', times=2)
+    elif kind == "submit-5xx":
+        xai.fail_requests("POST", submit, status=503)
+    else:
+        xai.fail_requests("POST", submit, hang_s=3.0)
+    return f"xai:{kind}"
+
+
+def _discord_fault(rng: random.Random, emu: DiscordEmulator) -> str:
+    posts = r"/channels/\d+/messages$"
+    kind = rng.choice(["post-5xx", "post-429", "post-413", "post-lost", "post-lost-reset", "edit-5xx"])
+    if kind == "post-5xx":
+        emu.fail_next("POST", posts, rng.choice([500, 502, 503]), times=rng.randint(1, 2))
+    elif kind == "post-429":
+        emu.fail_next("POST", posts, 429, retry_after=rng.uniform(0.5, 3.0))
+    elif kind == "post-413":
+        emu.fail_next("POST", posts, 413, code=40005, message="Request entity too large")
+    elif kind == "post-lost":
+        emu.lose_next_answer("POST", posts)
+    elif kind == "post-lost-reset":
+        emu.lose_next_answer("POST", posts, reset=True)
+    else:
+        emu.fail_next("PATCH", r"/webhooks/\d+/[^/]+/messages/@original$", 500, times=2)
+    return f"discord:{kind}"
+
+
+async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
+    seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"chaos seed: {seed} (rerun with CHAOS_SEED={seed})")
+    rng = random.Random(seed)
+    image = make_image("PNG", width=64, height=48)
+    async with DiscordEmulator() as emu, XaiEmulator(generation_s=0.5, output_video=make_mp4(1.0)) as xai:
+        channels = [emu.channel_id, emu.add_channel(emu.guild_id, "videos"), emu.add_channel(emu.guild_id, "more")]
+        for n in range(JOBS):
+            xai.prompt_outcomes[_tag(n)] = _outcome(rng)
+        # Discord dedupes a nonce for "a few minutes"; in this compressed run, a few seconds. Past that, only
+        # the bot's own look at the channel keeps a retried or resumed upload from posting twice.
+        emu.nonce_window_s = 3.0
+        bot = BotProcess(emu, xai, tmp_path, overrides={"XAI_JOB_TIMEOUT_SECONDS": "120"})
+        events: list[str] = []
+        injected: dict[int, InteractionRecord] = {}
+        try:
+            await bot.start()
+            phase_done = asyncio.Event()
+
+            async def inject() -> None:
+                for n in range(JOBS):
+                    await emu.wait_for(lambda: bot.alive and bool(emu.gateway.connected_sessions()), 60)
+                    options: dict[str, object] = {"prompt": f"{_tag(n)} a paper boat on a rainy street"}
+                    if rng.random() < 0.2:
+                        options["image"] = emu.add_attachment(image, f"still-{n}.png")
+                    else:
+                        options["duration"] = rng.randint(1, 5)
+                    injected[n] = await emu.slash("video", options, channel_id=rng.choice(channels))
+                    await asyncio.sleep(rng.uniform(0.05, 0.5))
+
+            async def kill_now_and_then() -> None:
+                for k in range(KILLS):
+                    await asyncio.sleep(rng.uniform(1.0, 4.0))
+                    await bot.kill()
+                    events.append(f"kill {k + 1} (jobs injected: {len(injected)})")
+                    await asyncio.sleep(rng.uniform(0.0, 1.0))
+                    await bot.start()
+
+            async def misbehave() -> None:
+                while not phase_done.is_set():
+                    await asyncio.sleep(rng.uniform(0.2, 0.8))
+                    events.append(_xai_fault(rng, xai) if rng.random() < 0.5 else _discord_fault(rng, emu))
+
+            chaos = asyncio.create_task(misbehave())
+            await asyncio.wait_for(asyncio.gather(inject(), kill_now_and_then()), 240)
+            phase_done.set()
+            await chaos
+            await _wait_until_settled(bot, timeout=120)
+            status = await bot.terminate(timeout=10)
+            assert status == 0, f"SIGTERM exit status {status}; log:\n{bot.log()}"
+        except BaseException:
+            await bot.stop_quietly()
+            print("\n".join(events))
+            print(bot.all_logs()[-20000:])
+            raise
+
+        async with await JobStore.open(bot.database_path) as store:
+            jobs = await store.jobs_with_status(JobStatus)
+        try:
+            report = _check(emu, xai, jobs, injected)
+        except AssertionError:
+            print("\n".join(events))
+            print(bot.all_logs()[-60000:])
+            raise
+        print(f"seed {seed}: {report}; events: {len(events)}")
+        assert report["kills"] == KILLS
+
+
+async def _wait_until_settled(bot: BotProcess, *, timeout: float) -> None:
+    """Every job terminal, and every job that ended without a video has been told about (notified)."""
+
+    async def settled() -> bool:
+        rows = await jobs_now(bot.database_path)
+        return bool(rows) and all(
+            row["status"] in ("delivered", "cancelled") or (row["status"] in FAILURE_ENDINGS and row["notified_at"])
+            for row in rows
+        )
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await settled():
+        if loop.time() > deadline:
+            rows = await jobs_now(bot.database_path)
+            stuck = [(r["id"], r["status"], r["notified_at"]) for r in rows if r["status"] not in ("delivered",)]
+            raise AssertionError(f"jobs never settled: {stuck}")
+        assert bot.alive, f"the bot died on its own; log:\n{bot.log()}"
+        await asyncio.sleep(0.25)
+
+
+def _check(
+    emu: DiscordEmulator, xai: XaiEmulator, jobs: list[Job], injected: dict[int, InteractionRecord]
+) -> dict[str, int]:
+    """Each job against what Discord and xAI recorded; returns counts for the log line."""
+    bot_messages = [m for m in emu.world.messages.values() if m.author_id == emu.bot_user_id]
+    by_status_message = {job.status_message_id: job for job in jobs}
+    unaccepted = [i for i in injected.values() if i.original_message_id not in by_status_message]
+    problems: list[str] = []
+    counts = {"jobs": len(jobs), "delivered": 0, "failed_told": 0, "unaccepted": len(unaccepted)}
+    for job in jobs:
+        tag = _tag(int(job.prompt.split("-")[1]))
+        videos = [m for m in bot_messages if any(a.filename == f"grok-video-{job.id}.mp4" for a in m.attachments)]
+        submits = [r for r in xai.requests if r.method == "POST" and r.path in SUBMIT_PATHS and tag in str(r.body)]
+        if len(submits) > 1:
+            problems.append(f"job {job.id}: xAI got {len(submits)} submits")
+        if job.status is JobStatus.DELIVERED:
+            counts["delivered"] += 1
+            if len(videos) != 1:
+                problems.append(
+                    f"job {job.id}: delivered, but {len(videos)} messages carry its video: {_where(videos)}"
+                )
+            elif videos[0].id != job.delivered_message_id:
+                problems.append(f"job {job.id}: recorded message {job.delivered_message_id}, posted {videos[0].id}")
+        elif job.status in FAILURE_ENDINGS:
+            counts["failed_told"] += 1
+            counts[str(job.error_code)] = counts.get(str(job.error_code), 0) + 1
+            text = failure_text(job)
+            told = [m for m in bot_messages if text in m.content]
+            if videos:
+                problems.append(f"job {job.id}: {job.status} ({job.error_code}) but posted a video: {_where(videos)}")
+            if len(told) != 1:
+                problems.append(f"job {job.id}: {job.status} told {len(told)} times: {_where(told)} {text!r}")
+        else:
+            problems.append(f"job {job.id}: ended {job.status}")
+    assert not problems, "\n".join(problems)
+    assert counts["jobs"] >= JOBS // 2, counts  # most jobs must have been accepted despite the kills
+    counts["kills"] = KILLS
+    return counts
+
+
+def _where(messages: list[MessageRecord]) -> list[str]:
+    return [
+        f"message {m.id} via {m.via} in {m.channel_id} (nonce {m.nonce}, {len(m.versions)} versions)" for m in messages
+    ]

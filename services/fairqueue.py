@@ -9,7 +9,6 @@ stay true (until someone new arrives).
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Hashable
 
@@ -72,21 +71,38 @@ class FairQueue:
         return True
 
     def order(self) -> list[int]:
-        """Every waiting job in the order it will be admitted (if nothing else arrives)."""
-        heap = [(self._rank(owner), index, owner) for index, owner in enumerate(self._lines)]
-        heapq.heapify(heap)
-        taken = dict.fromkeys(self._lines, 0)
-        turn = self._turns
+        """Every waiting job in the order it will be admitted (if nothing else arrives).
+
+        Serving someone sends them behind everyone still waiting, so admission goes in rounds: each
+        round takes the next job of every owner who still has one, owners in rank order.
+        """
+        owners = sorted(self._lines, key=self._rank)
         result: list[int] = []
-        while heap:
-            (_, arrival), index, owner = heapq.heappop(heap)
-            line = self._lines[owner]
-            result.append(line[taken[owner]])
-            taken[owner] += 1
-            turn += 1
-            if taken[owner] < len(line):
-                heapq.heappush(heap, ((turn, arrival), index, owner))
+        depth = 0
+        while owners:
+            result.extend(self._lines[owner][depth] for owner in owners)
+            depth += 1
+            owners = [owner for owner in owners if len(self._lines[owner]) > depth]
         return result
+
+    def position(self, job_id: int) -> int | None:
+        """One job's 1-based place in ``order()``, without building the whole order."""
+        owner = self._owner_of.get(job_id)
+        if owner is None:
+            return None
+        depth = self._lines[owner].index(job_id)
+        last_turn, arrival = self._last_turn, self._arrival  # asked on every new job: kept lean
+        rank = (last_turn.get(owner, -1), arrival[owner])
+        ahead = 0
+        for other, line in self._lines.items():
+            waiting = len(line)
+            if waiting <= depth:
+                ahead += waiting  # all of theirs go in earlier rounds
+                continue
+            ahead += depth
+            if (last_turn.get(other, -1), arrival[other]) < rank:
+                ahead += 1  # ahead of it in its own round
+        return ahead + 1
 
     def _line(self, owner: Hashable) -> deque[int]:
         if owner not in self._lines:

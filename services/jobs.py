@@ -107,8 +107,8 @@ class JobService:
                 if videos_limit is not None and len(used) >= videos_limit
                 else used[0] + policy.user_window_s
             )
-        server = await self.store.counted_times(guild_id, None, now - DAY_S)
-        spend = await self.store.spend_entries(guild_id, now - DAY_S, policy)
+        server_videos = await self.store.counted_count(guild_id, None, now - DAY_S)
+        spend = await self.store.spend_total(guild_id, now - DAY_S, policy)
         return Quota(
             policy=policy,
             staff=staff,
@@ -118,8 +118,8 @@ class JobService:
             next_video_at=next_at,
             active=await self.store.active_count(guild_id, user_id),
             active_limit=policy.staff_active_jobs if staff else policy.user_active_jobs,
-            server_videos_used=len(server),
-            server_spend_usd=sum(usd for _, usd in spend),
+            server_videos_used=server_videos,
+            server_spend_usd=spend,
         )
 
     async def cancel(self, job_id: int) -> JobStatus | None:

@@ -67,7 +67,11 @@ class Refused(Exception):
 class RecentUse(Protocol):
     """The history the usage limits read (the store implements it)."""
 
+    async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int: ...
+
     async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]: ...
+
+    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float: ...
 
     async def active_count(self, guild_id: int, user_id: int) -> int: ...
 
@@ -133,20 +137,22 @@ async def check_usage(
                 f"You've made {len(times)} videos in the last {span_words(window)}; the limit here is {per_window}.",
                 next_free_slot(times, per_window, window),
             )
-    if policy.server_videos_per_day is not None:
+    # The server-wide checks read many more rows: count first, and fetch times only to refuse.
+    if policy.server_videos_per_day is not None and (
+        await history.counted_count(guild_id, None, now - DAY_S) >= policy.server_videos_per_day
+    ):
         times = await history.counted_times(guild_id, None, now - DAY_S)
-        if len(times) >= policy.server_videos_per_day:
-            return Refusal(
-                Limit.SERVER_VIDEOS,
-                f"This server has made {len(times)} videos in the last 24 hours, its daily limit.",
-                next_free_slot(times, policy.server_videos_per_day, DAY_S),
-            )
+        return Refusal(
+            Limit.SERVER_VIDEOS,
+            f"This server has made {len(times)} videos in the last 24 hours, its daily limit.",
+            next_free_slot(times, policy.server_videos_per_day, DAY_S),
+        )
     if policy.server_usd_per_day is not None:
         cost = policy.estimate_usd(request.mode, request.options.duration, request.options.resolution)
-        entries = await history.spend_entries(guild_id, now - DAY_S, policy)
-        retry_at = next_affordable(entries, cost, policy.server_usd_per_day, DAY_S)
-        if retry_at is not None:
-            spent = sum(usd for _, usd in entries)
+        spent = await history.spend_total(guild_id, now - DAY_S, policy)
+        if spent + cost > policy.server_usd_per_day + 1e-9:
+            entries = await history.spend_entries(guild_id, now - DAY_S, policy)
+            retry_at = next_affordable(entries, cost, policy.server_usd_per_day, DAY_S)
             if cost > policy.server_usd_per_day:
                 return Refusal(
                     Limit.SERVER_SPEND,

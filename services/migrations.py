@@ -88,5 +88,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (guild_id, user_id)
     );
     CREATE INDEX jobs_guild_user_created ON jobs (guild_id, user_id, created_at);
+    -- covers the server-wide limits' count and spend sum, so each decision reads the index alone
+    CREATE INDEX jobs_guild_day ON jobs (guild_id, created_at, status, cost_usd_ticks, mode, duration, resolution);
     """,
 )

@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from services.models import MAX_DURATION_S, RESOLUTIONS, Mode
+from services.models import DEFAULT_DURATION_S, MAX_DURATION_S, RESOLUTIONS, Mode
 
 NO_LIMIT = 0  # in settings and in /videoadmin, 0 means "no limit"
+EDIT_ESTIMATE_S = 9  # an edit's length follows its input (at most 8.7 s): price it as 9 s until xAI says
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class GuildPolicy:
 
     def estimate_usd(self, mode: Mode, duration: int | None, resolution: str | None) -> float:
         """What a video will cost before xAI says: seconds times the per-second price of its resolution."""
-        seconds = float(duration or (9 if mode is Mode.EDIT else 8))  # xAI's default; edits run up to 8.7 s
+        seconds = float(duration or (EDIT_ESTIMATE_S if mode is Mode.EDIT else DEFAULT_DURATION_S))
         price = self.usd_per_second_720p if resolution == "720p" else self.usd_per_second_480p
         return round(seconds * price, 4)
 

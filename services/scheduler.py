@@ -57,6 +57,8 @@ class SchedulerSettings:
     max_download_bytes: int = 200 * 1024 * 1024
     download_timeout_s: float = 120.0
     download_hosts: AllowedHosts | None = None  # where finished videos may come from (None: anywhere)
+    # Queue positions go out at most this often: a burst of requests then costs one recount, not one each.
+    queue_report_interval_s: float = 0.5
 
 
 @dataclass(slots=True)
@@ -101,6 +103,7 @@ class Scheduler:
         self._clock = clock
         self.resume_origins = resume_origins  # the terminal resumes nothing; the bot resumes Discord jobs
         self._queue = FairQueue()
+        self._queue_report_pending = False
         self._tracked: dict[int, _Tracked] = {}
         self._submitting: set[int] = set()
         self._cancel_requested: set[int] = set()
@@ -148,10 +151,10 @@ class Scheduler:
         """A freshly accepted (already stored) job joins the line."""
         self._queue.push(job.id, _owner_key(job))
         self._wake.set()
-        self._spawn(self._report_queue(), "report-queue")
+        self._request_queue_report()
 
     def queue_position(self, job_id: int) -> int | None:
-        return self._queue.positions().get(job_id)
+        return self._queue.position(job_id)
 
     @property
     def generating(self) -> int:
@@ -168,7 +171,7 @@ class Scheduler:
             if await self._move(
                 job_id, JobStatus.QUEUED, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED.value
             ):
-                self._spawn(self._report_queue(), "report-queue")
+                self._request_queue_report()
                 return JobStatus.QUEUED
             return None
         tracked = self._tracked.get(job_id)
@@ -262,7 +265,7 @@ class Scheduler:
         self._submitting.add(job_id)
         self.max_generating_seen = max(self.max_generating_seen, self.generating)
         self._spawn(self._submit(job_id), f"submit-{job_id}")
-        self._spawn(self._report_queue(), "report-queue")
+        self._request_queue_report()
         return True
 
     def _poll_one(self) -> bool:
@@ -592,7 +595,16 @@ class Scheduler:
         if job is not None:
             await self._safely(self.listener.on_status(job), "on_status")
 
+    def _request_queue_report(self) -> None:
+        """Tell the listener the new queue positions, once for a whole burst of changes."""
+        if self._queue_report_pending:
+            return
+        self._queue_report_pending = True
+        self._spawn(self._report_queue(), "report-queue")
+
     async def _report_queue(self) -> None:
+        await asyncio.sleep(self.settings.queue_report_interval_s)  # let the rest of a burst land first
+        self._queue_report_pending = False
         await self._safely(self.listener.on_queue_changed(self._queue.positions()), "on_queue_changed")
 
     async def _safely(self, call: Coroutine[Any, Any, None], what: str) -> None:

@@ -20,7 +20,9 @@ import aiosqlite
 from services.migrations import MIGRATIONS
 from services.models import (
     COUNTED_STATUSES,
+    DEFAULT_DURATION_S,
     FORWARD,
+    USD_TICKS_PER_DOLLAR,
     Job,
     JobRequest,
     JobStatus,
@@ -30,7 +32,7 @@ from services.models import (
     VideoOptions,
     ticks_to_usd,
 )
-from services.policy import GuildPolicy, decode_overrides, encode_overrides
+from services.policy import EDIT_ESTIMATE_S, GuildPolicy, decode_overrides, encode_overrides
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +309,45 @@ class JobStore:
             params,
         ) as cursor:
             return [float(row[0]) for row in await cursor.fetchall()]
+
+    async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int:
+        """How many jobs count against a limit (the common case needs only this, not the times)."""
+        user_clause = "AND user_id = ?" if user_id is not None else ""
+        params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
+        async with self._db.execute(
+            f"""
+            SELECT COUNT(*) FROM jobs
+            WHERE guild_id = ? {user_clause} AND created_at > ? AND status IN ({_marks(_COUNTED)})
+            """,
+            params,
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float:
+        """The sum of ``spend_entries``, added up by SQLite (the rows are only needed to tell when)."""
+        async with self._db.execute(
+            f"""
+            SELECT COALESCE(SUM(CASE
+                WHEN cost_usd_ticks IS NOT NULL THEN cost_usd_ticks / {float(USD_TICKS_PER_DOLLAR)!r}
+                ELSE COALESCE(duration, CASE mode WHEN 'edit' THEN ? ELSE ? END)
+                     * (CASE resolution WHEN '720p' THEN ? ELSE ? END)
+            END), 0)
+            FROM jobs
+            WHERE guild_id = ? AND created_at > ? AND (cost_usd_ticks > 0 OR status IN ({_marks(_COUNTED)}))
+            """,
+            (
+                EDIT_ESTIMATE_S,
+                DEFAULT_DURATION_S,
+                policy.usd_per_second_720p,
+                policy.usd_per_second_480p,
+                guild_id,
+                since,
+                *_COUNTED,
+            ),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return float(row[0]) if row else 0.0
 
     async def active_count(self, guild_id: int, user_id: int) -> int:
         async with self._db.execute(

@@ -70,3 +70,20 @@ def test_a_job_put_back_goes_first() -> None:
     assert queue.pop() == 1
     queue.push_front(1, "a")
     assert queue.order() == [1, 2]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2)), max_size=80))
+def test_one_jobs_position_agrees_with_the_whole_order(operations: list[tuple[int, int]]) -> None:
+    """``position()`` (asked on every new job) is the same as its place in ``order()``."""
+    queue = FairQueue()
+    next_id = 0
+    for owner, action in operations:
+        if action == 0:
+            queue.pop()
+        elif action == 1:
+            next_id += 1
+            queue.push(next_id, owner)
+        else:
+            next_id += 1
+            queue.push_front(next_id, owner)
+        assert {job_id: queue.position(job_id) for job_id in queue.order()} == queue.positions()

@@ -99,3 +99,27 @@ async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
         accepted = [r for batch in results for r in batch if not isinstance(r, Refusal)]
         assert len(accepted) == 6
         assert len(await first.counted_times(1, None, 0)) == 6
+
+
+async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -> None:
+    """SQLite's sum (the fast path) and the per-job figures (used to tell when) follow one rule."""
+    policy = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        specs = [
+            (Mode.TEXT, 5, "480p", "delivered", 3_000_000_000),
+            (Mode.TEXT, None, "720p", "queued", None),
+            (Mode.EDIT, None, None, "running", None),
+            (Mode.IMAGE, 10, "480p", "failed", None),
+            (Mode.TEXT, 4, "480p", "failed", 1_000_000_000),
+            (Mode.TEXT, 4, "480p", "moderated", None),
+        ]
+        for mode, duration, resolution, status, ticks in specs:
+            request = JobRequest(mode, "x", VideoOptions(duration=duration, resolution=resolution), Origin(1, 2, 3))
+            job = await store.create_job(request)
+            await store._db.execute(
+                "UPDATE jobs SET status = ?, cost_usd_ticks = ? WHERE id = ?", (status, ticks, job.id)
+            )
+        entries = await store.spend_entries(1, 0, policy)
+        total = await store.spend_total(1, 0, policy)
+    # $0.30 reported + 8 s at 720p + 9 s edit at 480p + $0.10 reported + 4 s at 480p
+    assert round(total, 6) == round(sum(usd for _, usd in entries), 6) == round(0.30 + 0.56 + 0.45 + 0.10 + 0.20, 6)

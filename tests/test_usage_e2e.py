@@ -12,6 +12,7 @@ import discord
 
 from services.models import JobRequest, Mode, Origin, VideoOptions
 from services.store import JobStore
+from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig
 from tests.test_limits_e2e import reply, text_of
@@ -80,10 +81,16 @@ def known_jobs(me: int, them: int) -> list[Past]:
     ]
 
 
-async def test_usage_totals_top_users_and_rejections(rig: BotRig) -> None:
+async def moderator_with_history(rig: BotRig) -> DiscordEmulator:
+    """The test user may manage the server, which has the known jobs behind it."""
     emu = rig.discord
     emu.set_user_permissions(emu.guild_id, emu.user_id, MANAGE_SERVER)
     await seed(rig, known_jobs(emu.user_id, emu.other_user_id))
+    return emu
+
+
+async def test_usage_totals_top_users_and_rejections(rig: BotRig) -> None:
+    emu = await moderator_with_history(rig)
     async with rig.running():
         week = await reply(rig, await emu.slash("usage", {"period": "7d"}))
         ever = await reply(rig, await emu.slash("usage", {"period": "all"}))
@@ -105,9 +112,7 @@ async def test_usage_totals_top_users_and_rejections(rig: BotRig) -> None:
 
 
 async def test_usage_attaches_a_csv_and_a_png_chart(rig: BotRig) -> None:
-    emu = rig.discord
-    emu.set_user_permissions(emu.guild_id, emu.user_id, MANAGE_SERVER)
-    await seed(rig, known_jobs(emu.user_id, emu.other_user_id))
+    emu = await moderator_with_history(rig)
     async with rig.running():
         answer = await reply(rig, await emu.slash("usage", {"period": "30d"}))
     rows = list(csv.DictReader(io.StringIO(answer.attachment("usage-30d.csv").data.decode())))

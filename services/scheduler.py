@@ -466,8 +466,11 @@ class Scheduler:
                 break
             except (media.DownloadError, media.MediaError, OSError) as error:
                 transient = getattr(error, "transient", isinstance(error, OSError))
+                if isinstance(error, OSError) and error.errno == errno.EFBIG:
+                    transient = False  # the file can never fit (a file-size limit), unlike a disk that may be cleared
                 if delay is None or not transient:
                     path.unlink(missing_ok=True)
+                    path.with_name(path.name + ".part").unlink(missing_ok=True)  # a write that failed midway
                     await self._finish(
                         job_id,
                         JobStatus.DOWNLOADING,

@@ -46,7 +46,9 @@ def _outcome(rng: random.Random) -> Outcome:
 def _xai_fault(rng: random.Random, xai: XaiEmulator) -> str:
     poll = r"^/v1/videos/[0-9a-f-]{36}$"
     submit = r"^/v1/videos/(generations|edits)$"
-    kind = rng.choice(["poll-5xx-burst", "poll-hang", "poll-reset", "poll-broken-json", "submit-5xx", "submit-hang"])
+    download = r"^/xai-vidgen-bucket/"
+    kinds = ["poll-5xx-burst", "poll-hang", "poll-reset", "poll-broken-json", "submit-5xx", "submit-hang", "download"]
+    kind = rng.choice(kinds)
     if kind == "poll-5xx-burst":
         xai.fail_requests("GET", poll, status=rng.choice([500, 502, 503]), times=rng.randint(2, 6))
     elif kind == "poll-hang":
@@ -55,6 +57,8 @@ def _xai_fault(rng: random.Random, xai: XaiEmulator) -> str:
         xai.fail_requests("GET", poll, reset=True, times=rng.randint(1, 3))
     elif kind == "poll-broken-json":
         xai.fail_requests("GET", poll, status=200, body='{"status": "done", "video": {"url": ', times=2)
+    elif kind == "download":
+        xai.fail_requests("GET", download, status=503, reset=rng.random() < 0.5, hang_s=rng.choice([None, 1.0]))
     elif kind == "submit-5xx":
         xai.fail_requests("POST", submit, status=503)
     else:
@@ -85,7 +89,7 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
     print(f"chaos seed: {seed} (rerun with CHAOS_SEED={seed})")
     rng = random.Random(seed)
     image = make_image("PNG", width=64, height=48)
-    async with DiscordEmulator() as emu, XaiEmulator(generation_s=0.5, output_video=make_mp4(1.0)) as xai:
+    async with DiscordEmulator() as emu, XaiEmulator(generation_s=0.5, output_video=make_mp4(1.0, noise=True)) as xai:
         channels = [emu.channel_id, emu.add_channel(emu.guild_id, "videos"), emu.add_channel(emu.guild_id, "more")]
         for n in range(JOBS):
             xai.prompt_outcomes[_tag(n)] = _outcome(rng)

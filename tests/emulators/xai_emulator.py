@@ -161,6 +161,10 @@ class XaiEmulator:
             _Fault(method.upper(), re.compile(path_pattern), status, times, raw, headers or {}, hang_s, reset)
         )
 
+    def pending_faults(self) -> int:
+        """Injected failures not used up yet (0 once every one has hit a request)."""
+        return sum(fault.times for fault in self._faults)
+
     def rate_window_violations(self) -> int:
         """Requests that arrived when the last second already held the per-second allowance."""
         return self._violations
@@ -343,6 +347,13 @@ class XaiEmulator:
         return _ok({"status": "expired", "model": self.model})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
+        fault = self._take_fault(request.method, request.path)  # the video host fails too: 5xx, hangs, resets
+        if fault is not None:
+            if fault.hang_s is not None:
+                await asyncio.sleep(fault.hang_s)
+            if fault.reset and request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
         match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
         job = self.jobs.get(match.group(1)) if match else None
         if job is None or job.ready_at is None:

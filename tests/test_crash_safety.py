@@ -161,6 +161,28 @@ async def test_killed_while_submitting_is_failed_once_with_a_message(
     assert _submits(xai) == 1
 
 
+async def test_after_a_restart_with_the_status_message_gone_the_video_still_lands_in_the_channel(
+    bot: BotProcess, discord_emu: DiscordEmulator, xai: XaiEmulator
+) -> None:
+    """No interaction token survives a restart and the status message was deleted: the bot token alone posts
+    the video in the channel by id, mentioning the requester, as a plain message (no reply to a missing one)."""
+    emu = discord_emu
+    xai.outcomes.append(Outcome(generation_s=3.0))
+    await bot.start()
+    await emu.slash("video", {"prompt": "a snail racing a leaf"})
+    row = await _job_row(bot, "running")
+    await bot.kill()
+    emu.messages[int(str(row["status_message_id"]))].deleted = True
+    before = len(emu.requests)
+    await bot.start()
+    row = await _settled(bot)
+    assert row["status"] == "delivered" and row["delivery_method"] == "channel"
+    [posted] = _videos(emu, row["id"])
+    assert posted.channel_id == emu.channel_id and posted.via == "bot"
+    assert posted.mentions == [emu.user_id] and not posted.message_reference
+    assert not [r for r in emu.requests[before:] if "/webhooks/" in r.path]  # the token died with the process
+
+
 async def test_sigterm_stops_within_10_s_and_every_job_resumes(
     bot: BotProcess, discord_emu: DiscordEmulator, xai: XaiEmulator
 ) -> None:

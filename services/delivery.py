@@ -168,7 +168,7 @@ class DiscordDelivery:
                 content, reference=self._reference(job), allowed_mentions=mention, nonce=_nonce(job, "f")
             )
         except discord.DiscordServerError:
-            raise  # Discord is having trouble: the scheduler's outbox tries again on the next start
+            raise  # Discord is having trouble: the scheduler tries again shortly, and at the next start
         except discord.HTTPException as error:
             if await self._already_told(job, text):
                 return  # an earlier try landed though its answer was lost; a DM would say it twice

@@ -107,7 +107,7 @@ async def test_killed_while_downloading_fetches_a_fresh_address(
     bot: BotProcess, discord_emu: DiscordEmulator, xai: XaiEmulator
 ) -> None:
     """xAI's video URLs are temporary: after the restart the bot asks xAI again, then downloads and posts once."""
-    xai.fail_requests("GET", r"^/xai-vidgen-bucket/", hang_s=8)
+    xai.fail_requests("GET", r"^/xai-vidgen-bucket/", hang_s=5)
     await bot.start()
     await discord_emu.slash("video", {"prompt": "a heron taking off"})
     row = await _job_row(bot, "downloading")
@@ -147,7 +147,7 @@ async def test_killed_while_submitting_is_failed_once_with_a_message(
 ) -> None:
     """Nobody knows whether xAI got it: not resent (double charge), and the requester is told exactly once."""
     bot.overrides["XAI_REQUEST_TIMEOUT_SECONDS"] = "30"  # still on the wire when the bot dies
-    xai.fail_requests("POST", r"^/v1/videos/generations$", hang_s=8)
+    xai.fail_requests("POST", r"^/v1/videos/generations$", hang_s=5)
     await bot.start()
     await discord_emu.slash("video", {"prompt": "a train in the snow"})
     await _job_row(bot, "submitting")

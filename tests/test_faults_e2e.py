@@ -148,3 +148,27 @@ async def test_polls_survive_server_errors_hangs_resets_and_broken_json(rig: Bot
         await rig.discord.slash("video", {"prompt": "a storm over the sea"})
         await _delivered_once(rig)
     assert xai.pending_faults() == 0
+
+
+async def test_a_failure_notice_discord_refuses_at_first_is_retried_without_a_restart(rig: BotRig) -> None:
+    """The status message cannot be edited and the channel answers 503: the notice is retried and lands once."""
+    emu = rig.discord
+    rig.xai.outcomes.append(Outcome(kind="failed", error_message="the engine broke"))
+    emu.fail_next("PATCH", r"/messages/@original$", 404, code=10015, message="Unknown Webhook", times=10)
+    emu.fail_next("POST", UPLOADS, 503)
+    async with rig.running():
+        await emu.slash("video", {"prompt": "a broken engine"})
+        await rig.wait_for_job(lambda job: job.status is JobStatus.FAILED)
+        await emu.wait_for(lambda: any("the engine broke" in m.content for m in emu.messages.values()), 20)
+        store = rig.bot.runtime.store if rig.bot else None
+        assert store is not None
+        for _ in range(200):  # marked told right after the message lands
+            if not await store.unnotified_endings():
+                break
+            await asyncio.sleep(0.02)
+        assert not await store.unnotified_endings()
+        job = await rig.job(1)
+        told = [m for m in emu.messages.values() if "the engine broke" in m.content]
+        assert len(told) == 1 and told[0].via == "bot" and f"<@{emu.user_id}>" in told[0].content
+        assert [r.status for r in emu.requests_matching("POST", UPLOADS)] == [503, 200]
+        assert job.status is JobStatus.FAILED

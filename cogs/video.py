@@ -207,10 +207,10 @@ def quota_text(quota: Quota) -> str:
         left = max(0, quota.videos_limit - quota.videos_used)
         window = span_words(policy.user_window_s)
         lines.append(f"🎬 **{left}** of your {quota.videos_limit} videos per {window} left.")
-    if quota.next_video_at is not None:
-        moment = int(quota.next_video_at) + 1
-        verb = "Your next video is possible" if quota.videos_limit is not None and left == 0 else "One more frees up"
-        lines.append(f"⏱️ {verb} <t:{moment}:R> (at <t:{moment}:f>).")
+        if quota.next_video_at is not None:
+            moment = int(quota.next_video_at) + 1
+            verb = "Your next video is possible" if left == 0 else "One more frees up"
+            lines.append(f"⏱️ {verb} <t:{moment}:R> (at <t:{moment}:f>).")
     if quota.active_limit is not None:
         lines.append(f"⚙️ {quota.active} of {quota.active_limit} videos in the making at once.")
     if policy.server_videos_per_day is not None:

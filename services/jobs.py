@@ -101,10 +101,10 @@ class JobService:
         now = time.time()
         used = await self.store.counted_times(guild_id, user_id, now - policy.user_window_s)
         next_at = None
-        if used:
+        if used and videos_limit is not None:  # with no limit, nothing needs to free up
             next_at = (
                 next_free_slot(used, videos_limit, policy.user_window_s)
-                if videos_limit is not None and len(used) >= videos_limit
+                if len(used) >= videos_limit
                 else used[0] + policy.user_window_s
             )
         server_videos = await self.store.counted_count(guild_id, None, now - DAY_S)

@@ -38,8 +38,8 @@ def _limit(value: int | float | None) -> int | float | None:
     return None if value == 0 else value
 
 
-def _shown(value: int | float | None, unit: str = "") -> str:
-    return "no limit" if value is None else f"{value:g}{unit}"
+def _shown(value: int | float | None) -> str:
+    return "no limit" if value is None else f"{value:g}"
 
 
 def _per(value: int | None, window: str) -> str:
@@ -312,7 +312,7 @@ def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
     embed.add_field(
         name="Videos",
         value=f"allowed: {modes}\nlongest: {policy.max_duration} s\n"
-        f"default length: {_shown(policy.default_duration, ' s').replace('no limit', 'xAI default')}\n"
+        f"default length: {f'{policy.default_duration} s' if policy.default_duration else 'xAI default'}\n"
         f"default resolution: {policy.default_resolution or 'xAI default'}",
         inline=False,
     )

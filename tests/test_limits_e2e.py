@@ -253,3 +253,16 @@ async def test_a_refused_request_stores_nothing_and_sends_nothing(rig: BotRig) -
         await refused(rig, "two")
         jobs = await rig.bot.runtime.store.jobs_of_user(rig.discord.user_id) if rig.bot else []
     assert [job.status for job in jobs] == [JobStatus.DELIVERED]
+
+
+async def test_again_counts_against_whoever_clicks(rig: BotRig) -> None:
+    """The Again button makes a new job for the person who clicked, under their own limits."""
+    emu = rig.discord
+    async with rig.running(LIMIT_USER_VIDEOS="1"):
+        job_id = await make_video(rig, "a kite")
+        posted = await rig.delivered_video()
+        mine = await emu.click(posted.id, f"gv:again:{job_id}")
+        theirs = await emu.click(posted.id, f"gv:again:{job_id}", user_id=emu.other_user_id)
+        refusal = await rig.wait_for_answer(mine, "⛔")
+        await rig.wait_for_answer(theirs, "Done")
+    assert "limit here is 1" in refusal

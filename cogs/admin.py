@@ -33,9 +33,9 @@ NOT_ALLOWED = "⛔ Only members with the Manage Server permission can do that."
 MAX_COUNT = 100_000
 
 
-def _limit(value: int | float | None) -> int | float | None:
-    """In commands, 0 means "no limit"; the policy says that with None."""
-    return None if value == 0 else value
+def _given_limits(**options: float | None) -> dict[str, Any]:
+    """The options a moderator filled in (left out: unchanged), with 0 meaning "no limit" (None in a policy)."""
+    return {name: None if value == 0 else value for name, value in options.items() if value is not None}
 
 
 def _shown(value: int | float | None) -> str:
@@ -96,17 +96,13 @@ class AdminCog(commands.Cog):
         server_videos_per_day: app_commands.Range[int, 0, MAX_COUNT] | None = None,
         server_dollars_per_day: app_commands.Range[float, 0, 100_000] | None = None,
     ) -> None:
-        changes: dict[str, Any] = {}
-        if member_videos is not None:
-            changes["user_videos"] = _limit(member_videos)
-        if window_minutes is not None:
-            changes["user_window_minutes"] = window_minutes
-        if member_active is not None:
-            changes["user_active_jobs"] = _limit(member_active)
-        if server_videos_per_day is not None:
-            changes["server_videos_per_day"] = _limit(server_videos_per_day)
-        if server_dollars_per_day is not None:
-            changes["server_usd_per_day"] = _limit(server_dollars_per_day)
+        changes = _given_limits(
+            user_videos=member_videos,
+            user_window_minutes=window_minutes,  # at least 1, so never read as "no limit"
+            user_active_jobs=member_active,
+            server_videos_per_day=server_videos_per_day,
+            server_usd_per_day=server_dollars_per_day,
+        )
         await self._change(interaction, changes)
 
     @admin.command(name="staff", description="Who counts as staff, and their own limits (0 = no limit)")
@@ -124,15 +120,11 @@ class AdminCog(commands.Cog):
         active: app_commands.Range[int, 0, 100] | None = None,
         remove_role: bool = False,
     ) -> None:
-        changes: dict[str, Any] = {}
+        changes = _given_limits(staff_videos=videos, staff_active_jobs=active)
         if role is not None:
             changes["staff_role_id"] = role.id
         if remove_role:
             changes["staff_role_id"] = None
-        if videos is not None:
-            changes["staff_videos"] = _limit(videos)
-        if active is not None:
-            changes["staff_active_jobs"] = _limit(active)
         await self._change(interaction, changes)
 
     @admin.command(name="defaults", description="Video defaults and what is allowed here")

@@ -25,7 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from services import checkup, redaction, terminal
-from services.config import ConfigError, DiscordSettings, Settings, load_settings
+from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery import DiscordDelivery
 from services.runtime import Runtime, open_runtime
 from services.store import JobStore
@@ -35,10 +35,6 @@ log = logging.getLogger("grok_video_bot")
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups", "cogs.admin")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
-DISCORD_REFUSED_LOGIN = (
-    "Discord rejected DISCORD_TOKEN. Copy a fresh token from https://discord.com/developers/applications "
-    "(your app > Bot > Reset Token) into .env"
-)
 
 
 def invite_permissions() -> discord.Permissions:

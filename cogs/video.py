@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,7 @@ def _requester(user: discord.abc.User, manages_server: bool, channel: object) ->
 def refusal_text(refusal: Refusal) -> str:
     """A refusal in words, with the moment the next video is possible in each reader's own time zone."""
     text = f"⛔ {refusal.reason}"
-    if refusal.retry_at is not None and refusal.retry_at != float("inf"):
+    if refusal.retry_at is not None and math.isfinite(refusal.retry_at):
         moment = int(refusal.retry_at) + 1  # round up: a second early would be refused again
         text += f" Your next video is possible <t:{moment}:R> (at <t:{moment}:f>)."
     return text

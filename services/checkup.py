@@ -19,8 +19,9 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
-from services.config import DiscordSettings, Settings, XaiSettings
+from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
 from services.migrations import MIGRATIONS
+from services.patience import is_busy
 from services.xai import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError, XaiUnavailable
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -149,11 +150,7 @@ async def check_discord(session: aiohttp.ClientSession, settings: DiscordSetting
         me = await api.get("/users/@me")
     except _DiscordRefused as refused:
         if refused.status == 401:
-            report.add(
-                False,
-                "Discord rejected DISCORD_TOKEN. Copy a fresh token from https://discord.com/developers/applications "
-                "(your app > Bot > Reset Token) into .env",
-            )
+            report.add(False, DISCORD_REFUSED_LOGIN)
         else:
             report.add(False, f"Discord answered HTTP {refused.status} when asked who the bot is; try again later")
         return
@@ -292,7 +289,7 @@ async def check_store(path: Path, report: Report) -> None:
             await db.execute("ROLLBACK")
     except sqlite3.OperationalError as error:
         text = str(error).lower()
-        if "locked" in text or "busy" in text:
+        if is_busy(error):
             report.add(False, f"Store: {path} is locked by another program; stop it (a second bot?) and try again")
         elif "readonly" in text or "unable to open" in text:
             report.add(False, f"Store: {path} cannot be written; check the file's owner and permissions")

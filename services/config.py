@@ -25,6 +25,10 @@ DISCORD_SETUP_HELP = (
     "create an application at https://discord.com/developers/applications, open Bot, "
     "press Reset Token and put it in .env as DISCORD_TOKEN=..."
 )
+DISCORD_REFUSED_LOGIN = (
+    "Discord rejected DISCORD_TOKEN. Copy a fresh token from https://discord.com/developers/applications "
+    "(your app > Bot > Reset Token) into .env"
+)
 
 
 class ConfigError(Exception):

@@ -65,13 +65,13 @@ class JobService:
 
     async def screen(self, request: JobRequest, requester: Requester | None = None) -> None:
         """An early, read-only look at the same rules, to refuse before downloading an attachment."""
-        origin = request.origin
         if not _limited(request):
             return
-        assert origin.guild_id is not None
-        policy = await self.rules.policy(origin.guild_id)
-        checked = await self._screened(policy, request, requester or Requester())
-        refusal = await check_usage(policy, requester or Requester(), checked, self.store, time.time())
+        assert request.origin.guild_id is not None
+        requester = requester or Requester()
+        policy = await self.rules.policy(request.origin.guild_id)
+        checked = await self._screened(policy, request, requester)
+        refusal = await check_usage(policy, requester, checked, self.store, time.time())
         if refusal is not None:
             raise Refused(refusal)
 

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import shutil
 import struct
-from collections.abc import Collection
 from dataclasses import dataclass
 from fractions import Fraction
 from io import BytesIO
@@ -362,17 +361,13 @@ async def download(
     *,
     max_bytes: int,
     timeout_s: float = 120.0,
-    allowed_hosts: AllowedHosts | Collection[str] | None = None,
+    allowed_hosts: AllowedHosts | None = None,
 ) -> int:
     """Stream ``url`` into ``dest`` (via a .part file), refusing more than ``max_bytes``; returns the size.
 
     With ``allowed_hosts``, the URL and every redirect it leads to must be on an allowed host, checked
     before each request is made."""
-    if allowed_hosts is None or isinstance(allowed_hosts, AllowedHosts):
-        rules = allowed_hosts
-    else:
-        rules = AllowedHosts((), allowed_hosts)
-    _check_address(url, rules)
+    _check_address(url, allowed_hosts)
     partial = dest.with_name(dest.name + ".part")
     size = 0
     timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -384,7 +379,7 @@ async def download(
                 break
             response.release()
             url = str(response.url.join(yarl.URL(location)))
-            _check_address(url, rules)
+            _check_address(url, allowed_hosts)
         else:
             raise DownloadError("the address redirects too many times", transient=False)
         async with response:

@@ -11,7 +11,15 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from services.models import DEFAULT_DURATION_S, MAX_DURATION_S, RESOLUTIONS, Mode
+from services.models import (
+    COUNTED_STATUSES,
+    DEFAULT_DURATION_S,
+    MAX_DURATION_S,
+    RESOLUTIONS,
+    JobStatus,
+    Mode,
+    ticks_to_usd,
+)
 
 NO_LIMIT = 0  # in settings and in /videoadmin, 0 means "no limit"
 EDIT_ESTIMATE_S = 9  # an edit's length follows its input (at most 8.7 s): price it as 9 s until xAI says
@@ -67,6 +75,16 @@ class GuildPolicy:
         seconds = float(duration or (EDIT_ESTIMATE_S if mode is Mode.EDIT else DEFAULT_DURATION_S))
         price = self.usd_per_second_720p if resolution == "720p" else self.usd_per_second_480p
         return round(seconds * price, 4)
+
+    def spend_usd(
+        self, cost_usd_ticks: int | None, status: JobStatus, mode: Mode, duration: int | None, resolution: str | None
+    ) -> float:
+        """What a job counts for against spend: xAI's figure, else an estimate while it counts (see limits)."""
+        if cost_usd_ticks is not None:
+            return ticks_to_usd(cost_usd_ticks)
+        if status in COUNTED_STATUSES:
+            return self.estimate_usd(mode, duration, resolution)
+        return 0.0
 
 
 def default_policy(defaults: LimitDefaults) -> GuildPolicy:

@@ -30,7 +30,6 @@ from services.models import (
     Mode,
     Origin,
     VideoOptions,
-    ticks_to_usd,
 )
 from services.policy import EDIT_ESTIMATE_S, GuildPolicy, decode_overrides, encode_overrides
 
@@ -298,29 +297,14 @@ class JobStore:
 
     async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]:
         """When the jobs that count against a limit were made in a server (by one member), oldest first."""
-        user_clause = "AND user_id = ?" if user_id is not None else ""
-        params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
-        async with self._db.execute(
-            f"""
-            SELECT created_at FROM jobs
-            WHERE guild_id = ? {user_clause} AND created_at > ? AND status IN ({_marks(_COUNTED)})
-            ORDER BY created_at
-            """,
-            params,
-        ) as cursor:
+        where, params = _counted_since(guild_id, user_id, since)
+        async with self._db.execute(f"SELECT created_at FROM jobs WHERE {where} ORDER BY created_at", params) as cursor:
             return [float(row[0]) for row in await cursor.fetchall()]
 
     async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int:
         """How many jobs count against a limit (the common case needs only this, not the times)."""
-        user_clause = "AND user_id = ?" if user_id is not None else ""
-        params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
-        async with self._db.execute(
-            f"""
-            SELECT COUNT(*) FROM jobs
-            WHERE guild_id = ? {user_clause} AND created_at > ? AND status IN ({_marks(_COUNTED)})
-            """,
-            params,
-        ) as cursor:
+        where, params = _counted_since(guild_id, user_id, since)
+        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
@@ -452,12 +436,17 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
+def _counted_since(guild_id: int, user_id: int | None, since: float) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) for a server's (or member's) counted jobs since ``since``."""
+    user_clause = "AND user_id = ? " if user_id is not None else ""
+    params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
+    return f"guild_id = ? {user_clause}AND created_at > ? AND status IN ({_marks(_COUNTED)})", params
+
+
 def _spend(row: aiosqlite.Row, policy: GuildPolicy) -> float:
-    if row["cost_usd_ticks"] is not None:
-        return ticks_to_usd(row["cost_usd_ticks"])
-    if row["status"] in _COUNTED:
-        return policy.estimate_usd(Mode(row["mode"]), row["duration"], row["resolution"])
-    return 0.0
+    return policy.spend_usd(
+        row["cost_usd_ticks"], JobStatus(row["status"]), Mode(row["mode"]), row["duration"], row["resolution"]
+    )
 
 
 async def _always_admit(now: float) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from services.models import COUNTED_STATUSES, Job, JobStatus, ticks_to_usd
+from services.models import COUNTED_STATUSES, Job, JobStatus
 from services.policy import GuildPolicy
 
 
@@ -83,11 +83,9 @@ class UsageReport:
 
 def job_cost(job: Job, policy: GuildPolicy) -> tuple[float, bool]:
     """(dollars, estimated?) for one job, by the same rule the spend limit uses."""
-    if job.cost_usd_ticks is not None:
-        return ticks_to_usd(job.cost_usd_ticks), False
-    if job.status in COUNTED_STATUSES:
-        return policy.estimate_usd(job.mode, job.options.duration, job.options.resolution), True
-    return 0.0, False
+    options = job.options
+    dollars = policy.spend_usd(job.cost_usd_ticks, job.status, job.mode, options.duration, options.resolution)
+    return dollars, job.cost_usd_ticks is None and job.status in COUNTED_STATUSES
 
 
 def video_seconds(job: Job) -> float:
@@ -102,8 +100,8 @@ def build_report(
 ) -> UsageReport:
     now = time.time() if now is None else now
     report = UsageReport(period=period, since=period.since(now))
-    per_user: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    per_day: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    per_user: dict[int, _Tally] = defaultdict(_Tally)
+    per_day: dict[str, _Tally] = defaultdict(_Tally)
     for job in jobs:
         cost, estimated = job_cost(job, policy)
         seconds = video_seconds(job)
@@ -117,20 +115,27 @@ def build_report(
         else:
             report.usd_reported += cost
         if job.origin.user_id is not None:
-            totals = per_user[job.origin.user_id]
-            totals[0] += 1
-            totals[1] += seconds
-            totals[2] += cost
-        day = per_day[_day(job.created_at)]
-        day[0] += 1
-        day[1] += cost
+            per_user[job.origin.user_id].add(seconds, cost)
+        per_day[_day(job.created_at)].add(seconds, cost)
         if job.status is JobStatus.MODERATED:
             report.rejections.append(Rejection(job.id, job.origin.user_id, job.prompt, job.created_at))
-    ranked = sorted(per_user.items(), key=lambda item: (-item[1][2], -item[1][0], item[0]))
-    report.top_users = [UserUsage(uid, int(t[0]), t[1], t[2]) for uid, t in ranked[:top]]
+    ranked = sorted(per_user.items(), key=lambda item: (-item[1].usd, -item[1].jobs, item[0]))
+    report.top_users = [UserUsage(uid, tally.jobs, tally.seconds, tally.usd) for uid, tally in ranked[:top]]
     report.rejections.sort(key=lambda r: r.created_at, reverse=True)
     report.days = _fill_days(per_day, report.since, now)
     return report
+
+
+@dataclass(slots=True)
+class _Tally:
+    jobs: int = 0
+    seconds: float = 0.0
+    usd: float = 0.0
+
+    def add(self, seconds: float, usd: float) -> None:
+        self.jobs += 1
+        self.seconds += seconds
+        self.usd += usd
 
 
 def _outcome(job: Job) -> str:
@@ -141,7 +146,7 @@ def _day(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
-def _fill_days(per_day: dict[str, list[float]], since: float | None, now: float) -> list[DayUsage]:
+def _fill_days(per_day: dict[str, _Tally], since: float | None, now: float) -> list[DayUsage]:
     """Every day of the period, quiet ones included, so a chart's gaps mean nothing happened."""
     if not per_day and since is None:
         return []
@@ -151,8 +156,8 @@ def _fill_days(per_day: dict[str, list[float]], since: float | None, now: float)
     days = []
     while day.date() <= last.date():
         key = day.strftime("%Y-%m-%d")
-        jobs, usd = per_day.get(key, (0, 0.0))
-        days.append(DayUsage(key, int(jobs), usd))
+        tally = per_day.get(key, _Tally())
+        days.append(DayUsage(key, tally.jobs, tally.usd))
         day += timedelta(days=1)
     return days
 

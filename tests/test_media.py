@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from services import media
+from services.hosts import AllowedHosts
 from tests.mediafactory import make_image, make_mp4
 
 
@@ -188,5 +189,9 @@ async def test_downloads_only_from_allowed_hosts(server: str, tmp_path: Path) ->
     async with aiohttp.ClientSession() as session:
         with pytest.raises(media.DownloadError, match="not allowed"):
             await media.download(
-                session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=10**6, allowed_hosts={"vidgen.x.ai"}
+                session,
+                f"http://{server}/ok",
+                tmp_path / "a.mp4",
+                max_bytes=10**6,
+                allowed_hosts=AllowedHosts(any_scheme_entries={"vidgen.x.ai"}),
             )

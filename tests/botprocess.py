@@ -23,6 +23,22 @@ from tests.harness import BotRig
 ROOT = Path(__file__).resolve().parent.parent
 
 
+async def run_command(*args: str, env: dict[str, str], cwd: Path, timeout_s: float = 60) -> tuple[int, str, str]:
+    """``python bot.py ARGS`` run to its end (PATH added to ``env``); returns (exit status, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        *args,
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 @dataclass
 class BotProcess:
     discord: DiscordEmulator

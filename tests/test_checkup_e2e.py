@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import sqlite3
-import sys
-from pathlib import Path
 
 from bot import invite_permissions
 from services.checkup import ALL_PERMISSIONS, base_permissions, channel_permissions, needed_mask
 from services.store import JobStore
+from tests.botprocess import run_command
 from tests.emulators.discord_models import ATTACH_FILES, DEFAULT_MEMBER_PERMISSIONS, EMBED_LINKS, VIEW_CHANNEL
 from tests.harness import BotRig
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 async def _check(rig: BotRig, **overrides: str) -> tuple[int, str, str]:
-    env = {"PATH": os.environ.get("PATH", ""), **rig.environment(**overrides)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bot.py"),
-        "check",
-        cwd=rig.tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command("check", env=rig.environment(**overrides), cwd=rig.tmp_path)
 
 
 def _failures(out: str) -> list[str]:

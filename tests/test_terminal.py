@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.botprocess import run_command
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
 from tests.mediafactory import make_image, make_mp4
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def generate(xai: XaiEmulator, tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
     """Run the command; return (exit status, stdout, stderr)."""
     environment = {
-        "PATH": os.environ.get("PATH", ""),
         "XAI_API_KEY": xai.api_key,
         "XAI_BASE_URL": xai.base_url,
         "XAI_FIRST_POLL_SECONDS": "0.1",
@@ -27,19 +22,7 @@ async def generate(xai: XaiEmulator, tmp_path: Path, *args: str, **env: str) -> 
         "DATABASE_PATH": str(tmp_path / "jobs.sqlite3"),
         **env,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bot.py"),
-        "generate",
-        *args,
-        cwd=tmp_path,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command("generate", *args, env=environment, cwd=tmp_path)
 
 
 def _one_clear_line(stderr: str) -> str:

@@ -89,6 +89,36 @@ class Expired:
 
 PollResult = Pending | Done | Failed | Moderated | Expired
 
+# -- calling a submit off ---------------------------------------------------------------------
+
+
+class SubmitGate:
+    """Lets a submit be called off up to the moment it goes on the wire.
+
+    xAI has no cancel endpoint, so a Cancel can only keep a request from being sent. ``sent`` is true
+    while a request may be on its way to xAI or past it (xAI may then be working on it, and billing);
+    it falls back to false when xAI provably did not take it (the connection never opened, or a 429),
+    so a Cancel between retries still stops it.
+    """
+
+    __slots__ = ("called_off", "sent")
+
+    def __init__(self) -> None:
+        self.called_off = False
+        self.sent = False
+
+    def call_off(self) -> bool:
+        """Stop the submit if nothing is on the wire; True when that was in time."""
+        if self.sent:
+            return False
+        self.called_off = True
+        return True
+
+
+class SubmitCalledOff(Exception):
+    """The submit was called off before anything was sent to xAI."""
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
@@ -308,9 +338,11 @@ class XaiClient:
     def __repr__(self) -> str:
         return f"XaiClient(base_url={self.base_url!r}, model={self.model!r})"
 
-    async def submit(self, request: GenerationRequest | EditRequest) -> str:
+    async def submit(self, request: GenerationRequest | EditRequest, *, gate: SubmitGate | None = None) -> str:
+        """Start a job at xAI and return its request id. Raises ``SubmitCalledOff`` if ``gate`` was
+        called off before the request was sent."""
         path, body = submission(request, self.model)
-        status, payload, _ = await self._request("POST", path, body, idempotent=False)
+        status, payload, _ = await self._request("POST", path, body, idempotent=False, gate=gate)
         request_id = payload.get("request_id") if isinstance(payload, Mapping) else None
         if not request_id:
             raise XaiProtocolError("xAI accepted the request but sent no job id.", status=status)
@@ -334,7 +366,13 @@ class XaiClient:
         return [str(m.get("id")) for m in models if isinstance(m, Mapping) and m.get("id")]
 
     async def _request(
-        self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        idempotent: bool,
+        gate: SubmitGate | None = None,
     ) -> tuple[int, Any, str]:
         """One logical call: budget slot per attempt, retries by policy, errors mapped."""
         headers = {
@@ -346,10 +384,16 @@ class XaiClient:
         while True:
             if self._budget is not None:
                 await self._budget.acquire()
+            if gate is not None:
+                if gate.called_off:
+                    raise SubmitCalledOff
+                gate.sent = True  # from here on xAI may receive it
             try:
                 status, payload, raw, retry_after = await self._attempt(method, path, body, headers)
             except aiohttp.ClientConnectorError:
                 # Nothing was sent: safe to try again even for a submit.
+                if gate is not None:
+                    gate.sent = False
                 error: XaiError = XaiUnavailable("The bot could not reach xAI; it will try again.")
                 if transient < self._max_retries:
                     transient += 1
@@ -376,6 +420,8 @@ class XaiClient:
             if isinstance(mapped, Moderated):
                 raise _ModeratedAnswer(mapped)
             if isinstance(mapped, XaiRateLimited):
+                if gate is not None:
+                    gate.sent = False  # xAI turned it away without starting anything
                 mapped.retry_after = retry_after
                 wait = (
                     retry_after

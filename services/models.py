@@ -70,6 +70,13 @@ FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
+class CancelResult(StrEnum):
+    """What a Cancel achieved: whether the request had reached xAI (which may then charge for it)."""
+
+    BEFORE_SENDING = "before_sending"  # nothing was sent to xAI; the job costs nothing
+    AFTER_SENDING = "after_sending"  # the request had already gone to xAI, which may still charge for it
+
+
 class ErrorCode(StrEnum):
     """Why a job did not end in a delivered video; stored with the job and shown in words."""
 

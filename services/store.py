@@ -63,6 +63,10 @@ UPDATABLE_FIELDS = frozenset(
 )
 
 
+class NewerSchemaError(Exception):
+    """The database was written by a newer version of the bot; this one must not touch it."""
+
+
 class TransitionError(Exception):
     """A caller asked for a move the state machine does not allow (a bug, not a race)."""
 
@@ -114,6 +118,11 @@ class JobStore:
         async with self._db.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise NewerSchemaError(
+                f"{self.path} was written by a newer version of the bot (schema {version}; this version knows "
+                f"up to {len(MIGRATIONS)}). Upgrade the bot, or restore a backup made before the upgrade."
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             log.info("Applying database migration %d", number)
             await self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from services.limits import DAY_S, Refusal, Refused, Requester, check_usage, next_free_slot, screen
-from services.models import Job, JobRequest, JobStatus
+from services.models import CancelResult, Job, JobRequest
 from services.policy import GuildPolicy
 from services.rules import ServerRules
 from services.scheduler import Scheduler
@@ -122,7 +122,8 @@ class JobService:
             server_spend_usd=spend,
         )
 
-    async def cancel(self, job_id: int) -> JobStatus | None:
+    async def cancel(self, job_id: int) -> CancelResult | None:
+        """Stop a job: whether its request had reached xAI, or None when it had already finished."""
         return await self.scheduler.cancel(job_id)
 
     async def get(self, job_id: int) -> Job | None:

@@ -5,9 +5,10 @@ history, and the usage limits (per member per window, active jobs, per server pe
 day), which read recent jobs. The usage check runs inside the store's write transaction that
 inserts the job, so two quick requests cannot both slip past a limit.
 
-Which jobs count: a job counts against the member and the server while it runs and once it was
-delivered or blocked by moderation (xAI bills those too). A job that failed, expired or was
-cancelled is handed back. Spend counts what xAI reported, or an estimate while a job runs.
+Which jobs count (``models.is_counted``, the same rule for the limits, /quota and /usage): a job counts
+while it waits or runs, and for good once its submit may have reached xAI, whatever its ending (cancelled
+while generating, timed out, moderated, failed, not delivered): xAI may bill it. Only a job that provably
+started nothing at xAI is handed back. Spend counts what xAI reported, or the estimate until it does.
 """
 
 from __future__ import annotations

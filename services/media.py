@@ -10,17 +10,18 @@ import asyncio
 import logging
 import shutil
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import NoReturn
 
 import aiohttp
 import av
 import yarl
 
-from services.hosts import AllowedHosts
+from services.hosts import AllowedHosts, BadAddress, describe_address, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +124,36 @@ def _image_complete(data: bytes, mime: str) -> bool:
 
 def _mp4_complete(data: bytes) -> bool:
     """Whether the top-level MP4 boxes fill the file exactly: a cut-off upload ends inside its last box."""
+    return _boxes_fill(lambda offset: data[offset : offset + 16], len(data))
+
+
+def _mp4_file_complete(path: Path) -> bool:
+    """``_mp4_complete`` for a file on disk, reading only the box headers (a finished video may be 200 MiB)."""
+    with path.open("rb") as file:
+
+        def header_at(offset: int) -> bytes:
+            file.seek(offset)
+            return file.read(16)
+
+        return _boxes_fill(header_at, path.stat().st_size)
+
+
+def _boxes_fill(header_at: Callable[[int], bytes], size: int) -> bool:
     offset = 0
-    while offset < len(data):
-        if offset + 8 > len(data):
+    while offset < size:
+        if offset + 8 > size:
             return False
-        size = int.from_bytes(data[offset : offset + 4], "big")
-        if size == 1:
-            if offset + 16 > len(data):
+        header = header_at(offset)
+        box = int.from_bytes(header[:4], "big")
+        if box == 1:
+            if offset + 16 > size:
                 return False
-            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
-        elif size == 0:  # the last box runs to the end of the file
+            box = int.from_bytes(header[8:16], "big")
+        elif box == 0:  # the last box runs to the end of the file
             return True
-        if size < 8 or offset + size > len(data):
+        if box < 8 or offset + box > size:
             return False
-        offset += size
+        offset += box
     return True
 
 
@@ -180,23 +197,17 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
 
 
 def _probe(source: Path | BytesIO, size: int, *, decode_all: bool = False) -> VideoInfo:
-    """Read a video's facts; with ``decode_all`` also decode every frame, which catches cut-off files."""
+    """Read a video's facts; with ``decode_all`` also decode every stream to its end, which catches cut-off files."""
     with av.open(source, "r") as container:
         if not container.streams.video:
             raise MediaError("That file has no video in it. Attach an MP4 video.")
         stream = container.streams.video[0]
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        if duration is None or duration <= 0:
+        duration = _declared_duration(stream, container)
+        if decode_all:
+            decoded = _decode_every_stream(container)
+            duration = duration or decoded
+        elif duration is None:
             duration = _decoded_duration(container)
-        elif decode_all:
-            frame_rate = float(stream.average_rate or 24)
-            decoded = _decoded_duration(container) + 1 / frame_rate
-            if decoded < duration * 0.9:
-                raise MediaError("That video is cut off (it ends before it says it does). Attach the whole file.")
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         return VideoInfo(
             duration_s=duration,
@@ -207,6 +218,42 @@ def _probe(source: Path | BytesIO, size: int, *, decode_all: bool = False) -> Vi
             container=container.format.name,
             size_bytes=size,
         )
+
+
+def _declared_duration(stream: av.stream.Stream, container: av.container.InputContainer | None) -> float | None:
+    """How long the file says a stream is (falling back to the whole file's length when a container is given)."""
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container is not None and container.duration is not None:
+        duration = container.duration / av.time_base
+    return duration if duration is not None and duration > 0 else None
+
+
+def _decode_every_stream(container: av.container.InputContainer) -> float:
+    """Decode every video and audio stream to its end; MediaError when one stops well before its declared length.
+
+    A file cut short (or whose samples were lost) still opens and shows its first part, so only decoding all
+    of it tells. Returns how far the first video stream decoded, in seconds.
+    """
+    streams = [*container.streams.video, *container.streams.audio]
+    reached = dict.fromkeys((s.index for s in streams), 0.0)
+    for packet in container.demux(*streams):
+        for frame in packet.decode():
+            if isinstance(frame, av.AudioFrame):
+                span = frame.samples / (frame.sample_rate or 1)
+            elif isinstance(frame, av.VideoFrame):
+                rate = packet.stream.average_rate
+                span = 1 / float(rate) if rate else 0.0
+            else:
+                continue
+            if frame.time is not None:
+                reached[packet.stream.index] = max(reached[packet.stream.index], float(frame.time) + span)
+    for stream in streams:
+        declared = _declared_duration(stream, None)  # each stream against its own length (sound may be shorter)
+        if declared is not None and reached[stream.index] < declared * 0.9:
+            raise MediaError("That video is cut off (it ends before it says it does). Attach the whole file.")
+    return reached[container.streams.video[0].index]
 
 
 def _decoded_duration(container: av.container.InputContainer) -> float:
@@ -223,6 +270,26 @@ async def probe_video(path: Path) -> VideoInfo:
         return await asyncio.to_thread(_probe, path, path.stat().st_size)
     except (av.FFmpegError, ValueError, IndexError, OSError):
         raise MediaError("The video file is damaged and cannot be played.") from None
+
+
+async def check_result_video(path: Path) -> VideoInfo:
+    """A downloaded result, checked as strictly as an edit input before anyone sees it: every top-level box
+    inside the file, and every stream (video and audio) decodable to its end. MediaError when it is damaged."""
+    try:
+        return await asyncio.to_thread(_check_result, path)
+    except MediaError:
+        raise
+    except (av.FFmpegError, ValueError, IndexError, OSError):
+        raise MediaError("The video file is damaged and cannot be played.") from None
+
+
+def _check_result(path: Path) -> VideoInfo:
+    if not _mp4_file_complete(path):
+        raise MediaError("The video file is cut off (it ends inside one of its parts).")
+    try:
+        return _probe(path, path.stat().st_size, decode_all=True)
+    except MediaError:
+        raise MediaError("The video file is damaged or cut off (it stops before its end).") from None
 
 
 async def check_edit_video(data: bytes, *, max_seconds: float = 8.7, max_bytes: int = 50 * 1024 * 1024) -> VideoInfo:
@@ -334,24 +401,52 @@ async def fit_to_size(src: Path, dst: Path, max_bytes: int) -> VideoInfo:
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRYABLE_STATUSES = frozenset({408, 425, 429})  # and every 5xx: the server may answer next time
 
 
-def _check_address(url: str, rules: AllowedHosts | None) -> None:
-    """Refuse a URL that is not http(s), or not on an allowed host, before any request is made."""
-    if rules is not None:
-        refusal = rules.refusal(url)
-    else:
-        parts = urlsplit(url)
-        refusal = None if parts.scheme in ("http", "https") and parts.hostname else "the address is not an http(s) URL"
+def _check_address(url: object, rules: AllowedHosts | None) -> yarl.URL:
+    """The URL to fetch, read once (what is judged is what is fetched); DownloadError when the bot may not."""
+    try:
+        address = parse_address(url)
+    except BadAddress as bad:
+        _refuse(url, str(bad))
+    refusal = rules.refusal_of(address) if rules is not None else None
     if refusal is not None:
-        log.warning("Refused to download %s: %s", _safe_url(url), refusal)
-        raise DownloadError(refusal, transient=False)
+        _refuse(url, refusal)
+    return address
 
 
-def _safe_url(url: str) -> str:
+def _refuse(url: object, reason: str) -> NoReturn:
+    log.warning("Refused to download %s: %s", _safe_url(url), reason)
+    raise DownloadError(reason, transient=False)
+
+
+def _safe_url(url: object) -> str:
     """scheme://host/path only: query strings of signed URLs are bearer secrets."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return describe_address(url)
+
+
+def _next_address(current: yarl.URL, location: str, rules: AllowedHosts | None) -> yarl.URL:
+    """Where a redirect points, judged exactly like the first address; a garbled Location is refused."""
+    try:
+        target = current.join(yarl.URL(location))
+    except (ValueError, TypeError):
+        _refuse(current, "the server redirected to an address that is not a valid URL")
+    return _check_address(str(target), rules)
+
+
+async def _follow(
+    session: aiohttp.ClientSession, address: yarl.URL, timeout: aiohttp.ClientTimeout, rules: AllowedHosts | None
+) -> aiohttp.ClientResponse:
+    """GET ``address``, following at most ``MAX_REDIRECTS`` redirects, each checked before it is requested."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await session.get(address, timeout=timeout, allow_redirects=False)
+        location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
+        if location is None:
+            return response
+        response.release()
+        address = _next_address(response.url, location, rules)
+    raise DownloadError("the address redirects too many times", transient=False)
 
 
 async def download(
@@ -366,26 +461,39 @@ async def download(
     """Stream ``url`` into ``dest`` (via a .part file), refusing more than ``max_bytes``; returns the size.
 
     With ``allowed_hosts``, the URL and every redirect it leads to must be on an allowed host, checked
-    before each request is made."""
-    _check_address(url, allowed_hosts)
+    before each request is made. Every problem with the address, the server or the connection is a
+    ``DownloadError`` (a full disk stays an ``OSError``); no other exception comes out."""
+    address = _check_address(url, allowed_hosts)
     partial = dest.with_name(dest.name + ".part")
-    size = 0
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        for _ in range(MAX_REDIRECTS):
-            response = await session.get(url, timeout=timeout, allow_redirects=False)
-            location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
-            if location is None:
-                break
-            response.release()
-            url = str(response.url.join(yarl.URL(location)))
-            _check_address(url, allowed_hosts)
-        else:
-            raise DownloadError("the address redirects too many times", transient=False)
+        size = await _fetch(session, address, partial, max_bytes, timeout_s, allowed_hosts)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(dest)
+    log.debug("Downloaded %s (%d bytes)", _safe_url(address), size)
+    return size
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    address: yarl.URL,
+    partial: Path,
+    max_bytes: int,
+    timeout_s: float,
+    rules: AllowedHosts | None,
+) -> int:
+    """The download itself, with every library error turned into a DownloadError."""
+    size = 0
+    try:
+        response = await _follow(session, address, aiohttp.ClientTimeout(total=timeout_s), rules)
         async with response:
-            if response.status >= 400:
-                raise DownloadError(f"the server answered HTTP {response.status}", transient=response.status >= 500)
-            declared = response.content_length
+            status = response.status
+            if not 200 <= status < 300:
+                raise DownloadError(
+                    f"the server answered HTTP {status}", transient=status >= 500 or status in RETRYABLE_STATUSES
+                )
+            declared = _declared_length(response)
             if declared is not None and declared > max_bytes:
                 raise DownloadError(
                     f"the file is {describe_size(declared)}, over the {describe_size(max_bytes)} limit", transient=False
@@ -398,19 +506,28 @@ async def download(
                     await asyncio.to_thread(sink.write, chunk)
             if declared is not None and size < declared:
                 raise DownloadError("the download was cut short", transient=True)
-    except DownloadError:
-        partial.unlink(missing_ok=True)
-        raise
     except TimeoutError:
-        partial.unlink(missing_ok=True)
         raise DownloadError("the download timed out", transient=True) from None
     except aiohttp.ClientPayloadError:
-        partial.unlink(missing_ok=True)
         raise DownloadError("the download was cut short", transient=True) from None
+    except aiohttp.InvalidURL:
+        _refuse(address, "the address is not a valid URL")
+    except aiohttp.ClientConnectorError as error:
+        log.info("Download of %s failed: %s", _safe_url(address), type(error).__name__)
+        raise DownloadError("the bot could not connect to the server that has the file", transient=True) from None
     except aiohttp.ClientError as error:
-        partial.unlink(missing_ok=True)
-        log.info("Download of %s failed: %s", _safe_url(url), type(error).__name__)
+        log.info("Download of %s failed: %s", _safe_url(address), type(error).__name__)
         raise DownloadError("the connection broke during the download", transient=True) from None
-    partial.replace(dest)
-    log.debug("Downloaded %s (%d bytes)", _safe_url(url), size)
+    except (ValueError, UnicodeError) as error:  # the library refused something in the URL or the answer's headers
+        log.info("Download of %s failed: %s", _safe_url(address), type(error).__name__)
+        raise DownloadError("the server's answer could not be read", transient=False) from None
     return size
+
+
+def _declared_length(response: aiohttp.ClientResponse) -> int | None:
+    """The Content-Length, when there is a sane one (it is only a claim: the bytes are counted too)."""
+    try:
+        declared = response.content_length
+    except ValueError:
+        return None
+    return declared if declared is not None and declared >= 0 else None

@@ -67,7 +67,8 @@ def failure_text(job: Job) -> str:
     if job.status is JobStatus.MODERATED:
         return f"🚫 {reason} Try a different prompt. (job #{job.id})"
     if job.status is JobStatus.CANCELLED:
-        tail = " xAI may still charge for work it had started." if job.request_id else ""
+        # Charged: the request may have reached xAI (even when its answer, and so its id, never came back).
+        tail = " The request had already reached xAI, which may still charge for it." if job.charged else ""
         return f"🛑 Cancelled.{tail} (job #{job.id})"
     if job.error_code == ErrorCode.TIMEOUT:
         return f"⌛ {reason} (job #{job.id})"

@@ -91,4 +91,19 @@ MIGRATIONS: tuple[str, ...] = (
     -- covers the server-wide limits' count and spend sum, so each decision reads the index alone
     CREATE INDEX jobs_guild_day ON jobs (guild_id, created_at, status, cost_usd_ticks, mode, duration, resolution);
     """,
+    # 5: whether a job's submit may have reached xAI ("charged"): from then on it counts against every limit,
+    #    whatever its ending. Earlier rows: charged when xAI knew the job (a request id or a reported cost), when
+    #    it was delivered or moderated, and when the bot could not tell whether xAI got it (caught mid-submit).
+    """
+    ALTER TABLE jobs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET charged = 1
+        WHERE request_id IS NOT NULL
+           OR cost_usd_ticks > 0
+           OR status IN ('submitting', 'running', 'downloading', 'delivering', 'delivered', 'moderated')
+           OR error_code = 'submit_uncertain';
+    DROP INDEX jobs_guild_day;
+    -- covers the server-wide limits' count and spend sum, so each decision reads the index alone
+    CREATE INDEX jobs_guild_day ON jobs
+        (guild_id, created_at, status, charged, cost_usd_ticks, mode, duration, resolution);
+    """,
 )

@@ -54,14 +54,22 @@ TERMINAL_STATUSES = frozenset(
     {JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
 )
 
-# Jobs that count against limits: running ones, and those that produced a video or were blocked by
-# moderation (xAI bills those). Failed, expired and cancelled jobs are handed back.
-COUNTED_STATUSES = frozenset(s for s in JobStatus if s.is_active) | {JobStatus.DELIVERED, JobStatus.MODERATED}
+# Which jobs count against the limits (per member, per server, spend) is one rule, ``is_counted()``: a job counts
+# while it is still active (waiting in line included) and, whatever its ending, once it is *charged*: from the
+# moment its submit may have reached xAI, which may then bill it. Only a job that provably never started
+# anything at xAI is handed back (see services/charging.py for when the flag is cleared).
+
+
+def is_counted(status: JobStatus, charged: bool) -> bool:
+    """Whether a job counts against the limits. The store's SQL (``store.COUNTED_SQL``) says the same."""
+    return status.is_active or charged
 
 # Where a job may go from each status. The store refuses anything else.
 FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.SUBMITTING, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.SUBMITTING: frozenset({JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.MODERATED}),
+    JobStatus.SUBMITTING: frozenset(
+        {JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.CANCELLED}
+    ),
     JobStatus.RUNNING: frozenset(
         {JobStatus.DOWNLOADING, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
     ),
@@ -172,6 +180,12 @@ class Job:
     deleted_at: float | None = None
     parent_job_id: int | None = None
     has_media: bool = False
+    charged: bool = False  # its submit may have reached xAI: it counts whatever its ending
+
+    @property
+    def counted(self) -> bool:
+        """Whether this job counts against the limits (see ``is_counted``)."""
+        return is_counted(self.status, self.charged)
 
     @property
     def elapsed_s(self) -> float:

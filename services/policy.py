@@ -11,15 +11,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from services.models import (
-    COUNTED_STATUSES,
-    DEFAULT_DURATION_S,
-    MAX_DURATION_S,
-    RESOLUTIONS,
-    JobStatus,
-    Mode,
-    ticks_to_usd,
-)
+from services.models import DEFAULT_DURATION_S, MAX_DURATION_S, RESOLUTIONS, Mode, ticks_to_usd
 
 NO_LIMIT = 0  # in settings and in /videoadmin, 0 means "no limit"
 EDIT_ESTIMATE_S = 9  # an edit's length follows its input (at most 8.7 s): price it as 9 s until xAI says
@@ -77,14 +69,15 @@ class GuildPolicy:
         return round(seconds * price, 4)
 
     def spend_usd(
-        self, cost_usd_ticks: int | None, status: JobStatus, mode: Mode, duration: int | None, resolution: str | None
+        self, cost_usd_ticks: int | None, counted: bool, mode: Mode, duration: int | None, resolution: str | None
     ) -> float:
-        """What a job counts for against spend: xAI's figure, else an estimate while it counts (see limits)."""
+        """What a job counts for against spend: nothing unless it counts (``models.is_counted``); then xAI's
+        figure once reported, else the estimate."""
+        if not counted:
+            return 0.0
         if cost_usd_ticks is not None:
             return ticks_to_usd(cost_usd_ticks)
-        if status in COUNTED_STATUSES:
-            return self.estimate_usd(mode, duration, resolution)
-        return 0.0
+        return self.estimate_usd(mode, duration, resolution)
 
 
 def default_policy(defaults: LimitDefaults) -> GuildPolicy:

@@ -4,29 +4,35 @@ It admits waiting jobs while fewer than ``max_concurrent`` are generating, spend
 request budget on submits and polls together (always serving the job that is due soonest), downloads
 each finished video at once, hands it to the listener, and writes every step to the store first.
 On start it picks up every job the store says was in flight, so a restart loses nothing.
+
+Every admitted job has a ``SubmitGate``: a Cancel stops it for free until the request goes on the wire.
+A job's age is kept on the monotonic clock (taken from the stored, wall-clock ``submitted_at`` when it is
+resumed), and a job is only ever called timed out by a poll, made after its deadline, that finds it
+still pending: never on age alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from services import media
+from services import endings
 from services.budget import RequestBudget
 from services.cadence import PollCadence
+from services.charging import started_nothing
 from services.fairqueue import FairQueue
+from services.fetching import URL_LIFETIME_S, FetchFailed, FetchSettings, ResultFetcher
 from services.hosts import AllowedHosts
 from services.listener import DeliveryError, JobListener
-from services.models import ErrorCode, Job, JobStatus, Mode
+from services.models import CancelResult, ErrorCode, Job, JobStatus, Mode
 from services.patience import patiently
 from services.store import JobStore
 from services.xai import (
@@ -38,6 +44,8 @@ from services.xai import (
     Moderated,
     Pending,
     PollResult,
+    SubmitCalledOff,
+    SubmitGate,
     XaiClient,
     XaiError,
     XaiRateLimited,
@@ -48,31 +56,54 @@ log = logging.getLogger(__name__)
 DELIVERY_RETRY_DELAYS_S = (2.0, 10.0, 30.0, 60.0)
 DOWNLOAD_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
 NOTIFY_RETRY_DELAYS_S = (2.0, 10.0, 30.0, 60.0, 300.0)
+_CANCELLED: dict[str, Any] = {"error_code": ErrorCode.CANCELLED.value}
+_TRACKED = (JobStatus.RUNNING, JobStatus.DOWNLOADING)  # where a polled job can be
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     max_concurrent: int = 15
-    job_timeout_s: float = 600.0
+    job_timeout_s: float = 600.0  # after this, a poll that finds the job still pending ends it as timed out
     max_download_bytes: int = 200 * 1024 * 1024
     download_timeout_s: float = 120.0
     download_hosts: AllowedHosts | None = None  # where finished videos may come from (None: anywhere)
     # Queue positions go out at most this often: a burst of requests then costs one recount, not one each.
     queue_report_interval_s: float = 0.5
+    # The waits between tries of each retry loop (settable, so tests never sleep for real).
+    download_retry_delays_s: tuple[float, ...] = DOWNLOAD_RETRY_DELAYS_S  # a failed or damaged copy
+    delivery_retry_delays_s: tuple[float, ...] = DELIVERY_RETRY_DELAYS_S
+    notify_retry_delays_s: tuple[float, ...] = NOTIFY_RETRY_DELAYS_S
+    video_url_lifetime_s: float = URL_LIFETIME_S  # how long xAI's address of a finished video stays good
 
 
 @dataclass(slots=True)
 class _Tracked:
-    """A job that xAI is working on (or that needs one more poll to learn its video's address)."""
+    """A job that xAI is working on (or that needs one more poll to learn its video's address).
+
+    Times are on the scheduler's monotonic clock, so a wall-clock jump during a run changes nothing.
+    """
 
     job_id: int
     request_id: str
-    submitted_at: float  # wall clock, as stored
-    next_poll_at: float  # monotonic
+    started: float  # when xAI got the job (before this run began, for a resumed job)
+    deadline: float  # a poll made after this that finds the job pending ends it as timed out
+    next_poll_at: float
     polls: int = 0
     progress: int | None = None
     in_flight: bool = False
     needs_url_only: bool = False  # resumed in DOWNLOADING: already done at xAI, not using a slot
+    resumed: bool = False  # its age includes time the bot was down: not a generation time to learn from
+
+
+@dataclass(slots=True)
+class _Submission:
+    """An admitted job on its way to xAI: the gate a Cancel closes, and the request while it is being sent."""
+
+    gate: SubmitGate = field(default_factory=SubmitGate)
+    wire: asyncio.Task[str] | None = None
+    cancel_requested: bool = False  # a Cancel came once the request was on the wire: cancel once xAI answers
+    back_in_line: bool = False  # called off by a shutdown, not a person: it waits in line again
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # its outcome is in the store
 
 
 class Scheduler:
@@ -91,6 +122,7 @@ class Scheduler:
         cadence: PollCadence | None = None,
         resume_origins: frozenset[str] = frozenset({"discord"}),
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.client = client
@@ -100,13 +132,25 @@ class Scheduler:
         self.media_dir = media_dir
         self.settings = settings or SchedulerSettings()
         self.cadence = cadence or PollCadence()
-        self._clock = clock
+        self._clock = clock  # ages, deadlines and poll times
+        self._wall = wall_clock  # what is stored (submitted_at...), read back to age resumed jobs
         self.resume_origins = resume_origins  # the terminal resumes nothing; the bot resumes Discord jobs
+        self._fetcher = ResultFetcher(
+            session,
+            client,
+            FetchSettings(
+                max_bytes=self.settings.max_download_bytes,
+                timeout_s=self.settings.download_timeout_s,
+                allowed_hosts=self.settings.download_hosts,
+                retry_delays_s=self.settings.download_retry_delays_s,
+                url_lifetime_s=self.settings.video_url_lifetime_s,
+            ),
+            clock=clock,
+        )
         self._queue = FairQueue()
         self._queue_report_pending = False
         self._tracked: dict[int, _Tracked] = {}
-        self._submitting: set[int] = set()
-        self._cancel_requested: set[int] = set()
+        self._submitting: dict[int, _Submission] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -137,6 +181,11 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        for submission in self._submitting.values():
+            if submission.gate.call_off():  # not sent yet: it waits in line for the next start, not "uncertain"
+                submission.back_in_line = not submission.cancel_requested
+                if submission.wire is not None:
+                    submission.wire.cancel()
         pending = {task for task in self._tasks if not task.done()}
         if pending:
             _, still = await asyncio.wait(pending, timeout=grace_s)
@@ -165,33 +214,40 @@ class Scheduler:
     def waiting(self) -> int:
         return len(self._queue)
 
-    async def cancel(self, job_id: int) -> JobStatus | None:
-        """Stop a job. Returns the status it was in when cancelled, or None if it could not be (already done)."""
+    async def cancel(self, job_id: int) -> CancelResult | None:
+        """Stop a job; None when it is past stopping (finished, or its video is already on its way).
+
+        ``BEFORE_SENDING``: nothing reached xAI and the job is handed back (the store says so on return).
+        ``AFTER_SENDING``: the request had gone to xAI, which may bill it; the job counts, and ends cancelled
+        (now, or as soon as xAI answers the submit that is on the wire).
+        """
         if self._queue.remove(job_id):
-            if await self._move(
-                job_id, JobStatus.QUEUED, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED.value
-            ):
-                self._request_queue_report()
-                return JobStatus.QUEUED
+            self._request_queue_report()
+            if await self._move(job_id, JobStatus.QUEUED, JobStatus.CANCELLED, **_CANCELLED, charged=False):
+                return CancelResult.BEFORE_SENDING
             return None
+        submission = self._submitting.get(job_id)
+        if submission is not None:
+            if submission.gate.call_off():
+                if submission.wire is not None:
+                    submission.wire.cancel()  # waiting for a budget slot or between retries: stop waiting
+                await submission.settled.wait()
+                return CancelResult.BEFORE_SENDING
+            submission.cancel_requested = True
+            submission.gate.called_off = True  # and if xAI turns it away (429), no retry goes out
+            return CancelResult.AFTER_SENDING
         tracked = self._tracked.get(job_id)
         if tracked is not None and not tracked.needs_url_only:
-            if await self._move(
-                job_id, JobStatus.RUNNING, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED.value
-            ):
-                self._tracked.pop(job_id, None)
-                self._wake.set()
-                return JobStatus.RUNNING
-            return None
-        if job_id in self._submitting:
-            self._cancel_requested.add(job_id)
-            return JobStatus.SUBMITTING
+            del self._tracked[job_id]  # first, so a poll answer arriving meanwhile is ignored
+            self._wake.set()
+            if await self._move(job_id, JobStatus.RUNNING, JobStatus.CANCELLED, **_CANCELLED):
+                return CancelResult.AFTER_SENDING
         return None
 
     # -- resume --------------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        now = self._clock()
+        now, wall = self._clock(), self._wall()
         resumed = 0
         # Read the failure outbox first: jobs failed below are told by their own ending, not twice.
         untold = [job for job in await self.store.unnotified_endings() if job.origin.kind in self.resume_origins]
@@ -202,31 +258,28 @@ class Scheduler:
             if job.status is JobStatus.QUEUED:
                 self._queue.push(job.id, _owner_key(job))
             elif job.status is JobStatus.SUBMITTING:
-                # We cannot know whether xAI received it; sending it again could bill twice.
-                await self._finish(
-                    job.id,
-                    JobStatus.SUBMITTING,
-                    JobStatus.FAILED,
-                    ErrorCode.SUBMIT_UNCERTAIN,
-                    "The bot restarted while sending this job to xAI, so it cannot tell whether xAI received it. "
-                    "It was not sent again to avoid a double charge; please try again.",
-                )
+                # We cannot know whether xAI received it; sending it again could bill twice. It stays charged.
+                await self._end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
             elif job.status in (JobStatus.RUNNING, JobStatus.DOWNLOADING) and job.request_id:
+                # Its age survives the restart (the stored wall-clock submit time), but the verdict is xAI's:
+                # it is polled at once, and only a poll past its deadline that finds it pending times it out.
+                age = max(0.0, wall - (job.submitted_at or wall))
+                started = now - age
                 self._tracked[job.id] = _Tracked(
                     job.id,
                     job.request_id,
-                    job.submitted_at or time.time(),
+                    started,
+                    deadline=started + self.settings.job_timeout_s,
                     next_poll_at=now,
                     needs_url_only=job.status is JobStatus.DOWNLOADING,
+                    resumed=True,
                 )
             elif job.status is JobStatus.DELIVERING:
                 self._spawn(self._deliver(job.id), f"deliver-{job.id}")
             else:
                 resumed -= 1
                 log.warning("Job %d is %s without a request id; marking it failed", job.id, job.status)
-                await self._finish(
-                    job.id, job.status, JobStatus.FAILED, ErrorCode.XAI_UNAVAILABLE, "The job's xAI id was lost."
-                )
+                await self._end(job.id, job.status, endings.LOST_REQUEST_ID)
         if resumed:
             log.info("Resumed %d job(s) from the store", resumed)
         for job in untold:
@@ -245,7 +298,6 @@ class Scheduler:
                 await asyncio.sleep(1.0)
 
     async def _step(self) -> None:
-        await self._expire_overdue()
         # Only hand out work when a budget slot is free and nobody is already waiting for one,
         # so each slot goes to whatever is most urgent at the moment it frees up.
         if self.budget.waiting or self.budget.delay() > 0:
@@ -262,9 +314,9 @@ class Scheduler:
         job_id = self._queue.pop()
         if job_id is None:
             return False
-        self._submitting.add(job_id)
+        submission = self._submitting[job_id] = _Submission()
         self.max_generating_seen = max(self.max_generating_seen, self.generating)
-        self._spawn(self._submit(job_id), f"submit-{job_id}")
+        self._spawn(self._submit(job_id, submission), f"submit-{job_id}")
         self._request_queue_report()
         return True
 
@@ -289,66 +341,90 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
-    async def _expire_overdue(self) -> None:
-        deadline = time.time() - self.settings.job_timeout_s
-        for tracked in [t for t in self._tracked.values() if t.submitted_at < deadline and not t.in_flight]:
-            self._tracked.pop(tracked.job_id, None)
-            await self._finish(
-                tracked.job_id,
-                (JobStatus.RUNNING, JobStatus.DOWNLOADING),
-                JobStatus.FAILED,
-                ErrorCode.TIMEOUT,
-                f"xAI did not finish this video within {_duration_words(self.settings.job_timeout_s)}, "
-                "so the bot stopped waiting "
-                f"(xAI request id {tracked.request_id}).",
-            )
-
     # -- submit --------------------------------------------------------------------------------
 
-    async def _submit(self, job_id: int) -> None:
+    async def _submit(self, job_id: int, submission: _Submission) -> None:
+        tracked = None
         try:
-            if not await self._move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING):
-                return  # cancelled while waiting
-            job = await self.store.get(job_id)
-            assert job is not None
-            request = await self._build_request(job)
-            if request is None:
-                await self._finish(
-                    job_id,
-                    JobStatus.SUBMITTING,
-                    JobStatus.FAILED,
-                    ErrorCode.MISSING_INPUT,
-                    "The attachment for this job could not be found; please send it again.",
-                )
-                return
-            try:
-                request_id = await self.client.submit(request)
-            except XaiRateLimited as error:
-                # xAI refused before doing any work: safe to wait in line again.
-                log.warning("Job %d: still rate limited after retries; back in line", job_id)
-                if await self._move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED):
-                    self._queue.push_front(job_id, _owner_key(job))
-                self.budget.pause_for(error.retry_after or 5.0)
-                return
-            except XaiError as error:
-                await self._finish(job_id, JobStatus.SUBMITTING, _status_for(error), error.error_code, str(error))
-                return
-            submitted_at = time.time()
-            await self._move(
-                job_id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id=request_id, submitted_at=submitted_at
-            )
-            log.info("Job %d submitted to xAI as %s", job_id, request_id)
-            self._tracked[job_id] = _Tracked(
-                job_id, request_id, submitted_at, next_poll_at=self._clock() + self.cadence.first_delay()
-            )
+            tracked = await self._send(job_id, submission)
         finally:
-            self._submitting.discard(job_id)
+            # One step, no await: a Cancel finds the job either still submitting or already tracked.
+            self._submitting.pop(job_id, None)
+            if tracked is not None:
+                self._tracked[job_id] = tracked
+            submission.settled.set()
             self._wake.set()
-        if job_id in self._cancel_requested:
-            self._cancel_requested.discard(job_id)
-            await self.cancel(job_id)
+        if tracked is not None:
+            await self._notify_status(job_id)
+
+    async def _send(self, job_id: int, submission: _Submission) -> _Tracked | None:
+        """Send one admitted job to xAI and record how that went; the job to poll when xAI took it."""
+        gate = submission.gate
+        if gate.called_off:  # cancelled (or the bot is stopping) before anything happened
+            await self._called_off(job_id, JobStatus.QUEUED, submission)
+            return None
+        # Charged from here on (pessimistic: its request may reach xAI); cleared only with proof it did not.
+        if not await self._move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True):
+            return None  # no longer waiting (another process took it)
+        job = await self.store.get(job_id)
+        assert job is not None
+        request = await self._build_request(job)
+        if request is None:
+            await self._end(job_id, JobStatus.SUBMITTING, endings.MISSING_INPUT, charged=False)
+            return None
+        if gate.called_off:  # cancelled while the job was being read from the store
+            await self._called_off(job_id, JobStatus.SUBMITTING, submission)
+            return None
+        submission.wire = wire = asyncio.ensure_future(self.client.submit(request, gate=gate))
+        try:
+            await asyncio.wait({wire})
+        except asyncio.CancelledError:
+            wire.cancel()  # the bot is stopping: whatever is on the wire stays "submitting" (uncertain)
+            raise
+        try:
+            request_id = wire.result()
+        except (SubmitCalledOff, asyncio.CancelledError):
+            await self._called_off(job_id, JobStatus.SUBMITTING, submission)
+            return None
+        except XaiRateLimited as error:
+            if submission.cancel_requested:
+                await self._move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=False)
+                return None
+            # xAI refused before doing any work: safe to wait in line again, handed back meanwhile.
+            log.warning("Job %d: still rate limited after retries; back in line", job_id)
+            if await self._move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED, charged=False):
+                if gate.called_off:  # a Cancel (or the shutdown) came while that was being written
+                    await self._called_off(job_id, JobStatus.QUEUED, submission)
+                else:
+                    self._queue.push_front(job_id, _owner_key(job))
+            self.budget.pause_for(error.retry_after or 5.0)
+            return None
+        except XaiError as error:
+            charged = not started_nothing(error, sent=gate.sent)
+            if submission.cancel_requested:
+                await self._move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=charged)
+            else:
+                await self._end(job_id, JobStatus.SUBMITTING, endings.xai_error(error), charged=charged)
+            return None
+        now = self._clock()
+        await self._move(
+            job_id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id=request_id, submitted_at=self._wall()
+        )
+        log.info("Job %d submitted to xAI as %s", job_id, request_id)
+        if submission.cancel_requested:  # the Cancel came while the request was on the wire
+            await self._move(job_id, JobStatus.RUNNING, JobStatus.CANCELLED, **_CANCELLED)
+            return None
+        deadline = now + self.settings.job_timeout_s
+        return _Tracked(job_id, request_id, now, deadline, next_poll_at=min(now + self.cadence.first_delay(), deadline))
+
+    async def _called_off(self, job_id: int, status: JobStatus, submission: _Submission) -> None:
+        """Nothing reached xAI: the job is handed back, cancelled or (at shutdown) waiting in line again."""
+        if submission.back_in_line:
+            if status is not JobStatus.QUEUED:
+                await self._move(job_id, status, JobStatus.QUEUED, charged=False)
             return
-        await self._notify_status(job_id)
+        log.info("Job %d: cancelled before it was sent to xAI", job_id)
+        await self._move(job_id, status, JobStatus.CANCELLED, **_CANCELLED, charged=False)
 
     async def _build_request(self, job: Job) -> GenerationRequest | EditRequest | None:
         media_input = await self.store.get_input(job.id) if job.has_media else None
@@ -363,6 +439,7 @@ class Scheduler:
     # -- poll ----------------------------------------------------------------------------------
 
     async def _poll(self, tracked: _Tracked) -> None:
+        asked_at = self._clock()
         try:
             result = await self.client.poll(tracked.request_id)
         except XaiError as error:
@@ -373,68 +450,52 @@ class Scheduler:
             tracked.polls += 1
             self._wake.set()
         if self._tracked.get(tracked.job_id) is not tracked:
-            return  # cancelled or timed out while the poll was on the wire
-        await self._handle_poll_result(tracked, result)
+            return  # cancelled while the poll was on the wire
+        await self._handle_poll_result(tracked, result, asked_at)
 
     async def _poll_failed(self, tracked: _Tracked, error: XaiError) -> None:
         if getattr(error, "transient", False) or isinstance(error, XaiRateLimited):
+            # xAI could not be asked: the job waits (however old it is) and is asked again later.
             delay = self.cadence.next_delay(0, None, tracked.polls)
             log.warning("Job %d: poll failed (%s); trying again in %.1fs", tracked.job_id, error, delay)
             tracked.next_poll_at = self._clock() + delay
             return
         self._tracked.pop(tracked.job_id, None)
-        await self._finish(
-            tracked.job_id,
-            (JobStatus.RUNNING, JobStatus.DOWNLOADING),
-            _status_for(error),
-            error.error_code,
-            str(error),
-        )
+        await self._end(tracked.job_id, _TRACKED, endings.xai_error(error))
 
-    async def _handle_poll_result(self, tracked: _Tracked, result: PollResult) -> None:
+    async def _handle_poll_result(self, tracked: _Tracked, result: PollResult, asked_at: float) -> None:
         job_id = tracked.job_id
-        if isinstance(result, Pending):
-            elapsed = time.time() - tracked.submitted_at
-            tracked.next_poll_at = self._clock() + self.cadence.next_delay(elapsed, result.progress, tracked.polls)
-            if result.progress is not None and result.progress != tracked.progress:
-                tracked.progress = result.progress
-                await self._set(job_id, progress=result.progress)
+        if not isinstance(result, Done | Moderated | Failed | Expired):  # pending, or an answer meaning "not yet"
+            progress = result.progress if isinstance(result, Pending) else None
+            if asked_at >= tracked.deadline:  # xAI itself says, past the deadline, that it is not done
+                self._tracked.pop(job_id, None)
+                await self._end(job_id, _TRACKED, endings.timed_out(self.settings.job_timeout_s, tracked.request_id))
+                return
+            now = self._clock()
+            delay = self.cadence.next_delay(now - tracked.started, progress, tracked.polls)
+            tracked.next_poll_at = min(now + delay, tracked.deadline)  # one poll lands right at the deadline
+            if progress is not None and progress != tracked.progress:
+                tracked.progress = progress
+                await self._set(job_id, progress=progress)
                 await self._notify_status(job_id)
             return
         self._tracked.pop(job_id, None)
         if isinstance(result, Done):
             await self._video_ready(tracked, result)
-        elif isinstance(result, Moderated):
-            await self._finish(
-                job_id,
-                (JobStatus.RUNNING, JobStatus.DOWNLOADING),
-                JobStatus.MODERATED,
-                ErrorCode.MODERATED,
-                "xAI's content moderation rejected this video, so it cannot be shown. xAI may still charge for it.",
-                cost_usd_ticks=result.cost_usd_ticks,
-            )
-        elif isinstance(result, Failed):
-            await self._finish(
-                job_id,
-                (JobStatus.RUNNING, JobStatus.DOWNLOADING),
-                JobStatus.FAILED,
-                ErrorCode.XAI_FAILED,
-                f"xAI could not make this video: {result.message}",
-                cost_usd_ticks=result.cost_usd_ticks,
-            )
-        elif isinstance(result, Expired):
-            await self._finish(
-                job_id,
-                (JobStatus.RUNNING, JobStatus.DOWNLOADING),
-                JobStatus.EXPIRED,
-                ErrorCode.EXPIRED,
-                "xAI says this video has expired and is no longer available.",
-            )
+        else:
+            await self._ended_by_xai(job_id, result)
+
+    async def _ended_by_xai(self, job_id: int, result: PollResult) -> None:
+        """xAI's own verdict on a job that will not have a video: moderated, failed or expired."""
+        ending = endings.xai_verdict(result)
+        if ending is not None:
+            await self._end(job_id, _TRACKED, ending, cost_usd_ticks=ending.cost_usd_ticks)
 
     async def _video_ready(self, tracked: _Tracked, done: Done) -> None:
-        finished_at = time.time()
+        finished_at = self._wall()
         if not tracked.needs_url_only:
-            self.cadence.record(finished_at - tracked.submitted_at)
+            if not tracked.resumed:
+                self.cadence.record(self._clock() - tracked.started)
             moved = await self._move(
                 tracked.job_id,
                 JobStatus.RUNNING,
@@ -445,55 +506,38 @@ class Scheduler:
             )
             if not moved:
                 return  # cancelled meanwhile
-        self._spawn(self._download(tracked.job_id, done.url), f"download-{tracked.job_id}")
+        self._spawn(self._download(tracked.job_id, tracked.request_id, done.url), f"download-{tracked.job_id}")
 
     # -- download and delivery -----------------------------------------------------------------
 
-    async def _download(self, job_id: int, url: str) -> None:
+    async def _download(self, job_id: int, request_id: str, url: str) -> None:
         await self._notify_status(job_id)
+        job = await self.store.get(job_id)
+        ready_at = job.finished_at if job is not None and job.finished_at else self._wall()
         path = self.media_dir / f"job-{job_id}.mp4"
-        for attempt, delay in enumerate((*DOWNLOAD_RETRY_DELAYS_S, None)):
-            try:
-                size = await media.download(
-                    self.session,
-                    url,
-                    path,
-                    max_bytes=self.settings.max_download_bytes,
-                    timeout_s=self.settings.download_timeout_s,
-                    allowed_hosts=self.settings.download_hosts,
+        try:
+            fetched = await self._fetcher.fetch(job_id, request_id, url, path, url_age_s=self._wall() - ready_at)
+        except FetchFailed as failure:
+            if failure.result is not None:
+                await self._ended_by_xai(job_id, failure.result)
+            else:
+                await self._finish(
+                    job_id, JobStatus.DOWNLOADING, JobStatus.FAILED, ErrorCode.DOWNLOAD_FAILED, str(failure)
                 )
-                info = await media.probe_video(path)
-                break
-            except (media.DownloadError, media.MediaError, OSError) as error:
-                transient = getattr(error, "transient", isinstance(error, OSError))
-                if isinstance(error, OSError) and error.errno == errno.EFBIG:
-                    transient = False  # the file can never fit (a file-size limit), unlike a disk that may be cleared
-                if delay is None or not transient:
-                    path.unlink(missing_ok=True)
-                    path.with_name(path.name + ".part").unlink(missing_ok=True)  # a write that failed midway
-                    await self._finish(
-                        job_id,
-                        JobStatus.DOWNLOADING,
-                        JobStatus.FAILED,
-                        ErrorCode.DOWNLOAD_FAILED,
-                        f"xAI made the video, but the bot could not download it: {_download_problem(error)}",
-                    )
-                    return
-                log.warning("Job %d: download attempt %d failed (%s); retrying", job_id, attempt + 1, error)
-                await asyncio.sleep(delay)
+            return
         await self._move(
             job_id,
             JobStatus.DOWNLOADING,
             JobStatus.DELIVERING,
-            downloaded_at=time.time(),
+            downloaded_at=self._wall(),
             output_path=str(path),
-            output_bytes=size,
-            video_duration_s=info.duration_s,
+            output_bytes=fetched.size,
+            video_duration_s=fetched.info.duration_s,
         )
         await self._deliver(job_id)
 
     async def _deliver(self, job_id: int) -> None:
-        for delay in (*DELIVERY_RETRY_DELAYS_S, None):
+        for delay in (*self.settings.delivery_retry_delays_s, None):
             job = await self.store.get(job_id)
             if job is None or job.status is not JobStatus.DELIVERING:
                 return
@@ -532,7 +576,7 @@ class Scheduler:
                     job_id,
                     JobStatus.DELIVERING,
                     JobStatus.DELIVERED,
-                    delivered_at=time.time(),
+                    delivered_at=self._wall(),
                     delivery_method=receipt.method,
                     delivered_channel_id=receipt.channel_id,
                     delivered_message_id=receipt.message_id,
@@ -555,6 +599,11 @@ class Scheduler:
         await patiently(lambda: self.store.update(job_id, **fields), what=f"job {job_id} update")
 
     # -- endings and reports -------------------------------------------------------------------
+
+    async def _end(
+        self, job_id: int, expected: JobStatus | tuple[JobStatus, ...], ending: endings.Ending, **fields: Any
+    ) -> None:
+        await self._finish(job_id, expected, ending.status, ending.code, ending.message, **fields)
 
     async def _finish(
         self,
@@ -580,7 +629,7 @@ class Scheduler:
 
         If Discord stays unreachable, the next start tries again (the store's failure outbox).
         """
-        for delay in (*NOTIFY_RETRY_DELAYS_S, None):
+        for delay in (*self.settings.notify_retry_delays_s, None):
             try:
                 await self.listener.on_finished_without_video(job)
             except Exception:
@@ -590,7 +639,7 @@ class Scheduler:
                 log.warning("Job %d: could not tell the requester how it ended; retrying in %.0fs", job.id, delay)
                 await asyncio.sleep(delay)
             else:
-                await self._set(job.id, notified_at=time.time())
+                await self._set(job.id, notified_at=self._wall())
                 return
 
     async def _notify_status(self, job_id: int) -> None:
@@ -627,24 +676,5 @@ class Scheduler:
             log.error("Task %s crashed", task.get_name(), exc_info=task.exception())
 
 
-def _duration_words(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:g} second{'s' if seconds != 1 else ''}"
-    return f"{seconds / 60:g} minutes"
-
-
-def _download_problem(error: Exception) -> str:
-    """Words for the requester; a disk problem never shows the server's file paths."""
-    if isinstance(error, OSError):
-        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            return "the bot's disk is full. Ask whoever runs the bot to free some space, then try again."
-        return "the bot could not save the file on its disk. Ask whoever runs the bot to check its storage."
-    return str(error)
-
-
 def _owner_key(job: Job) -> tuple[str, int | None]:
     return (job.origin.kind, job.origin.user_id)
-
-
-def _status_for(error: XaiError) -> JobStatus:
-    return JobStatus.MODERATED if getattr(error, "moderated", False) else JobStatus.FAILED

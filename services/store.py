@@ -19,7 +19,6 @@ import aiosqlite
 
 from services.migrations import MIGRATIONS
 from services.models import (
-    COUNTED_STATUSES,
     DEFAULT_DURATION_S,
     FORWARD,
     USD_TICKS_PER_DOLLAR,
@@ -30,6 +29,7 @@ from services.models import (
     Mode,
     Origin,
     VideoOptions,
+    is_counted,
 )
 from services.policy import EDIT_ESTIMATE_S, GuildPolicy, decode_overrides, encode_overrides
 
@@ -59,6 +59,7 @@ UPDATABLE_FIELDS = frozenset(
         "deleted_at",
         "deleted_by",
         "notified_at",
+        "charged",
     }
 )
 
@@ -327,7 +328,7 @@ class JobStore:
                      * (CASE resolution WHEN '720p' THEN ? ELSE ? END)
             END), 0)
             FROM jobs
-            WHERE guild_id = ? AND created_at > ? AND (cost_usd_ticks > 0 OR status IN ({_marks(_COUNTED)}))
+            WHERE guild_id = ? AND created_at > ? AND {COUNTED_SQL}
             """,
             (
                 EDIT_ESTIMATE_S,
@@ -336,7 +337,6 @@ class JobStore:
                 policy.usd_per_second_480p,
                 guild_id,
                 since,
-                *_COUNTED,
             ),
         ) as cursor:
             row = await cursor.fetchone()
@@ -354,11 +354,11 @@ class JobStore:
         """(created_at, dollars) of a server's jobs since ``since``, oldest first: xAI's figure, else an estimate."""
         async with self._db.execute(
             f"""
-            SELECT created_at, cost_usd_ticks, status, mode, duration, resolution FROM jobs
-            WHERE guild_id = ? AND created_at > ? AND (cost_usd_ticks > 0 OR status IN ({_marks(_COUNTED)}))
+            SELECT created_at, cost_usd_ticks, status, charged, mode, duration, resolution FROM jobs
+            WHERE guild_id = ? AND created_at > ? AND {COUNTED_SQL}
             ORDER BY created_at
             """,
-            (guild_id, since, *_COUNTED),
+            (guild_id, since),
         ) as cursor:
             rows = await cursor.fetchall()
         return [(float(row[0]), _spend(row, policy)) for row in rows]
@@ -437,8 +437,11 @@ class JobStore:
         return [_job_from_row(row) for row in rows]
 
 
-_COUNTED = tuple(sorted(s.value for s in COUNTED_STATUSES))
 _ACTIVE = tuple(sorted(s.value for s in JobStatus if s.is_active))
+
+# The one definition of a job that counts against the limits, as SQL (``models.is_counted`` in Python): still
+# active, or charged (its submit may have reached xAI). The status names come from the enum, never from input.
+COUNTED_SQL = f"(charged = 1 OR status IN ({', '.join(repr(s) for s in _ACTIVE)}))"
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -448,14 +451,13 @@ def _marks(values: Sequence[object]) -> str:
 def _counted_since(guild_id: int, user_id: int | None, since: float) -> tuple[str, list[Any]]:
     """The WHERE clause (and its parameters) for a server's (or member's) counted jobs since ``since``."""
     user_clause = "AND user_id = ? " if user_id is not None else ""
-    params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since, *_COUNTED]
-    return f"guild_id = ? {user_clause}AND created_at > ? AND status IN ({_marks(_COUNTED)})", params
+    params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since]
+    return f"guild_id = ? {user_clause}AND created_at > ? AND {COUNTED_SQL}", params
 
 
 def _spend(row: aiosqlite.Row, policy: GuildPolicy) -> float:
-    return policy.spend_usd(
-        row["cost_usd_ticks"], JobStatus(row["status"]), Mode(row["mode"]), row["duration"], row["resolution"]
-    )
+    counted = is_counted(JobStatus(row["status"]), bool(row["charged"]))
+    return policy.spend_usd(row["cost_usd_ticks"], counted, Mode(row["mode"]), row["duration"], row["resolution"])
 
 
 async def _always_admit(now: float) -> None:
@@ -502,4 +504,5 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         deleted_at=row["deleted_at"],
         parent_job_id=row["parent_job_id"],
         has_media=bool(row["has_media"]),
+        charged=bool(row["charged"]),
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from services.models import COUNTED_STATUSES, Job, JobStatus
+from services.models import Job, JobStatus
 from services.policy import GuildPolicy
 
 
@@ -82,10 +82,10 @@ class UsageReport:
 
 
 def job_cost(job: Job, policy: GuildPolicy) -> tuple[float, bool]:
-    """(dollars, estimated?) for one job, by the same rule the spend limit uses."""
+    """(dollars, estimated?) for one job, by the same rule the spend limit uses (``Job.counted``)."""
     options = job.options
-    dollars = policy.spend_usd(job.cost_usd_ticks, job.status, job.mode, options.duration, options.resolution)
-    return dollars, job.cost_usd_ticks is None and job.status in COUNTED_STATUSES
+    dollars = policy.spend_usd(job.cost_usd_ticks, job.counted, job.mode, options.duration, options.resolution)
+    return dollars, job.cost_usd_ticks is None and job.counted
 
 
 def video_seconds(job: Job) -> float:

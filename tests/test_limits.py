@@ -11,6 +11,7 @@ from services.limits import Limit, Refusal, Refused, Requester, check_usage, nex
 from services.models import JobRequest, Mode, Origin, VideoOptions
 from services.policy import GuildPolicy, PolicyError, apply_overrides, validate
 from services.store import JobStore
+from services.usage import job_cost
 
 
 def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT, channel: int = 2) -> JobRequest:
@@ -105,21 +106,27 @@ async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -
     """SQLite's sum (the fast path) and the per-job figures (used to tell when) follow one rule."""
     policy = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
     async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
-        specs = [
-            (Mode.TEXT, 5, "480p", "delivered", 3_000_000_000),
-            (Mode.TEXT, None, "720p", "queued", None),
-            (Mode.EDIT, None, None, "running", None),
-            (Mode.IMAGE, 10, "480p", "failed", None),
-            (Mode.TEXT, 4, "480p", "failed", 1_000_000_000),
-            (Mode.TEXT, 4, "480p", "moderated", None),
+        specs = [  # charged: the submit may have reached xAI
+            (Mode.TEXT, 5, "480p", "delivered", 3_000_000_000, True),
+            (Mode.TEXT, None, "720p", "queued", None, False),
+            (Mode.EDIT, None, None, "running", None, True),
+            (Mode.IMAGE, 10, "480p", "failed", None, False),  # refused before sending: handed back
+            (Mode.TEXT, 4, "480p", "failed", 1_000_000_000, True),
+            (Mode.TEXT, 4, "480p", "moderated", None, True),
+            (Mode.TEXT, 6, "480p", "cancelled", None, True),  # cancelled while generating: still counts
+            (Mode.TEXT, 6, "480p", "cancelled", None, False),  # cancelled while waiting: handed back
         ]
-        for mode, duration, resolution, status, ticks in specs:
+        for mode, duration, resolution, status, ticks, charged in specs:
             request = JobRequest(mode, "x", VideoOptions(duration=duration, resolution=resolution), Origin(1, 2, 3))
             job = await store.create_job(request)
             await store._db.execute(
-                "UPDATE jobs SET status = ?, cost_usd_ticks = ? WHERE id = ?", (status, ticks, job.id)
+                "UPDATE jobs SET status = ?, cost_usd_ticks = ?, charged = ? WHERE id = ?",
+                (status, ticks, charged, job.id),
             )
         entries = await store.spend_entries(1, 0, policy)
         total = await store.spend_total(1, 0, policy)
-    # $0.30 reported + 8 s at 720p + 9 s edit at 480p + $0.10 reported + 4 s at 480p
-    assert round(total, 6) == round(sum(usd for _, usd in entries), 6) == round(0.30 + 0.56 + 0.45 + 0.10 + 0.20, 6)
+        jobs = await store.jobs_in_guild(1)
+    # $0.30 reported + 8 s at 720p + 9 s edit at 480p + $0.10 reported + 4 s at 480p + 6 s at 480p
+    expected = round(0.30 + 0.56 + 0.45 + 0.10 + 0.20 + 0.30, 6)
+    assert round(total, 6) == round(sum(usd for _, usd in entries), 6) == expected
+    assert round(sum(job_cost(job, policy)[0] for job in jobs), 6) == expected  # /usage adds up the same

@@ -112,6 +112,51 @@ async def test_a_large_video_is_squeezed_under_the_limit_and_still_plays(tmp_pat
         assert sum(1 for _ in container.decode(video=0)) >= 60
 
 
+# -- checking a downloaded result ----------------------------------------------------------------
+
+
+def _cut_with_boxes_mended(data: bytes) -> bytes:
+    """Cut at 2/3 and shrink the media box to match: the boxes fit the file, but a third of the samples are gone."""
+    cut = bytearray(data[: len(data) * 2 // 3])
+    start = data.find(b"mdat") - 4
+    cut[start : start + 4] = (len(cut) - start).to_bytes(4, "big")
+    return bytes(cut)
+
+
+async def test_a_whole_result_with_sound_passes(tmp_path: Path) -> None:
+    """Every box inside the file, video and audio decodable to the end: its facts come back."""
+    path = tmp_path / "whole.mp4"
+    path.write_bytes(make_mp4(3.0))
+    info = await media.check_result_video(path)
+    assert info.video_codec == "h264" and info.audio_codec == "aac" and info.duration_s == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("audio", [True, False])
+async def test_a_result_cut_off_with_a_matching_length_is_refused(tmp_path: Path, audio: bool) -> None:
+    """The cut a lying Content-Length hides: probing alone says 3 s and fine, the check says damaged."""
+    path = tmp_path / "cut.mp4"
+    data = make_mp4(3.0, audio=audio)
+    path.write_bytes(data[: len(data) * 2 // 3])
+    assert (await media.probe_video(path)).duration_s == pytest.approx(3.0, abs=0.1)  # looks fine
+    with pytest.raises(media.MediaError, match="cut off"):
+        await media.check_result_video(path)
+
+
+async def test_a_result_whose_boxes_fit_but_whose_samples_are_missing_is_refused(tmp_path: Path) -> None:
+    """Decoding every stream to its end catches what the box walk cannot."""
+    path = tmp_path / "mended.mp4"
+    path.write_bytes(_cut_with_boxes_mended(make_mp4(3.0)))
+    assert media._mp4_file_complete(path)
+    with pytest.raises(media.MediaError):
+        await media.check_result_video(path)
+
+
+async def test_an_edit_input_whose_samples_are_missing_is_refused() -> None:
+    """An edit input gets the same full decode of every stream."""
+    with pytest.raises(media.MediaError):
+        await media.check_edit_video(_cut_with_boxes_mended(make_mp4(3.0)))
+
+
 # -- downloads ---------------------------------------------------------------------------------
 
 PAYLOAD = b"x" * 300_000

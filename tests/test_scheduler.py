@@ -3,143 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from services.budget import RequestBudget
-from services.cadence import CadenceSettings, PollCadence
-from services.config import Secret
-from services.jobs import JobService
-from services.listener import DeliveryReceipt
-from services.models import ErrorCode, Job, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.policy import LimitDefaults
-from services.rules import ServerRules
-from services.scheduler import Scheduler, SchedulerSettings
-from services.store import JobStore
-from services.xai import XaiClient
-from tests.emulators.xai_emulator import Outcome, XaiEmulator
+from services.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Mode, VideoOptions
+from tests.emulators.xai_emulator import Outcome
 from tests.mediafactory import make_image, make_mp4
+from tests.scheduler_rig import RecordingListener, Rig, fast_sleep, open_rig, text_request, unlimited_service
+from tests.scheduler_rig import wait_for_status as _wait_for_status
 
-
-@dataclass
-class RecordingListener:
-    """Collects what the scheduler reports; each job's ending resolves a future."""
-
-    delivered: dict[int, bytes] = field(default_factory=dict)
-    statuses: list[tuple[int, JobStatus, int | None]] = field(default_factory=list)
-    positions: list[dict[int, int]] = field(default_factory=list)
-    endings: dict[int, asyncio.Future[Job]] = field(default_factory=dict)
-
-    def ending(self, job_id: int) -> asyncio.Future[Job]:
-        return self.endings.setdefault(job_id, asyncio.get_running_loop().create_future())
-
-    async def on_queue_changed(self, positions: Mapping[int, int]) -> None:
-        self.positions.append(dict(positions))
-
-    async def on_status(self, job: Job) -> None:
-        self.statuses.append((job.id, job.status, job.progress))
-
-    async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
-        self.delivered[job.id] = video.read_bytes()
-        future = self.ending(job.id)
-        if not future.done():
-            future.set_result(job)
-        return DeliveryReceipt("test", channel_id=1, message_id=job.id)
-
-    async def on_finished_without_video(self, job: Job) -> None:
-        future = self.ending(job.id)
-        if not future.done():
-            future.set_result(job)
-
-
-@dataclass
-class Rig:
-    xai: XaiEmulator
-    store: JobStore
-    listener: RecordingListener
-    session: aiohttp.ClientSession
-    tmp_path: Path
-    budget: RequestBudget
-    schedulers: list[Scheduler] = field(default_factory=list)
-
-    def scheduler(self, *, max_concurrent: int = 15, timeout_s: float = 60.0, rpm: float | None = None) -> Scheduler:
-        if rpm is not None:
-            self.budget = RequestBudget(rpm)
-        client = XaiClient(
-            self.session,
-            api_key=Secret(self.xai.api_key),
-            base_url=self.xai.base_url,
-            budget=self.budget,
-            request_timeout_s=2.0,
-            sleep=_fast_sleep,
-        )
-        scheduler = Scheduler(
-            self.store,
-            client,
-            self.budget,
-            self.listener,
-            session=self.session,
-            media_dir=self.tmp_path / "videos",
-            settings=SchedulerSettings(max_concurrent=max_concurrent, job_timeout_s=timeout_s),
-            cadence=PollCadence(CadenceSettings(first_poll_s=0.1, min_interval_s=0.05, max_interval_s=0.5)),
-        )
-        self.schedulers.append(scheduler)
-        return scheduler
-
-    async def run_job(self, request: JobRequest, scheduler: Scheduler | None = None) -> Job:
-        scheduler = scheduler or self.scheduler()
-        await scheduler.start()
-        accepted = await _service(self.store, scheduler).accept(request)
-        ending = await asyncio.wait_for(self.listener.ending(accepted.job.id), 20)
-        stored = await self.store.get(ending.id)
-        assert stored is not None
-        for _ in range(100):  # the final UPDATE lands just after the listener returns
-            if stored.status.is_terminal:
-                break
-            await asyncio.sleep(0.02)
-            stored = await self.store.get(ending.id)
-            assert stored is not None
-        return stored
-
-
-def _service(store: JobStore, scheduler: Scheduler) -> JobService:
-    """The scheduler's tests are about the scheduler: no server limits in the way."""
-    unlimited = LimitDefaults(
-        user_videos=None, user_active_jobs=None, server_videos_per_day=None, server_usd_per_day=None
-    )
-    return JobService(store, scheduler, ServerRules(store, unlimited))
-
-
-async def _fast_sleep(seconds: float) -> None:
-    await asyncio.sleep(min(seconds, 0.05))
-
-
-def _text(prompt: str = "a lighthouse in a storm", user: int = 1) -> JobRequest:
-    return JobRequest(
-        mode=Mode.TEXT,
-        prompt=prompt,
-        options=VideoOptions(duration=3, aspect_ratio="16:9", resolution="480p"),
-        origin=Origin(guild_id=1, channel_id=2, user_id=user),
-    )
+# The names other test files used before the rig moved to tests/scheduler_rig.py.
+__all__ = ["RecordingListener", "Rig", "_fast_sleep", "_service", "_text", "_wait_for_status"]
+_service, _text, _fast_sleep = unlimited_service, text_request, fast_sleep
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    async with (
-        XaiEmulator(generation_s=0.3) as xai,
-        aiohttp.ClientSession() as session,
-        await JobStore.open(tmp_path / "jobs.sqlite3") as store,
-    ):
-        rig = Rig(xai, store, RecordingListener(), session, tmp_path, RequestBudget(6000))
-        try:
-            yield rig
-        finally:
-            for scheduler in rig.schedulers:
-                await scheduler.stop(grace_s=1)
+    async with open_rig(tmp_path) as rig:
+        yield rig
 
 
 async def test_text_job_is_generated_downloaded_and_delivered(rig: Rig) -> None:
@@ -271,8 +154,8 @@ async def test_cancelling_queued_and_running_jobs(rig: Rig) -> None:
         if job is not None and job.status is JobStatus.RUNNING:
             break
         await asyncio.sleep(0.01)
-    assert await service.cancel(waiting) is JobStatus.QUEUED
-    assert await service.cancel(running) is JobStatus.RUNNING
+    assert await service.cancel(waiting) is CancelResult.BEFORE_SENDING
+    assert await service.cancel(running) is CancelResult.AFTER_SENDING
     for job_id in (running, waiting):
         job = await rig.store.get(job_id)
         assert job is not None and job.status is JobStatus.CANCELLED
@@ -333,12 +216,3 @@ async def test_a_failure_nobody_could_be_told_about_is_told_on_the_next_start(ri
     await third.start()
     await asyncio.sleep(0.2)
     assert told == [job.id]
-
-
-async def _wait_for_status(store: JobStore, job_id: int, status: JobStatus) -> Job:
-    for _ in range(500):
-        job = await store.get(job_id)
-        if job is not None and job.status is status:
-            return job
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"job {job_id} never reached {status}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from services.migrations import MIGRATIONS
 from services.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.store import JobStore, TransitionError
+from services.store import JobStore, TransitionError, _counted_since
 
 
 def _request(prompt: str = "a cat surfing", media: MediaInput | None = None) -> JobRequest:
@@ -82,3 +84,41 @@ async def test_key_value_settings_round_trip(tmp_path: Path) -> None:
         await store.set_value("k", "one")
         await store.set_value("k", "two")
         assert await store.get_value("k") == "two"
+
+
+async def test_schema_5_marks_earlier_jobs_that_may_have_reached_xai_as_charged(tmp_path: Path) -> None:
+    """Upgrading keeps the counts honest: jobs xAI knew of, or that were caught mid-submit, stay counted."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        for number, script in enumerate(MIGRATIONS[:4], start=1):
+            old.executescript(f"{script}\nPRAGMA user_version = {number};")
+        rows = [  # (status, request_id, cost, error_code)
+            ("delivered", "r1", 100, None),
+            ("moderated", None, None, "moderated"),
+            ("cancelled", "r2", None, "cancelled"),  # cancelled while generating
+            ("cancelled", None, None, "cancelled"),  # cancelled while waiting
+            ("failed", None, None, "submit_uncertain"),
+            ("failed", "r3", None, "timeout"),
+            ("failed", None, None, "xai_rejected"),  # refused before anything started
+            ("running", "r4", None, None),
+            ("queued", None, None, None),
+        ]
+        for status, request_id, cost, code in rows:
+            old.execute(
+                "INSERT INTO jobs (created_at, updated_at, mode, prompt, status, request_id, cost_usd_ticks, "
+                "error_code) VALUES (1, 1, 'text', 'p', ?, ?, ?, ?)",
+                (status, request_id, cost, code),
+            )
+    async with await JobStore.open(path) as store:
+        jobs = await store.jobs_with_status(JobStatus)
+        assert await store.schema_version() == len(MIGRATIONS)
+    assert [job.charged for job in jobs] == [True, True, True, False, True, True, False, True, False]
+
+
+async def test_the_server_wide_limits_read_the_covering_index_alone(tmp_path: Path) -> None:
+    """Each decision's count and spend sum stay index-only with the charged flag in the rule."""
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        where, params = _counted_since(1, None, 0.0)
+        async with store._db.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
+            plan = " ".join(str(row[3]) for row in await cursor.fetchall())
+    assert "COVERING INDEX jobs_guild_day" in plan

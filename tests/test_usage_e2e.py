@@ -34,6 +34,11 @@ class Past:
     prompt: str = "a calm sea"
     error_code: str | None = None
     guild: int | None = None
+    charged: bool | None = None  # its submit may have reached xAI (None: as a real run would have left it)
+
+    @property
+    def was_charged(self) -> bool:
+        return self.charged if self.charged is not None else self.status in ("delivered", "moderated")
 
 
 async def seed(rig: BotRig, jobs: list[Past]) -> None:
@@ -54,7 +59,7 @@ async def seed(rig: BotRig, jobs: list[Past]) -> None:
             await store._db.execute(
                 """
                 UPDATE jobs SET status = ?, created_at = ?, cost_usd_ticks = ?, video_duration_s = ?, error_code = ?,
-                                notified_at = ?
+                                notified_at = ?, charged = ?
                 WHERE id = ?
                 """,
                 (
@@ -64,6 +69,7 @@ async def seed(rig: BotRig, jobs: list[Past]) -> None:
                     past.seconds,
                     past.error_code,
                     created,
+                    past.was_charged,
                     job.id,
                 ),
             )

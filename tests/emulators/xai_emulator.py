@@ -4,7 +4,9 @@ It speaks the official wire format: submits at /v1/videos/generations and /v1/vi
 /v1/videos/{id} answering 202 (with an empty body or a pending JSON) until the video is done, failed,
 moderated (both ways xAI reports it), expired or never finishes; flat ``{"code","error"}`` error bodies;
 a wrong key answered with 400; rate limits enforced per second and per minute with 429s. Finished
-videos are real MP4 files served from the same server. Everything is recorded for tests to assert on.
+videos are real MP4 files served from the same server, whose addresses can go stale (``url_lifetime_s``)
+and whose host can send cut-off copies with a Content-Length that matches (``Outcome.damaged_downloads``).
+Everything is recorded for tests to assert on (requests, and every download in ``downloads``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class Outcome:
     video: bytes | None = None
     cost_usd_ticks: int | None = None
     pending_body: Literal["empty", "json", "alternate"] = "alternate"
+    damaged_downloads: int = 0  # the first N downloads are cut at 2/3, with a Content-Length that matches
+
+
+@dataclass
+class DownloadRecord:
+    """One request to the video host: for which job, how it was answered, and whether the copy was cut."""
+
+    request_id: str | None
+    status: int
+    size: int
+    damaged: bool
 
 
 @dataclass
@@ -64,6 +77,7 @@ class EmulatedJob:
     ready_at: float | None = None
     first_download_at: float | None = None
     poll_count: int = 0
+    downloads: int = 0  # copies served whole or cut
 
     def elapsed(self) -> float:
         return time.monotonic() - self.created_at
@@ -89,10 +103,14 @@ class XaiEmulator:
     max_concurrent: int | None = None
     retry_after_s: float | None = 1.0
     model: str = "grok-imagine-video"
+    submit_delay_s: float = 0.0  # an accepted submit is answered this long after it arrived (on the wire)
+    poll_delay_s: float = 0.0  # a poll is answered this long after it arrived, with the job's state by then
+    url_lifetime_s: float | None = None  # the video host refuses (403) an address older than this
 
     outcomes: list[Outcome] = field(default_factory=list)
     prompt_outcomes: dict[str, Outcome] = field(default_factory=dict)
     requests: list[XaiRequestRecord] = field(default_factory=list)
+    downloads: list[DownloadRecord] = field(default_factory=list)
     jobs: dict[str, EmulatedJob] = field(default_factory=dict)
     n429: int = 0
     max_active: int = 0
@@ -161,6 +179,25 @@ class XaiEmulator:
             _Fault(method.upper(), re.compile(path_pattern), status, times, raw, headers or {}, hang_s, reset)
         )
 
+    def add_job(
+        self, outcome: Outcome | None = None, *, finished: bool = True, body: dict[str, Any] | None = None
+    ) -> str:
+        """A job xAI already has (as if submitted by an earlier run of the bot); returns its request id.
+
+        ``finished``: its generation time has passed, so a poll reports its outcome at once.
+        """
+        outcome = outcome or Outcome()
+        generation = outcome.generation_s if outcome.generation_s is not None else self.generation_s
+        request_id = str(uuid.uuid4())
+        created = time.monotonic() - (generation if finished else 0.0)
+        body = body or {"model": self.model, "prompt": "from an earlier run", "duration": 3}
+        self.jobs[request_id] = EmulatedJob(request_id, "/v1/videos/generations", body, outcome, generation, created)
+        return request_id
+
+    def submits(self) -> list[XaiRequestRecord]:
+        """Every submit that reached the emulator, answered or not."""
+        return [r for r in self.requests if r.method == "POST" and r.path.startswith("/v1/videos/")]
+
     def pending_faults(self) -> int:
         """Injected failures not used up yet (0 once every one has hit a request)."""
         return sum(fault.times for fault in self._faults)
@@ -228,8 +265,13 @@ class XaiEmulator:
         if limited is not None:
             return limited
         if request.method == "POST" and request.path in ("/v1/videos/generations", "/v1/videos/edits"):
-            return self._submit(request.path, body)
+            response = self._submit(request.path, body)
+            if self.submit_delay_s and response.status == 200:
+                await asyncio.sleep(self.submit_delay_s)  # the job exists at xAI; its answer is still on the way
+            return response
         if request.method == "GET" and request.path.startswith("/v1/videos/"):
+            if self.poll_delay_s:
+                await asyncio.sleep(self.poll_delay_s)
             return self._poll(request.path.removeprefix("/v1/videos/"))
         if request.method == "GET" and request.path == "/v1/video-generation-models":
             return _ok({"models": [{"id": self.model, "object": "model"}]})
@@ -310,7 +352,7 @@ class XaiEmulator:
         if job.ready_at is None:
             job.ready_at = job.created_at + job.generation_s
         cost = outcome.cost_usd_ticks if outcome.cost_usd_ticks is not None else _cost(job.body)
-        video_url = f"http://{self.video_host}/xai-vidgen-bucket/xai-video-{request_id}.mp4"
+        video_url = f"http://{self.video_host}/xai-vidgen-bucket/xai-video-{request_id}.mp4?issued={time.monotonic()!r}"
         duration = job.body.get("duration") or 8
         if outcome.kind == "done":
             return _ok(
@@ -347,6 +389,17 @@ class XaiEmulator:
         return _ok({"status": "expired", "model": self.model})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
+        match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
+        job = self.jobs.get(match.group(1)) if match else None
+        record = DownloadRecord(job.request_id if job else None, 0, 0, damaged=False)
+        self.downloads.append(record)
+        response = await self._serve_video(request, job, record)
+        record.status = response.status
+        return response
+
+    async def _serve_video(
+        self, request: web.Request, job: EmulatedJob | None, record: DownloadRecord
+    ) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)  # the video host fails too: 5xx, hangs, resets
         if fault is not None:
             if fault.hang_s is not None:
@@ -354,11 +407,17 @@ class XaiEmulator:
             if fault.reset and request.transport is not None:
                 request.transport.abort()
             return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
-        match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
-        job = self.jobs.get(match.group(1)) if match else None
         if job is None or job.ready_at is None:
             return web.Response(status=404, text="Not found")
+        issued = request.query.get("issued")
+        if self.url_lifetime_s is not None and issued and time.monotonic() - float(issued) > self.url_lifetime_s:
+            return web.Response(status=403, text="AccessDenied: Request has expired")
         data = job.outcome.video if job.outcome.video is not None else self.output_video
+        job.downloads += 1
+        if job.downloads <= job.outcome.damaged_downloads:
+            data = data[: len(data) * 2 // 3]  # cut off, yet the Content-Length matches what is sent
+            record.damaged = True
+        record.size = len(data)
         response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Content-Length": str(len(data))})
         await response.prepare(request)
         for start in range(0, len(data), 256 * 1024):

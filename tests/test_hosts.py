@@ -88,3 +88,25 @@ async def test_a_redirect_to_a_foreign_host_is_refused_before_it_is_followed(tmp
         await runner.cleanup()
     assert hits == ["/start", "/hop", "/ok"] and size == 4
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://127.0.0.1:99999/x.mp4", "not a valid URL"),
+        ("https://vidgen.x.ai:0/x.mp4", "invalid port"),
+        ("ftp://vidgen.x.ai/x.mp4", "not an http(s) URL"),
+        ("/xai-vidgen-bucket/x.mp4", "not an http(s) URL"),
+        ("", "missing"),
+        ("https://vidgen.x.ai/a b.mp4", "spaces"),
+        ("https://vidgen.x.ai/" + "a" * 9000, "too long"),
+        ("https://user:pw@vidgen.x.ai/x.mp4", "user name or password"),
+        ("https://evil.com\\@vidgen.x.ai/a", "not a valid URL"),
+        ("https://vіdgen.x.ai/x.mp4", "xn--"),  # a look-alike host is shown as what it really is
+        ("https://vid%20gen.x.ai/x.mp4", "invalid host"),
+    ],
+)
+def test_strange_video_addresses_are_refused_in_words(url: str, words: str) -> None:
+    """Each kind of unusable address gets its own plain sentence, before any connection."""
+    reason = xai_download_hosts("https://api.x.ai/v1").refusal(url)
+    assert reason is not None and words in reason

@@ -72,10 +72,11 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="show", description="Show this server's limits and settings")
     async def show(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         guild_id = _guild(interaction)
         policy = await self.rules.policy(guild_id)
         banned = await self.bot.runtime.store.banned_users(guild_id)
-        await interaction.response.send_message(embed=policy_embed(policy, banned), ephemeral=True)
+        await _private(interaction, embed=policy_embed(policy, banned))
 
     # -- limits ----------------------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class AdminCog(commands.Cog):
         image: bool | None = None,
         edit: bool | None = None,
     ) -> None:
+        await _acknowledge(interaction)
         changes: dict[str, Any] = {}
         if duration is not None:
             changes["default_duration"] = duration
@@ -176,13 +178,14 @@ class AdminCog(commands.Cog):
         action: app_commands.Choice[str],
         channel: discord.TextChannel | discord.ForumChannel | None = None,
     ) -> None:
+        await _acknowledge(interaction)
         current = set((await self.rules.policy(_guild(interaction))).channel_ids)
         if action.value == "everywhere":
             current.clear()
         else:
             target = channel.id if channel is not None else interaction.channel_id
             if target is None:
-                await interaction.response.send_message("❌ Pick a channel.", ephemeral=True)
+                await _private(interaction, "❌ Pick a channel.")
                 return
             if action.value == "allow":
                 current.add(target)
@@ -192,28 +195,29 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="reset", description="Forget this server's changes: back to the bot's defaults")
     async def reset(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         policy = await self.rules.reset(_guild(interaction), by=interaction.user.id)
         log.info("Guild %s settings reset by user %s", interaction.guild_id, interaction.user.id)
         banned = await self.bot.runtime.store.banned_users(_guild(interaction))
-        await interaction.response.send_message(
-            "✅ Back to the bot's defaults.", embed=policy_embed(policy, banned), ephemeral=True
-        )
+        await _private(interaction, "✅ Back to the bot's defaults.", embed=policy_embed(policy, banned))
 
     # -- bans ------------------------------------------------------------------------------------
 
     @admin.command(name="ban", description="Block a member from making videos in this server")
     async def ban(self, interaction: discord.Interaction, member: discord.Member, reason: str | None = None) -> None:
+        await _acknowledge(interaction)
         added = await self.bot.runtime.store.ban(_guild(interaction), member.id, by=interaction.user.id, reason=reason)
         log.info("User %s banned from the bot in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
         text = f"✅ {member.mention} can no longer make videos here." if added else f"{member.mention} already was."
-        await interaction.response.send_message(text, ephemeral=True)
+        await _private(interaction, text)
 
     @admin.command(name="unban", description="Let a blocked member make videos again")
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        await _acknowledge(interaction)
         removed = await self.bot.runtime.store.unban(_guild(interaction), member.id)
         log.info("User %s unbanned in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
         text = f"✅ {member.mention} can make videos again." if removed else f"{member.mention} was not blocked."
-        await interaction.response.send_message(text, ephemeral=True)
+        await _private(interaction, text)
 
     # -- /usage ----------------------------------------------------------------------------------
 
@@ -252,6 +256,7 @@ class AdminCog(commands.Cog):
     # -- shared ----------------------------------------------------------------------------------
 
     async def _change(self, interaction: discord.Interaction, changes: dict[str, Any]) -> None:
+        await _acknowledge(interaction)
         guild_id = _guild(interaction)
         if not changes:
             policy = await self.rules.policy(guild_id)
@@ -260,12 +265,29 @@ class AdminCog(commands.Cog):
             try:
                 policy = await self.rules.change(guild_id, changes, by=interaction.user.id)
             except PolicyError as error:
-                await interaction.response.send_message(f"❌ {error}. Nothing was changed.", ephemeral=True)
+                await _private(interaction, f"❌ {error}. Nothing was changed.")
                 return
             log.info("Guild %s settings changed by user %s: %s", guild_id, interaction.user.id, sorted(changes))
             note = "✅ Saved."
         banned = await self.bot.runtime.store.banned_users(guild_id)
-        await interaction.response.send_message(note, embed=policy_embed(policy, banned), ephemeral=True)
+        await _private(interaction, note, embed=policy_embed(policy, banned))
+
+
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    """Answer Discord first (privately, "thinking"): store reads and writes may wait out another program's lock."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def _private(
+    interaction: discord.Interaction, content: str = "", *, embed: discord.Embed | None = None
+) -> None:
+    """The private answer, whether or not the command acknowledged first."""
+    shown = embed or discord.utils.MISSING
+    if interaction.response.is_done():
+        await interaction.followup.send(content or discord.utils.MISSING, embed=shown, ephemeral=True)
+    else:
+        await interaction.response.send_message(content or None, embed=shown, ephemeral=True)
 
 
 def _guild(interaction: discord.Interaction) -> int:

@@ -2,16 +2,15 @@
 trigger, the buttons on results and status messages, and ``/myvideos``.
 
 Like every cog it parses and presents; jobs are built from plain data and handed to the services.
+Every interaction is acknowledged before anything slow (a store write, a download): a database that
+another program holds locked must not keep anyone past Discord's 3 seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import re
-import time
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -19,23 +18,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.buttons import BUTTON_TYPES, result_view, status_view
+from cogs.forms import FORM_PREFIX, PromptModal, form_values, parse_form_id
+from cogs.mentions import CONTEXT_MENU_HELP, bot_role_id, mention_help, mentions_explicitly, without_bot_mentions
+from cogs.replies import error_text, report
+from cogs.results import ResultActions, origin_of
 from cogs.video import (
-    missing_permissions,
     permission_problem,
     read_attachment,
     refusal_text,
+    requester_of,
     requester_of_message,
 )
 from services.limits import Refused
 from services.messages import MODE_NAMES, safe_echo
-from services.models import ASPECT_RATIOS, MAX_EDIT_INPUT_S, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
-from services.validation import (
-    DEFAULT_MAX_PROMPT_CHARS,
-    InputError,
-    check_media,
-    clean_prompt,
-    parse_options,
-)
+from services.models import Job, JobRequest, Mode, Origin, VideoOptions
+from services.validation import InputError, check_media, clean_prompt, parse_options
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
@@ -45,10 +42,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov")
-CONTEXT_MENU_HELP = (
-    "To animate or edit a message's attachment, right-click the message (long-press on mobile), "
-    "choose **Apps**, then **Animate with Grok** or **Edit video with Grok**."
-)
+SOURCE_GONE = "I couldn't download that message's file from Discord; the message may have been deleted."
 
 
 def usable_attachment(message: discord.Message, mode: Mode) -> discord.Attachment | None:
@@ -62,96 +56,6 @@ def usable_attachment(message: discord.Message, mode: Mode) -> discord.Attachmen
     return None
 
 
-class PromptModal(discord.ui.Modal):
-    """Asks for the prompt (and, to animate, duration and aspect ratio) for a context-menu job."""
-
-    def __init__(self, cog: FollowUpCog, mode: Mode, source: discord.Message, attachment: discord.Attachment):
-        super().__init__(title="Animate with Grok" if mode is Mode.IMAGE else "Edit video with Grok", timeout=600)
-        self.cog, self.mode, self.source, self.attachment = cog, mode, source, attachment
-        self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label="Prompt",
-            custom_id="prompt",
-            style=discord.TextStyle.paragraph,
-            placeholder="Make the clouds drift slowly" if mode is Mode.IMAGE else "Turn it into a watercolour",
-            max_length=DEFAULT_MAX_PROMPT_CHARS,
-            required=mode is Mode.EDIT,
-        )
-        self.add_item(self.prompt)
-        self.duration: discord.ui.TextInput[PromptModal] | None = None
-        self.aspect_ratio: discord.ui.TextInput[PromptModal] | None = None
-        if mode is Mode.IMAGE:
-            self.duration = discord.ui.TextInput(
-                label="Duration in seconds (1-15, optional)", custom_id="duration", required=False, max_length=3
-            )
-            self.aspect_ratio = discord.ui.TextInput(
-                label="Aspect ratio (optional)",
-                custom_id="aspect_ratio",
-                placeholder=", ".join(ASPECT_RATIOS),
-                required=False,
-                max_length=5,
-            )
-            self.add_item(self.duration)
-            self.add_item(self.aspect_ratio)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        callback = await interaction.response.defer(thinking=True)
-        try:
-            options = parse_options(
-                self.mode,
-                duration=self.duration.value if self.duration else None,
-                aspect_ratio=self.aspect_ratio.value if self.aspect_ratio else None,
-            )
-            prompt = clean_prompt(self.prompt.value, self.mode)
-            data = await read_attachment(self.attachment, self.mode)
-            media = await check_media(self.mode, data, self.attachment.filename)
-        except InputError as error:
-            await interaction.edit_original_response(content=f"❌ {error}")
-            return
-        request = JobRequest(
-            mode=self.mode,
-            prompt=prompt,
-            options=options,
-            origin=_origin(interaction, source_message_id=self.source.id),
-            media=media,
-            status_message_id=callback.message_id if callback else None,
-        )
-        await self.cog.video_cog.start_job(interaction, request)
-
-
-class EditResultModal(discord.ui.Modal, title="Edit this video"):
-    prompt: discord.ui.TextInput[EditResultModal] = discord.ui.TextInput(
-        label="How should the video change?",
-        custom_id="prompt",
-        style=discord.TextStyle.paragraph,
-        placeholder="Make it look like an old film",
-        max_length=DEFAULT_MAX_PROMPT_CHARS,
-    )
-
-    def __init__(self, cog: FollowUpCog, job: Job, source_message_id: int | None) -> None:
-        super().__init__(timeout=600)
-        self.cog, self.job, self.source_message_id = cog, job, source_message_id
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        callback = await interaction.response.defer(thinking=True)
-        try:
-            prompt = clean_prompt(self.prompt.value, Mode.EDIT)
-            data = await _read_output(self.job)
-            media = await check_media(Mode.EDIT, data, f"grok-video-{self.job.id}.mp4")
-        except InputError as error:
-            await interaction.edit_original_response(content=f"❌ {error}")
-            return
-        request = JobRequest(
-            mode=Mode.EDIT,
-            prompt=prompt,
-            options=VideoOptions(),
-            origin=_origin(interaction, source_message_id=self.source_message_id),
-            media=media,
-            parent_job_id=self.job.id,
-            status_message_id=callback.message_id if callback else None,
-        )
-        await self.cog.video_cog.start_job(interaction, request)
-
-
 class FollowUpCog(commands.Cog):
     def __init__(self, bot: GrokVideoBot) -> None:
         self.bot = bot
@@ -161,6 +65,8 @@ class FollowUpCog(commands.Cog):
                 app_commands.ContextMenu(name="Edit video with Grok", callback=self.edit_message_video)
             ),
         ]
+        self.open_forms: set[str] = set()  # custom ids of the forms this run is waiting for
+        self.results = ResultActions(self)  # what the buttons on results and status messages do
 
     @property
     def video_cog(self) -> VideoCog:
@@ -180,7 +86,7 @@ class FollowUpCog(commands.Cog):
             self.bot.tree.remove_command(menu.name, type=menu.type)
         self.bot.remove_dynamic_items(*BUTTON_TYPES)
 
-    # -- context menus -------------------------------------------------------------------------
+    # -- context menus and their form ----------------------------------------------------------
 
     async def animate_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self._open_prompt(interaction, message, Mode.IMAGE)
@@ -204,16 +110,92 @@ class FollowUpCog(commands.Cog):
             return
         await interaction.response.send_modal(PromptModal(self, mode, message, attachment))
 
+    async def submit_prompt_form(
+        self,
+        interaction: discord.Interaction,
+        mode: Mode,
+        source_id: int,
+        values: dict[str, str],
+        attachment: discord.Attachment | None,
+    ) -> None:
+        """A context-menu form was sent (``attachment`` is None when the form outlived the bot's memory)."""
+        callback = await interaction.response.defer(thinking=True)
+        request = JobRequest(
+            mode=mode,
+            prompt="",
+            options=VideoOptions(),
+            origin=origin_of(interaction, source_message_id=source_id),
+            status_message_id=callback.message_id if callback else None,
+        )
+        try:
+            problem = permission_problem(interaction)
+            if problem is not None:
+                raise InputError(problem.removeprefix("⚠️ "))
+            options = parse_options(mode, duration=values.get("duration"), aspect_ratio=values.get("aspect_ratio"))
+            request = replace(request, prompt=clean_prompt(values.get("prompt"), mode), options=options)
+            await self.bot.runtime.jobs.screen(request, requester_of(interaction))  # before downloading
+            if attachment is None:
+                attachment = await _attachment_of(interaction, source_id, mode)
+            data = await read_attachment(attachment, mode, lost=SOURCE_GONE)
+            request = replace(request, media=await check_media(mode, data, attachment.filename))
+        except InputError as error:
+            await interaction.edit_original_response(content=f"❌ {error}")
+            return
+        except Refused as refused:
+            await interaction.edit_original_response(content=refusal_text(refused.refusal))
+            return
+        await self.video_cog.start_job(interaction, request)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A form sent after the bot restarted (or after it stopped waiting) is still understood."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        custom_id = interaction.custom_id or ""
+        if not custom_id.startswith(FORM_PREFIX) or custom_id in self.open_forms:
+            return  # not ours, or the live form object answers it
+        form = parse_form_id(custom_id)
+        try:
+            if form is None:
+                raise ValueError(f"unreadable form id {custom_id!r}")
+            log.info("Form %s arrived for a form this run did not open; answering it from its id", custom_id)
+            values = form_values(interaction.data)
+            if form.kind == "result":
+                await self.results.submit_result_form(interaction, form.target, form.source, values)
+            else:
+                await self.submit_prompt_form(interaction, Mode(form.kind), form.target, values, None)
+        except Exception as error:
+            await report(interaction, error, what=f"form {custom_id} (opened before a restart)")
+
     # -- reply trigger -------------------------------------------------------------------------
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.guild is None or message.reference is None:
+        if message.author.bot or message.guild is None:
             return
-        if self.bot.user not in message.mentions:
-            return
+        if not mentions_explicitly(message, self.bot.user.id):
+            return  # a reply's automatic ping (or no mention at all) is not a request: stay quiet
+        try:
+            await self._on_mention(message)
+        except Exception as error:
+            log.exception(
+                "Answering a mention failed (message %s, user %s, guild %s)",
+                message.id,
+                message.author.id,
+                message.guild.id,
+            )
+            await _answer(message, error_text(error))
+
+    async def _on_mention(self, message: discord.Message) -> None:
         assert self.bot.settings.discord is not None
-        if not self.bot.settings.discord.enable_reply_trigger or not self.bot.intents.message_content:
+        trigger = self.bot.settings.discord.enable_reply_trigger and self.bot.intents.message_content
+        reference = message.reference
+        is_reply = reference is not None and reference.type is discord.MessageReferenceType.reply
+        if not is_reply or reference is None or reference.message_id is None:
+            # A mention alone (with words or not) is not a clear request: no job, just how to ask.
+            await _answer(message, mention_help(self.bot.user.display_name, reply_trigger=trigger))
+            return
+        if not trigger:
             await _answer(message, f"I can't see other messages' attachments here. {CONTEXT_MENU_HELP}")
             return
         try:
@@ -237,8 +219,8 @@ class FollowUpCog(commands.Cog):
         mode = Mode.IMAGE if image is not None else Mode.EDIT
         attachment = image or video
         assert attachment is not None
-        text = _without_mentions_of(message.content, self.bot.user.id)
-        if not text.strip():
+        text = without_bot_mentions(message.content, self.bot.user.id, bot_role_id(message))
+        if not text:
             raise InputError(
                 f"Tell me what to do after the mention, for example: {self.bot.user.mention} make the clouds move"
             )
@@ -262,7 +244,7 @@ class FollowUpCog(commands.Cog):
         )
         requester = requester_of_message(message)
         await self.bot.runtime.jobs.screen(request, requester)  # before downloading anything
-        media = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
+        media = await check_media(mode, await read_attachment(attachment, mode, lost=SOURCE_GONE), attachment.filename)
         status = await message.reply("⏳ Got it, getting started…", mention_author=False)
         request = replace(request, media=media, status_message_id=status.id)
         try:
@@ -270,89 +252,13 @@ class FollowUpCog(commands.Cog):
         except Refused as refused:  # someone else took the last slot while we downloaded
             await status.edit(content=refusal_text(refused.refusal))
             return
+        except Exception as error:  # the status line must not go on saying "getting started"
+            log.exception("Reply trigger: accepting the job failed (message %s)", message.id)
+            with contextlib.suppress(discord.HTTPException):
+                await status.edit(content=error_text(error))
+            return
         self.bot.delivery.track_message(accepted.job.id, status)
         await self.bot.delivery.refresh(accepted.job.id, position=accepted.position)
-
-    # -- buttons -------------------------------------------------------------------------------
-
-    async def again(self, interaction: discord.Interaction, job_id: int) -> None:
-        """The same prompt, options and input, as a new job for whoever clicked."""
-        callback = await interaction.response.defer(thinking=True)
-        job = await self.bot.runtime.store.get(job_id)
-        if job is None:
-            await interaction.edit_original_response(content="❌ I no longer have that video's details.")
-            return
-        problem = permission_problem(interaction)
-        if problem is not None:
-            await interaction.edit_original_response(content=problem)
-            return
-        media = await self.bot.runtime.store.get_input(job_id) if job.has_media else None
-        request = JobRequest(
-            mode=job.mode,
-            prompt=job.prompt,
-            options=job.options,
-            origin=_origin(interaction, source_message_id=interaction.message.id if interaction.message else None),
-            media=media,
-            parent_job_id=job.id,
-            status_message_id=callback.message_id if callback else None,
-        )
-        await self.video_cog.start_job(interaction, request)
-
-    async def edit_result(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Open a prompt for an edit of this result (a modal must be the first answer, so checks come first)."""
-        job = await self.bot.runtime.store.get(job_id)
-        reason = None
-        if job is None or not job.output_path or not Path(job.output_path).is_file():
-            reason = "I no longer have this video's file, so I can't edit it."
-        elif job.video_duration_s is not None and job.video_duration_s > MAX_EDIT_INPUT_S:
-            reason = f"xAI can only edit videos up to {MAX_EDIT_INPUT_S} seconds long; this one is longer."
-        elif missing_permissions(interaction):
-            reason = permission_problem(interaction)
-        if reason is not None or job is None:
-            await interaction.response.send_message(f"❌ {reason}", ephemeral=True)
-            return
-        source = interaction.message.id if interaction.message else None
-        await interaction.response.send_modal(EditResultModal(self, job, source))
-
-    async def delete_result(self, interaction: discord.Interaction, job_id: int) -> None:
-        """The requester, or anyone who may manage messages, can remove a delivered video."""
-        job = await self.bot.runtime.store.get(job_id)
-        if not _may_manage(interaction, job):
-            await interaction.response.send_message(
-                "Only the person who asked for this video, or a moderator, can delete it.", ephemeral=True
-            )
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        if interaction.message is not None:
-            try:
-                await interaction.message.delete()
-            except discord.HTTPException as error:
-                log.info("Could not delete message %s (%s)", interaction.message.id, error.status)
-                await interaction.followup.send("❌ I couldn't delete that message.", ephemeral=True)
-                return
-        await self.bot.runtime.store.update(job_id, deleted_at=time.time(), deleted_by=interaction.user.id)
-        await interaction.followup.send("🗑️ Deleted.", ephemeral=True)
-
-    async def cancel(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Stop a waiting or running job (the requester or a moderator)."""
-        job = await self.bot.runtime.store.get(job_id)
-        if not _may_manage(interaction, job):
-            await interaction.response.send_message(
-                "Only the person who asked for this video, or a moderator, can cancel it.", ephemeral=True
-            )
-            return
-        was = await self.bot.runtime.jobs.cancel(job_id)
-        if was is JobStatus.QUEUED:
-            text = f"🛑 Cancelled before it started; nothing was sent to xAI. (job #{job_id})"
-        elif was is JobStatus.RUNNING:
-            text = f"🛑 Cancelled. xAI may still charge for the work it had started. (job #{job_id})"
-        elif was is JobStatus.SUBMITTING:
-            text = f"🛑 Cancelling as soon as xAI confirms the request. xAI may still charge for it. (job #{job_id})"
-        else:
-            await interaction.response.send_message("This job has already finished.", ephemeral=True)
-            return
-        self.bot.delivery.forget(job_id)
-        await interaction.response.edit_message(content=text, view=None)
 
     # -- /myvideos -----------------------------------------------------------------------------
 
@@ -373,28 +279,12 @@ def _job_line(job: Job) -> str:
     when = f"<t:{int(job.created_at)}:R>"
     where = ""
     if job.delivered_message_id and job.delivered_channel_id and job.origin.guild_id and not job.deleted_at:
-        url = (
-            f"https://discord.com/channels/{job.origin.guild_id}/{job.delivered_channel_id}/{job.delivered_message_id}"
-        )
+        place = "@me" if job.delivery_method == "dm" else job.origin.guild_id  # a DM's link has no server
+        url = f"https://discord.com/channels/{place}/{job.delivered_channel_id}/{job.delivered_message_id}"
         where = f" · [open]({url})"
     status = "deleted" if job.deleted_at else job.status.value
     prompt = safe_echo(job.prompt, 60) if job.prompt else "(no prompt)"
     return f"**#{job.id}** · {status} · {MODE_NAMES[job.mode]} · {when}{where}\n> {prompt}"
-
-
-def _origin(interaction: discord.Interaction, *, source_message_id: int | None) -> Origin:
-    return Origin(
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
-        user_id=interaction.user.id,
-        source_message_id=source_message_id,
-    )
-
-
-def _may_manage(interaction: discord.Interaction, job: Job | None) -> bool:
-    if job is None:
-        return bool(interaction.permissions.manage_messages)
-    return interaction.user.id == job.origin.user_id or bool(interaction.permissions.manage_messages)
 
 
 def _needed(channel: discord.abc.GuildChannel | discord.Thread) -> list[tuple[str, str]]:
@@ -409,10 +299,6 @@ def _needed(channel: discord.abc.GuildChannel | discord.Thread) -> list[tuple[st
     ]
 
 
-def _without_mentions_of(content: str, user_id: int) -> str:
-    return re.sub(rf"<@!?{user_id}>", "", content).strip()
-
-
 async def _referenced(message: discord.Message) -> discord.Message | None:
     reference = message.reference
     if reference is None or reference.message_id is None:
@@ -425,20 +311,26 @@ async def _referenced(message: discord.Message) -> discord.Message | None:
         return None
 
 
+async def _attachment_of(interaction: discord.Interaction, message_id: int, mode: Mode) -> discord.Attachment:
+    """The attachment a late form is about, read again from its message."""
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        raise InputError("I can't read that message any more. Right-click it and choose the app again.")
+    try:
+        message = await channel.fetch_message(message_id)
+    except discord.HTTPException:
+        raise InputError("I can't find that message any more; it may have been deleted.") from None
+    attachment = usable_attachment(message, mode)
+    if attachment is None:
+        raise InputError("That message no longer has a file I can use.")
+    return attachment
+
+
 async def _answer(message: discord.Message, text: str) -> None:
     try:
         await message.reply(text, mention_author=False)
     except discord.HTTPException as error:
         log.info("Could not answer message %s (%s)", message.id, error.status)
-
-
-async def _read_output(job: Job) -> bytes:
-    if not job.output_path:
-        raise InputError("I no longer have this video's file, so I can't edit it.")
-    try:
-        return await asyncio.to_thread(Path(job.output_path).read_bytes)
-    except OSError:
-        raise InputError("I no longer have this video's file, so I can't edit it.") from None
 
 
 async def setup(bot: GrokVideoBot) -> None:

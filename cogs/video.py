@@ -175,16 +175,17 @@ class VideoCog(commands.Cog):
         media_input = await check_media(mode, await read_attachment(attachment, mode), attachment.filename)
         return replace(request, media=media_input)
 
-    async def start_job(self, interaction: discord.Interaction, request: JobRequest) -> None:
-        """Accept the job and let the delivery adapter keep its status message up to date."""
+    async def start_job(self, interaction: discord.Interaction, request: JobRequest) -> bool:
+        """Accept the job and let the delivery adapter keep its status message up to date; False if refused."""
         try:
             accepted = await self.bot.runtime.jobs.accept(request, requester_of(interaction))
         except Refused as refused:
             await interaction.edit_original_response(content=refusal_text(refused.refusal))
-            return
+            return False
         # No await between accepting and tracking: the scheduler cannot report on the job before we listen.
         self.bot.delivery.track(accepted.job.id, interaction)
         await self.bot.delivery.refresh(accepted.job.id, position=accepted.position)
+        return True
 
 
     @app_commands.command(name="quota", description="How many videos you can still make here, and when that resets")
@@ -225,8 +226,10 @@ def quota_text(quota: Quota) -> str:
     return "\n".join(lines)
 
 
-async def read_attachment(attachment: discord.Attachment, mode: Mode) -> bytes:
-    """The attachment's bytes, taken at once (Discord's links expire), after cheap host and size checks."""
+async def read_attachment(attachment: discord.Attachment, mode: Mode, *, lost: str | None = None) -> bytes:
+    """The attachment's bytes, taken at once (Discord's links expire), after cheap host and size checks.
+
+    ``lost`` is what to say when Discord will not hand the file over (default: attach it again)."""
     limit = MAX_IMAGE_BYTES if mode is Mode.IMAGE else MAX_EDIT_VIDEO_BYTES
     # Only from Discord's CDN (or the configured API proxy): an attachment's URL is data, not trust.
     refusal = discord_attachment_hosts(discord.http.Route.BASE).refusal(attachment.url)
@@ -242,7 +245,7 @@ async def read_attachment(attachment: discord.Attachment, mode: Mode) -> bytes:
     try:
         data = await attachment.read()
     except discord.HTTPException:
-        raise InputError("I couldn't download your attachment from Discord. Please attach it again.") from None
+        raise InputError(lost or "I couldn't download your attachment from Discord. Please attach it again.") from None
     if len(data) > limit:  # Discord said one size and sent another: trust the bytes
         raise InputError(f"That file is over the {limit // 1024 // 1024} MiB limit. Attach a smaller file.")
     return data

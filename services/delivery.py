@@ -181,6 +181,14 @@ class DiscordDelivery:
                 log.warning("Job %d: nobody could be told how it ended (channel and DM closed)", job.id)
 
     async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
+        try:
+            return await self._deliver(job, video)
+        finally:
+            # A shrunk copy has served once the post that carried it is settled (a retry shrinks again);
+            # the original stays, for the buttons and for retention to decide.
+            await _discard_shrunk_copies(job, video)
+
+    async def _deliver(self, job: Job, video: Path) -> DeliveryReceipt:
         if job.id in self._attempted or job.id not in self._tracked:
             # A retry, or a job resumed after a restart: an earlier attempt may have reached Discord even
             # though nobody heard the answer. Discord's nonce only dedupes for a few minutes; look first.
@@ -203,7 +211,7 @@ class DiscordDelivery:
                 receipt = DeliveryReceipt("channel", message.channel.id, message.id)
             except discord.Forbidden:
                 log.info("Job %d: no permission to post in channel %s; falling back", job.id, job.origin.channel_id)
-                receipt = await self._deliver_elsewhere(job, content, embed, upload, mention, view)
+                receipt = await self._deliver_elsewhere(job, content, embed, video, upload, mention, view)
         except Exception:
             # An earlier try may have landed although its answer was lost (a reset, a 5xx after the fact):
             # a video that is in the channel must never be reported as failed, nor posted again.
@@ -259,17 +267,26 @@ class DiscordDelivery:
         job: Job,
         content: str,
         embed: discord.Embed,
+        video: Path,
         upload: Path,
         mention: discord.AllowedMentions,
         view: discord.ui.View | None,
     ) -> DeliveryReceipt:
+        """The channel is closed to the bot: the command's own reply while it lasts, else a DM.
+
+        Each way takes only what it is known to take: a followup what the interaction says
+        (``attachment_size_limit``), a DM 10 MiB. A copy fitted for the channel is reused when it is
+        small enough; otherwise the original is fitted again (shrink or explain, as for a channel).
+        """
         tracked = self._usable(job.id)
         if tracked is not None and tracked.interaction is not None:
+            limit = min(tracked.interaction.filesize_limit, self._upload_limit(job))
+            followup_file = await self._fit_either(job, video, upload, limit, where="post here")
             try:
                 message = await tracked.interaction.followup.send(
                     content,
                     embed=embed,
-                    file=discord.File(upload, filename=_video_filename(job)),
+                    file=discord.File(followup_file, filename=_video_filename(job)),
                     allowed_mentions=mention,
                     wait=True,
                     view=_or_missing(view),
@@ -277,7 +294,14 @@ class DiscordDelivery:
                 return DeliveryReceipt("followup", message.channel.id, message.id)
             except discord.HTTPException as error:
                 log.info("Job %d: followup failed (%s); trying a DM", job.id, error.status)
-        return await self._send_dm(job, content, file=upload, embed=embed)
+        dm_file = await self._fit_either(job, video, upload, DEFAULT_UPLOAD_LIMIT, where="send by DM")
+        return await self._send_dm(job, content, file=dm_file, embed=embed)
+
+    async def _fit_either(self, job: Job, video: Path, upload: Path, limit: int, *, where: str) -> Path:
+        """``upload`` if it is within ``limit``, else the original fitted to ``limit``."""
+        if upload.stat().st_size <= limit:
+            return upload
+        return await self._fit(job, video, limit, where=where)
 
     async def _send_dm(
         self, job: Job, content: str, *, file: Path | None, embed: discord.Embed | None = None
@@ -380,7 +404,8 @@ class DiscordDelivery:
         guild = self.client.get_guild(job.origin.guild_id) if job.origin.guild_id else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
-    async def _fit(self, job: Job, video: Path, limit: int) -> Path:
+    async def _fit(self, job: Job, video: Path, limit: int, *, where: str = "post here") -> Path:
+        """``video`` if it is within ``limit``, else a shrunk copy beside it (deleted after the post)."""
         if video.stat().st_size <= limit:
             return video
         target = video.with_name(f"job-{job.id}-fit-{limit}.mp4")
@@ -394,8 +419,8 @@ class DiscordDelivery:
             await media.fit_to_size(video, target, limit)
         except media.MediaError as error:
             raise DeliveryError(
-                f"The video is too large to post here ({media.describe_size(video.stat().st_size)}) and could not "
-                f"be shrunk to fit: {error}",
+                f"The video is too large to {where} ({media.describe_size(video.stat().st_size)}, the limit is "
+                f"{media.describe_size(limit)}) and could not be shrunk to fit: {error}",
                 permanent=True,
             ) from None
         return target
@@ -444,6 +469,20 @@ class DiscordDelivery:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         tracked.tasks.add(task)
         task.add_done_callback(tracked.tasks.discard)
+
+
+async def _discard_shrunk_copies(job: Job, video: Path) -> None:
+    """Delete the job's shrunk copies (``job-N-fit-LIMIT.mp4``), never the original."""
+
+    def discard() -> None:
+        for copy in video.parent.glob(f"job-{job.id}-fit-*.mp4"):
+            if copy != video:
+                copy.unlink(missing_ok=True)
+
+    try:
+        await asyncio.to_thread(discard)
+    except OSError as error:
+        log.warning("Job %d: could not delete a shrunk copy of the video (%s)", job.id, error.strerror)
 
 
 def _or_missing(value: T | None) -> T:

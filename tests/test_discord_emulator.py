@@ -457,6 +457,23 @@ async def test_message_content_intent_stripping() -> None:
         assert not strict.problems
 
 
+async def test_bot_managed_role_is_self_role_and_its_mention_is_a_role_mention(emu: DiscordEmulator) -> None:
+    """add_bot_role makes the role discord.py calls guild.self_role; `<@&id>` of it lands in role_mentions."""
+    bot = DemoBot(emu.guild_id, message_content=True)
+    async with run_client(bot, emu):
+        role_id = emu.add_bot_role(emu.guild_id, "Grok Video")
+        await emu.wait_for(lambda: (g := bot.get_guild(emu.guild_id)) is not None and g.self_role is not None)
+        guild = bot.get_guild(emu.guild_id)
+        assert guild is not None and guild.self_role is not None
+        assert guild.self_role.id == role_id and guild.self_role.is_bot_managed()
+        someone = await emu.user_message("a clip", author_id=emu.other_user_id)
+        await emu.user_message(f"<@&{role_id}> make it snow", reply_to=someone.id, ping_reply=False)
+        await emu.wait_for(lambda: len(bot.seen) == 2)
+        asked = bot.seen[1]
+        assert [r.id for r in asked.role_mentions] == [role_id] and not asked.mentions
+    assert not emu.problems
+
+
 async def test_threads_groups_autocomplete_selects_v2_and_members(emu: DiscordEmulator) -> None:
     thread = emu.add_channel(emu.guild_id, "clips", thread_parent_id=emu.channel_id)
     role = emu.add_role(emu.guild_id, "artists")

@@ -186,9 +186,8 @@ async def test_delete_is_for_the_requester_or_moderators(rig: BotRig) -> None:
     async with rig.running():
         posted, job_id = await _deliver_one(rig)
         refused = await emu.click(posted.id, f"gv:delete:{job_id}", user_id=emu.other_user_id)
-        await emu.wait_for(lambda: refused.acked)
-        assert refused.ack_payload and "Only the person" in refused.ack_payload["data"]["content"]
-        assert not emu.messages[posted.id].deleted
+        await rig.wait_for_answer(refused, "Only the person")
+        assert refused.ephemeral and not emu.messages[posted.id].deleted
         await emu.click(posted.id, f"gv:delete:{job_id}")
         await emu.wait_for(lambda: emu.messages[posted.id].deleted)
         job = await rig.wait_for_job(lambda j: j.deleted_at is not None, job_id)
@@ -206,7 +205,7 @@ async def test_moderators_may_delete_anyones_video(rig: BotRig) -> None:
 
 
 async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
-    """Cancel removes a waiting job from the line, and stops tracking a running one (with the charge warning)."""
+    """Cancel takes a waiting job out of line (it costs nothing) and stops a running one (xAI may still charge)."""
     emu = rig.discord
     rig.xai.outcomes.append(Outcome(kind="never"))
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1") as bot:
@@ -223,7 +222,8 @@ async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
         await emu.click(first.original_message_id or 0, f"gv:cancel:{first_job}")
         running_text = await rig.wait_for_answer(first, "Cancelled")
         statuses = [(await rig.job(i)).status for i in (first_job, second_job)]
-    assert "nothing was sent to xAI" in queued_text and "may still charge" in running_text
+    assert "before it was sent to xAI; it costs nothing" in queued_text
+    assert "had already reached xAI" in running_text and "may still charge" in running_text
     assert statuses == [JobStatus.CANCELLED, JobStatus.CANCELLED]
     assert not _custom_ids(emu.messages[first.original_message_id or 0])
     assert len([r for r in rig.xai.requests if r.method == "POST"]) == 1

@@ -288,6 +288,15 @@ class DiscordEmulator:
         self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": self.world.role_json(role)})
         return role.id
 
+    def add_bot_role(self, guild_id: int, name: str = "emulated-bot", permissions: int = 0) -> int:
+        """The bot's managed role, as Discord makes it when a bot joins with permissions (tags.bot_id, so
+        discord.py's `guild.self_role` finds it), given to the bot. `<@&id>` of it in a message's content
+        lands in `mention_roles` like any role mention. Connected clients get GUILD_ROLE_CREATE."""
+        role = self.world.new_role(guild_id, name, permissions, bot_id=self.bot_user_id)
+        self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": self.world.role_json(role)})
+        self.give_role(guild_id, self.bot_user_id, role.id)
+        return role.id
+
     def set_role_permissions(self, guild_id: int, role_id: int, permissions: int) -> None:
         """Change a role's server-wide permissions (the @everyone role's id is the guild's). Connected clients get
         GUILD_ROLE_UPDATE. What REST enforces stays per channel (`set_bot_permissions`)."""
@@ -668,6 +677,17 @@ class DiscordEmulator:
         channel.last_message_id = msg.id
         self._announce("MESSAGE_CREATE", msg)
         return msg
+
+    def delete_message(self, message_id: int, *, purge_attachments: bool = True) -> None:
+        """A person (or a moderator) deletes a message: connected clients get MESSAGE_DELETE, and with
+        `purge_attachments` its files stop being served ("This content is no longer available")."""
+        msg = self.world.messages[message_id]
+        msg.deleted = True
+        if purge_attachments:
+            for att in msg.attachments:
+                self.world.attachments.pop(att.id, None)
+        self._announce("MESSAGE_DELETE", msg)
+        self._notify()
 
     # --- gateway fault injection -------------------------------------------------------------------
     def gateway_disconnect(self, code: int = 4000) -> int:

@@ -373,6 +373,7 @@ class RoleState:
     name: str
     permissions: int
     position: int
+    bot_id: int | None = None  # a bot's managed role (Discord creates one when a bot joins with permissions)
 
 
 @dataclass

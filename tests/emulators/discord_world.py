@@ -68,10 +68,15 @@ class World:
         self.guilds[gid] = guild
         return guild
 
-    def new_role(self, guild_id: int, name: str, permissions: int) -> RoleState:
+    def new_role(self, guild_id: int, name: str, permissions: int, *, bot_id: int | None = None) -> RoleState:
         guild = self.guilds[guild_id]
         role = RoleState(
-            id=self.minter.mint(), guild_id=guild_id, name=name, permissions=permissions, position=len(guild.roles)
+            id=self.minter.mint(),
+            guild_id=guild_id,
+            name=name,
+            permissions=permissions,
+            position=len(guild.roles),
+            bot_id=bot_id,
         )
         guild.roles[role.id] = role
         return role
@@ -228,7 +233,7 @@ class World:
 
     @staticmethod
     def role_json(role: RoleState) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": str(role.id),
             "name": role.name,
             "permissions": str(role.permissions),
@@ -238,10 +243,13 @@ class World:
             "hoist": False,
             "icon": None,
             "unicode_emoji": None,
-            "managed": False,
+            "managed": role.bot_id is not None,
             "mentionable": False,
             "flags": 0,
         }
+        if role.bot_id is not None:
+            out["tags"] = {"bot_id": str(role.bot_id)}
+        return out
 
     def channel_json(self, channel_id: int, *, permissions: int | None = None) -> dict[str, Any]:
         """A channel object; `permissions` adds the field interactions carry (the invoker's permissions)."""

@@ -24,10 +24,12 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from services import checkup, redaction, terminal
+from cogs import replies
+from services import checkup, instance_lock, redaction, startup, terminal
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery import DiscordDelivery
 from services.runtime import Runtime, open_runtime
+from services.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
 from services.store import JobStore
 
 log = logging.getLogger("grok_video_bot")
@@ -35,6 +37,10 @@ log = logging.getLogger("grok_video_bot")
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups", "cogs.admin")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
+EXIT_STORE_IN_USE = 75  # EX_TEMPFAIL: another bot holds DATABASE_PATH; this one can start once it has stopped
+DISCORD_API = "https://discord.com/api/v10"
+# Start-up trouble worth another try: no answer, a refused or reset connection, Discord's own 5xx.
+UNREACHABLE = (OSError, aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
 
 
 def invite_permissions() -> discord.Permissions:
@@ -56,28 +62,10 @@ def invite_url(application_id: int) -> str:
 
 
 class VideoCommandTree(app_commands.CommandTree["GrokVideoBot"]):
-    """One place that turns unexpected command errors into a polite answer (and a log line)."""
+    """Command errors go through the one shared handler every button and form uses (cogs/replies.py)."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        if isinstance(error, app_commands.CheckFailure):
-            text = str(error) or "You can't use this command here."
-        else:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "Command %s failed (user %s, guild %s)",
-                command,
-                interaction.user.id,
-                interaction.guild_id,
-                exc_info=error,
-            )
-            text = "❌ Something went wrong on my side. Please try again in a moment."
-        try:
-            if interaction.response.is_done():
-                await interaction.edit_original_response(content=text)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            log.info("Could not tell the user about the error (interaction %s)", interaction.id)
+        await replies.report(interaction, error)
 
 
 class GrokVideoBot(commands.Bot):
@@ -99,6 +87,7 @@ class GrokVideoBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=VideoCommandTree,
             max_ratelimit_timeout=60.0,
+            **discord_proxy_options(settings.discord),
         )
         self.settings = settings
         self.runtime = runtime
@@ -137,58 +126,148 @@ class GrokVideoBot(commands.Bot):
         log.info("Synced %d command(s) %s", len(synced), f"to server {guild_id}" if guild_id else "globally")
         return True
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        """The bot has no text commands: a mention is not a prefix, so nothing is parsed as a command.
+
+        (commands.Bot would call ``process_commands`` here and log CommandNotFound for every mention.)
+        The cogs' own ``on_message`` listeners, such as the reply trigger, still run.
+        """
+
     async def close(self) -> None:
         await self.runtime.scheduler.stop()
         await super().close()
 
 
 async def configure_endpoints(discord_settings: DiscordSettings) -> None:
-    """Point discord.py at a REST proxy (or the test emulator) when one is configured."""
+    """Point discord.py at a REST proxy (or the test emulator) when one is configured.
+
+    Raises Unreachable when the proxy cannot be reached (worth another try) and ConfigError when it answers
+    but will not say where its gateway is, or refuses the token (not worth one).
+    """
     base = discord_settings.api_base_url
     if base is None:
         return
     discord.http.Route.BASE = base
-    gateway = discord_settings.gateway_url
-    if gateway is None:
-        headers = {"Authorization": f"Bot {discord_settings.token.reveal()}"}
-        async with aiohttp.ClientSession() as session, session.get(f"{base}/gateway/bot", headers=headers) as resp:
-            if resp.status == 401:
-                raise ConfigError(DISCORD_REFUSED_LOGIN)
-            if resp.status != 200:
-                raise ConfigError(
-                    f"DISCORD_API_BASE_URL={base} did not tell me its gateway (HTTP {resp.status}); "
-                    "set DISCORD_GATEWAY_URL too"
-                )
-            data: dict[str, Any] = await resp.json(content_type=None)
-            gateway = str(data["url"])
+    gateway = discord_settings.gateway_url or await startup.ask_gateway(base, discord_settings.token)
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
 
 
+def discord_proxy_options(discord_settings: DiscordSettings | None) -> dict[str, Any]:
+    """discord.py's HTTP client ignores HTTPS_PROXY / NO_PROXY; hand it the proxy aiohttp would pick."""
+    base = (discord_settings.api_base_url if discord_settings else None) or DISCORD_API
+    proxy = startup.proxy_for(base)
+    return {"proxy": proxy.url, "proxy_auth": proxy.auth}
+
+
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
-    assert settings.discord is not None
-    await configure_endpoints(settings.discord)
-    async with (
-        await JobStore.open(settings.database_path) as store,
-        open_runtime(settings.xai, store, limits=settings.limits) as runtime,
-    ):
+    """``python bot.py`` (and ``sync``): open the store, then reach Discord, trying again while it cannot be reached.
+
+    A rejected token ends at once with status 78; SIGTERM while waiting ends cleanly with 0 (Ctrl-C: 130).
+    """
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    stop = StopSignal()
+    _close_on_sigterm(stop)
+    proxy = startup.proxy_for(discord_settings.api_base_url or DISCORD_API)
+    if proxy.url is not None:
+        log.info("Discord is reached through the proxy %s (HTTPS_PROXY / HTTP_PROXY)", proxy.shown)
+    backoff = Backoff(discord_settings.retry_first_s, discord_settings.retry_max_s)
+    try:
+        async with await open_store(settings.database_path) as store:
+            while True:
+                try:
+                    return await _start_once(settings, store, stop, sync_only=sync_only)
+                except Unreachable as unreachable:
+                    delay = unreachable.retry_after_s or backoff.next_delay()
+                    log.warning("%s; trying again in %s", unreachable, startup.seconds(delay))
+                    await stop.sleep(delay)
+    except Stopped:
+        log.info("Stopped before the bot was connected to Discord")
+        return 0
+
+
+async def _start_once(settings: Settings, store: JobStore, stop: StopSignal, *, sync_only: bool) -> int:
+    """One try at logging in and connecting. Raises Unreachable when Discord cannot be reached this time.
+
+    Each try builds a fresh runtime and bot, so nothing half-started by a failed try is reused.
+    """
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    where = discord_settings.api_base_url or DISCORD_API
+    await stop.unless_stopped(configure_endpoints(discord_settings))
+    async with open_runtime(settings.xai, store, limits=settings.limits) as runtime:
         bot = GrokVideoBot(settings=settings, runtime=runtime, sync_only=sync_only)
         async with bot:
-            _close_on_sigterm(bot)
             try:
-                await bot.login(settings.discord.token.reveal())
+                await stop.unless_stopped(bot.login(discord_settings.token.reveal()))
             except discord.LoginFailure:
                 print(f"error: {DISCORD_REFUSED_LOGIN}", file=sys.stderr)
                 return EXIT_CONFIG
+            except discord.RateLimited as limited:
+                raise Unreachable("Discord is rate limiting the bot", retry_after_s=limited.retry_after) from None
+            except UNREACHABLE as error:
+                raise Unreachable(f"Could not reach Discord at {where} ({startup.reason(error)})") from None
+            except discord.HTTPException as error:
+                print(f"error: {_refusal(error, discord_settings)}", file=sys.stderr)
+                return EXIT_CONFIG if discord_settings.dev_guild_id and error.status in (403, 404) else 1
             if sync_only:
                 return 0
-            await bot.connect()
+            try:
+                return await _connect(bot, stop)
+            finally:
+                await stop.drain()  # an orderly close begun by SIGTERM ends before the runtime closes
+
+
+async def _connect(bot: GrokVideoBot, stop: StopSignal) -> int:
+    """The gateway session, until SIGTERM closes the bot in order (the scheduler first, then Discord)."""
+    connection = asyncio.ensure_future(bot.connect())
+
+    async def close_in_order() -> None:
+        await bot.close()
+        connection.cancel()  # discord.py may be asleep in its own reconnect backoff (up to minutes)
+
+    stop.on_stop(close_in_order)
+    if stop.stopped:
+        await close_in_order()
+    try:
+        await connection
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # Ctrl-C: the whole run is being cancelled
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "error: Discord refused the Message Content intent that ENABLE_REPLY_TRIGGER=true needs. "
+            "Turn it on (Developer Portal > your app > Bot > Message Content Intent) or set ENABLE_REPLY_TRIGGER=false",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    except discord.ConnectionClosed as closed:
+        if closed.code == 4004:  # the gateway's "authentication failed"
+            print(f"error: {DISCORD_REFUSED_LOGIN}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"error: Discord closed the gateway connection (code {closed.code})", file=sys.stderr)
+        return 1
     return 0
 
 
-def _close_on_sigterm(bot: GrokVideoBot) -> None:
+def _refusal(error: discord.HTTPException, discord_settings: DiscordSettings) -> str:
+    """A 4xx during log-in or the command sync, in words (only a bad DEV_GUILD_ID is likely)."""
+    what = f"HTTP {error.status}: {error.text or 'no reason given'}"
+    guild = discord_settings.dev_guild_id
+    if guild and error.status in (403, 404):
+        return (
+            f"Discord would not take the commands for DEV_GUILD_ID={guild} ({what}). Add the bot to that server "
+            "(the invite link is in `python bot.py check`), or leave DEV_GUILD_ID empty"
+        )
+    return f"Discord refused a start-up request ({what})"
+
+
+def _close_on_sigterm(stop: StopSignal) -> None:
+    """SIGTERM (``systemctl stop``, ``docker stop``) stops start-up at once, or a running bot in order."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # not on every platform
-        loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(bot.close()))
+        loop.add_signal_handler(signal.SIGTERM, stop.stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,17 +285,18 @@ def setup_logging(level: str, settings: Settings | None = None, *, handler: logg
     discord.utils.setup_logging(handler=handler or discord.utils.MISSING, level=getattr(logging, level), root=True)
     # discord.py logs every request at DEBUG; below that it is noise. Redaction makes DEBUG safe to turn on.
     logging.getLogger("discord.http").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    startup.tidy_discord_log(logging.getLogger("discord.client"))
     redaction.protect(logging.getLogger().handlers, redaction.Redactor(secret_values(settings)))
 
 
 def secret_values(settings: Settings | None) -> list[str]:
-    """The configured secrets, for the log redactor."""
+    """The configured secrets (and a password in a proxy variable), for the log redactor."""
     if settings is None:
         return []
     values = [settings.xai.api_key.reveal()]
     if settings.discord is not None:
         values.append(settings.discord.token.reveal())
-    return values
+    return values + startup.proxy_passwords()
 
 
 async def check(settings: Settings, stream: TextIO = sys.stdout) -> int:
@@ -228,6 +308,8 @@ async def check(settings: Settings, stream: TextIO = sys.stdout) -> int:
         print(f"Invite link: {invite_url(report.application_id)}", file=stream)
     problems = sum(1 for finding in report.findings if not finding.ok)
     print("All good." if not problems else f"{problems} problem{'s' if problems != 1 else ''} to fix.", file=stream)
+    if report.newer_store:
+        return EXIT_CONFIG  # as every other command refuses that store
     return 0 if not problems else 1
 
 
@@ -240,17 +322,60 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level if command not in ("generate", "check") else "WARNING", settings)
+    startup.log_sources(settings)
     try:
-        if command == "generate":
-            return asyncio.run(terminal.generate(args, settings))
-        if command == "check":
-            return asyncio.run(check(settings))
-        return asyncio.run(run_bot(settings, sync_only=command == "sync"))
+        with _hold_store(settings, command):
+            if command == "generate":
+                return asyncio.run(_generate(args, settings))
+            if command == "check":
+                return asyncio.run(check(settings))
+            return asyncio.run(run_bot(settings, sync_only=command == "sync"))
+    except instance_lock.StoreInUse as in_use:
+        print(f"error: {_in_use(in_use, command)}", file=sys.stderr)
+        return EXIT_STORE_IN_USE
+    except instance_lock.LockUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _hold_store(settings: Settings, command: str) -> contextlib.AbstractContextManager[object]:
+    """One bot per database: ``run`` holds its lock, and so does ``generate``.
+
+    ``generate`` runs a scheduler of its own that spends the same xAI account's per-minute budget and
+    concurrency, which the bot's budget cannot see. ``check`` only looks; ``sync`` touches no job.
+    """
+    if command in ("run", "generate"):
+        return instance_lock.InstanceLock.acquire(settings.database_path, command=command)
+    return contextlib.nullcontext()
+
+
+def _in_use(in_use: instance_lock.StoreInUse, command: str) -> str:
+    if command == "generate":
+        return (
+            f"{in_use}; a generate beside it would spend the same xAI budget a second time. "
+            "Wait for it to stop, or make the video with /video in Discord"
+        )
+    if in_use.holder.command == "generate":
+        return f"{in_use}; start the bot once it has finished"
+    return f"{in_use}; a second one on the same database would deliver every job twice. Stop that one first"
+
+
+async def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    """``generate``, with SIGTERM taken like Ctrl-C: the job is cancelled, never left behind as running."""
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await terminal.generate(args, settings)
+    except asyncio.CancelledError:
+        print("error: interrupted before anything was sent to xAI", file=sys.stderr)
+        return terminal.Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
+from services import instance_lock
 from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
 from services.migrations import MIGRATIONS
 from services.patience import is_busy
@@ -58,6 +59,8 @@ class Finding:
 class Report:
     findings: list[Finding] = field(default_factory=list)
     application_id: int | None = None
+    # The store was written by a newer version: every command refuses it, with exit status 78.
+    newer_store: bool = False
 
     @property
     def ok(self) -> bool:
@@ -270,6 +273,14 @@ async def check_xai(session: aiohttp.ClientSession, settings: XaiSettings, repor
 async def check_store(path: Path, report: Report) -> None:
     """The store opens, its schema is one this version knows, and it can be written (not locked)."""
     current = len(MIGRATIONS)
+    if str(path) == ":memory:":
+        report.add(True, "Store: DATABASE_PATH=:memory: keeps jobs in memory only; a stop loses them", note=True)
+        return
+    live = instance_lock.holder(path)
+    if live is not None:
+        report.add(
+            True, f"Store: {live.describe(path)}; a second `python bot.py` on it would refuse to start", note=True
+        )
     if not path.exists():
         parent = _nearest_existing(path.parent)
         if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
@@ -289,8 +300,10 @@ async def check_store(path: Path, report: Report) -> None:
             await db.execute("ROLLBACK")
     except sqlite3.OperationalError as error:
         text = str(error).lower()
-        if is_busy(error):
-            report.add(False, f"Store: {path} is locked by another program; stop it (a second bot?) and try again")
+        if is_busy(error) and live is not None:
+            report.add(True, f"Store: {path} was busy with the running bot's writes; schema not read", note=True)
+        elif is_busy(error):
+            report.add(False, f"Store: {path} is locked by another program; stop it and run the check again")
         elif "readonly" in text or "unable to open" in text:
             report.add(False, f"Store: {path} cannot be written; check the file's owner and permissions")
         else:
@@ -302,9 +315,11 @@ async def check_store(path: Path, report: Report) -> None:
         )
         return
     if version > current:
+        report.newer_store = True
         report.add(
             False,
-            f"Store: {path} was written by a newer version of the bot (schema {version}, this one knows {current})",
+            f"Store: {path} was written by a newer version of the bot (schema {version}, this one knows {current}); "
+            "upgrade the bot, or restore a backup made before the upgrade",
         )
     elif version < current:
         report.add(
@@ -328,7 +343,8 @@ async def run_checks(settings: Settings) -> Report:
     report = Report()
     report.add(True, "Settings: every setting is present and well formed")
     timeout = aiohttp.ClientTimeout(total=max(10.0, settings.xai.request_timeout_s))
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, as they do for the bot itself.
+    async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
         if settings.discord is not None:
             await check_discord(session, settings.discord, report)
         await check_xai(session, settings.xai, report)

@@ -6,9 +6,10 @@ it should be. Secrets are wrapped so that no repr, log line or exception can sho
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -83,6 +84,9 @@ class DiscordSettings:
     gateway_url: str | None = None
     dev_guild_id: int | None = None
     enable_reply_trigger: bool = False
+    # Start-up waits this long after Discord could not be reached, doubling up to retry_max_s.
+    retry_first_s: float = 5.0
+    retry_max_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,7 @@ class Settings:
     log_level: str = "INFO"
     discord: DiscordSettings | None = None
     limits: LimitDefaults = field(default_factory=LimitDefaults)
+    env_file: Path | None = None  # the .env that was read, if any (start-up logs it)
 
 
 class _Env:
@@ -157,24 +162,98 @@ class _Env:
         return raw.rstrip("/")
 
 
+# Where bot.py lives (services/ sits beside it, from a checkout or installed).
+BOT_DIR = Path(__file__).resolve().parent.parent
+
+
+def find_env_file(environ: Mapping[str, str], folders: Sequence[Path] | None = None) -> Path | None:
+    """The ``.env`` to read: ``ENV_FILE`` when set (``none`` reads none), else the first in ``folders``.
+
+    ``folders`` defaults to the working directory, then the folder of bot.py, so a service started
+    from elsewhere (a systemd unit without WorkingDirectory) still finds the file beside the bot.
+    """
+    chosen = environ.get("ENV_FILE", "").strip()
+    if chosen.lower() == "none":
+        return None
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"ENV_FILE={chosen!r} is not valid: it should be the path of a file of settings, or none")
+        return path
+    for folder in env_folders() if folders is None else folders:
+        candidate = folder / ".env"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def env_folders() -> list[Path]:
+    """Where ``.env`` is looked for, in order: the working directory, then the folder of bot.py."""
+    folders: list[Path] = []
+    with contextlib.suppress(OSError):  # the working directory may have been deleted
+        folders.append(Path.cwd())
+    if BOT_DIR not in folders:
+        folders.append(BOT_DIR)
+    return folders
+
+
 def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
-    """The process environment over the values of ``.env`` (the real environment wins)."""
-    values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ)
-    return values
+    """The process environment over the values of ``env_file`` (the real environment wins)."""
+    return {**read_env_file(env_file), **os.environ}
 
 
-def _database_path(raw: str) -> Path:
+def read_env_file(env_file: str | Path | None) -> dict[str, str]:
+    """The values written in ``env_file`` (none when it is None or missing); unreadable text is a ConfigError."""
+    if env_file is None or not Path(env_file).is_file():
+        return {}
+    try:
+        # utf-8-sig: a file saved by Notepad starts with a byte-order mark; CRLF lines are fine as they are.
+        parsed = dotenv_values(env_file, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f'{env_file} is not UTF-8 text: save it again as UTF-8 (not UTF-16 or "Unicode")') from None
+    except OSError as error:
+        raise ConfigError(f"{env_file} cannot be read ({error.strerror or error})") from None
+    return {key: value for key, value in parsed.items() if value is not None}
+
+
+# Read by aiohttp (trust_env) and urllib from the process environment itself, not from our settings.
+PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY"})
+
+
+def export_proxy_variables(file_values: Mapping[str, str]) -> None:
+    """Proxy variables written in .env join the process environment (unless it has them), so every client sees them."""
+    for key, value in file_values.items():
+        if key.upper() in PROXY_VARIABLES and key not in os.environ and key.swapcase() not in os.environ:
+            os.environ[key] = value
+
+
+def _database_path(raw: str, relative_to: Path | None) -> Path:
     if "\x00" in raw:
         raise ConfigError(f"DATABASE_PATH={raw!r} is not valid: it should be a file path")
-    return Path(raw)
+    path = Path(raw)
+    with contextlib.suppress(RuntimeError):  # no home folder to expand "~" to: keep it as written
+        path = path.expanduser()
+    # A relative path belongs with the .env that was read: a service started from another folder
+    # (systemd without WorkingDirectory) keeps its store beside its settings, not in "/data".
+    if relative_to is not None and raw != ":memory:" and not path.is_absolute():
+        path = relative_to / path
+    return path
 
 
-def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool = True) -> Settings:
-    """Validate everything at once. The terminal command passes ``need_discord=False``."""
-    env = _Env(read_environment() if values is None else values)
+def load_settings(
+    values: Mapping[str, str] | None = None, *, need_discord: bool = True, folders: Sequence[Path] | None = None
+) -> Settings:
+    """Validate everything at once. The terminal command passes ``need_discord=False``.
+
+    Without ``values`` the settings come from the environment over the ``.env`` that ``find_env_file`` picks.
+    """
+    env_file: Path | None = None
+    if values is None:
+        env_file = find_env_file(os.environ, folders)
+        file_values = read_env_file(env_file)
+        export_proxy_variables(file_values)
+        values = {**file_values, **os.environ}
+    env = _Env(values)
     api_key = Secret(env.required("XAI_API_KEY", XAI_KEY_HELP))
     xai = XaiSettings(
         api_key=api_key,
@@ -198,23 +277,53 @@ def load_settings(values: Mapping[str, str] | None = None, *, need_discord: bool
     discord: DiscordSettings | None = None
     token = env.text("DISCORD_TOKEN")
     if need_discord or token is not None:
+        retry_first_s, retry_max_s = _retry_delays(env)
         discord = DiscordSettings(
             token=Secret(env.required("DISCORD_TOKEN", DISCORD_SETUP_HELP)),
             api_base_url=env.url("DISCORD_API_BASE_URL", None),
             gateway_url=env.url("DISCORD_GATEWAY_URL", None),
             dev_guild_id=env.number("DEV_GUILD_ID", 0, int, 1, "a server id (a long number)") or None,
             enable_reply_trigger=env.flag("ENABLE_REPLY_TRIGGER"),
+            retry_first_s=retry_first_s,
+            retry_max_s=retry_max_s,
         )
     log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not valid: it should be DEBUG, INFO, WARNING or ERROR")
     return Settings(
         xai=xai,
-        database_path=_database_path(env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or ""),
+        database_path=_database_path(
+            env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or "",
+            _folder_of(env_file),
+        ),
         log_level=log_level,
         discord=discord,
         limits=_limit_defaults(env),
+        env_file=env_file,
     )
+
+
+def _folder_of(env_file: Path | None) -> Path | None:
+    """The folder relative paths are taken from: the .env's, unless it is the working directory anyway."""
+    if env_file is None:
+        return None
+    folder = env_file.parent.resolve()
+    with contextlib.suppress(OSError):
+        if folder == Path.cwd().resolve():
+            return None
+    return folder
+
+
+def _retry_delays(env: _Env) -> tuple[float, float]:
+    """How long start-up waits after Discord could not be reached: the first delay, doubling up to the longest."""
+    first = env.number("DISCORD_RETRY_FIRST_SECONDS", 5.0, float, 0.1, "a number of seconds, at least 0.1")
+    longest = env.number("DISCORD_RETRY_MAX_SECONDS", 60.0, float, 0.1, "a number of seconds, at least 0.1")
+    if longest < first:
+        raise ConfigError(
+            f"DISCORD_RETRY_MAX_SECONDS={longest:g} is not valid: it should be at least DISCORD_RETRY_FIRST_SECONDS "
+            f"({first:g})"
+        )
+    return first, longest
 
 
 def _limit_defaults(env: _Env) -> LimitDefaults:

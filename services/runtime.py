@@ -44,7 +44,8 @@ async def open_runtime(
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
     """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
-    async with aiohttp.ClientSession() as session:
+    # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and ~/.netrc for proxy credentials) apply to xAI and downloads.
+    async with aiohttp.ClientSession(trust_env=True) as session:
         budget = RequestBudget(xai.max_requests_per_minute)
         client = XaiClient(
             session,

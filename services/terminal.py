@@ -23,9 +23,9 @@ import aiohttp
 from services import media
 from services.config import Settings
 from services.listener import DeliveryReceipt
-from services.models import ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
+from services.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
 from services.runtime import open_runtime
-from services.store import JobStore
+from services.startup import open_store
 from services.validation import InputError, check_media, choose_mode, clean_prompt, parse_options
 
 MAX_INPUT_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -105,7 +105,7 @@ async def _read_input(location: str) -> tuple[bytes, str]:
     """The bytes of a local file or an http(s) URL, with a name for it."""
     if location.startswith(("http://", "https://")):
         name = location.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "input"
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(trust_env=True) as session:  # HTTPS_PROXY / NO_PROXY apply
             folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="grok-video-input-"))
             target = folder / "input"
             try:
@@ -144,19 +144,28 @@ async def generate(args: argparse.Namespace, settings: Settings, stream: TextIO 
     out = Path(args.out)
     listener = TerminalListener(out, stream)
     async with (
-        await JobStore.open(settings.database_path) as store,
+        await open_store(settings.database_path) as store,
         open_runtime(settings.xai, store, listener=listener, resume_origins=frozenset()) as runtime,
     ):
         accepted = await runtime.jobs.accept(request)
         listener._say(f"Job {accepted.job.id} accepted ({request.mode.value} to video)")
-        await runtime.scheduler.start()
         try:
+            await runtime.scheduler.start()
             outcome = await listener.finished
         except asyncio.CancelledError:
-            await runtime.scheduler.cancel(accepted.job.id)
-            print("error: interrupted; the job was cancelled (xAI may still charge for it)", file=stream)
+            cancelled = await runtime.scheduler.cancel(accepted.job.id)
+            print(f"error: interrupted; {cancelled_words(cancelled)}", file=stream)
             return Exit.INTERRUPTED
     return _report(outcome, stream)
+
+
+def cancelled_words(result: CancelResult | None) -> str:
+    """What Ctrl-C did to the job, truthfully: only a request that reached xAI may be charged."""
+    if result is None:
+        return "the job had already ended"
+    if result is CancelResult.BEFORE_SENDING:
+        return "the job was cancelled before it was sent to xAI, so it costs nothing"
+    return "the job was cancelled, but its request had already reached xAI, which may still charge for it"
 
 
 def _report(outcome: _Outcome, stream: TextIO) -> int:

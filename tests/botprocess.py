@@ -21,18 +21,23 @@ from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
 
 ROOT = Path(__file__).resolve().parent.parent
+# A developer's own .env beside bot.py must not leak into the tests: read none unless a test says so.
+HERMETIC = {"ENV_FILE": "none"}
 
 
-async def run_command(*args: str, env: dict[str, str], cwd: Path, timeout_s: float = 60) -> tuple[int, str, str]:
+async def run_command(
+    *args: str, env: dict[str, str], cwd: Path, timeout_s: float = 60, preexec: Callable[[], None] | None = None
+) -> tuple[int, str, str]:
     """``python bot.py ARGS`` run to its end (PATH added to ``env``); returns (exit status, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),
         *args,
         cwd=cwd,
-        env={"PATH": os.environ.get("PATH", ""), **env},
+        env={"PATH": os.environ.get("PATH", ""), **HERMETIC, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout_s)
     assert process.returncode is not None
@@ -59,6 +64,7 @@ class BotProcess:
             **BotRig(self.discord, self.xai, self.tmp_path).environment(),  # the same settings as in-process tests
             "XAI_REQUEST_TIMEOUT_SECONDS": "2",
             "LOG_LEVEL": "INFO",
+            **HERMETIC,
         }
         values.update(self.overrides)
         return values
@@ -77,15 +83,15 @@ class BotProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self, *, ready_timeout: float = 60.0) -> None:
-        """Start the bot and wait until it has identified on the gateway (it then handles interactions)."""
+    async def spawn(self, *args: str) -> None:
+        """Start ``python bot.py ARGS`` without waiting for anything (the log collects what it says)."""
         assert not self.alive, "the bot is already running"
         self.runs += 1
-        identified = self._identifies()
         with self.log_path().open("wb") as sink:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 str(ROOT / "bot.py"),
+                *args,
                 cwd=self.tmp_path,
                 env=self.environment(),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -93,6 +99,20 @@ class BotProcess:
                 stderr=sink,
                 preexec_fn=self.preexec,
             )
+
+    async def wait_for_log(self, text: str, timeout: float = 30.0, *, count: int = 1) -> str:
+        """Wait until this run's log holds ``text`` (``count`` times); return the log."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.log().count(text) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the bot never logged {text!r}; its log:\n{self.log()}")
+            await asyncio.sleep(0.05)
+        return self.log()
+
+    async def start(self, *, ready_timeout: float = 60.0) -> None:
+        """Start the bot and wait until it has identified on the gateway (it then handles interactions)."""
+        identified = self._identifies()
+        await self.spawn()
         try:
             await self.discord.wait_for(lambda: self._identifies() > identified or not self.alive, ready_timeout)
         except AssertionError:

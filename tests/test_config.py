@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from services.config import ConfigError, Secret, load_settings
+import bot
+from services.config import ConfigError, Secret, env_folders, find_env_file, load_settings
 
 BASE = {"XAI_API_KEY": "xai-secret-123", "DISCORD_TOKEN": "discord-secret-456"}
 
@@ -59,3 +63,103 @@ def test_secrets_never_show_in_reprs() -> None:
     text = repr(settings) + str(settings)
     assert "xai-secret-123" not in text and "discord-secret-456" not in text
     assert Secret("x").reveal() == "x"
+
+
+# -- where .env comes from ----------------------------------------------------------------------------------
+
+SETTING_NAMES = ("XAI_API_KEY", "DISCORD_TOKEN", "DATABASE_PATH", "LOG_LEVEL", "ENV_FILE", "HTTPS_PROXY", "https_proxy")
+
+
+@pytest.fixture
+def bare_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No bot setting in the process environment; whatever a test adds to it is undone afterwards."""
+    for name in SETTING_NAMES:
+        monkeypatch.setenv(name, "x")  # recorded, so even a key the code itself adds is removed at the end
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_env_is_looked_for_in_the_working_directory_then_beside_the_bot(tmp_path: Path) -> None:
+    """The first folder with a .env wins; none found is None (the environment alone)."""
+    here, beside_bot = tmp_path / "cwd", tmp_path / "bot"
+    here.mkdir()
+    beside_bot.mkdir()
+    assert find_env_file({}, [here, beside_bot]) is None
+    (beside_bot / ".env").write_text("XAI_API_KEY=b\n")
+    assert find_env_file({}, [here, beside_bot]) == beside_bot / ".env"
+    (here / ".env").write_text("XAI_API_KEY=a\n")
+    assert find_env_file({}, [here, beside_bot]) == here / ".env"
+    assert env_folders()[-1] == Path(bot.__file__).resolve().parent  # the default: cwd, then bot.py's folder
+
+
+def test_env_file_names_the_file_or_none(tmp_path: Path) -> None:
+    """ENV_FILE=path reads that file, ENV_FILE=none reads none, a missing one is refused by name."""
+    chosen = tmp_path / "bot.env"
+    chosen.write_text("XAI_API_KEY=k\n")
+    (tmp_path / ".env").write_text("XAI_API_KEY=other\n")
+    assert find_env_file({"ENV_FILE": str(chosen)}, [tmp_path]) == chosen
+    assert find_env_file({"ENV_FILE": "none"}, [tmp_path]) is None
+    with pytest.raises(ConfigError, match="ENV_FILE"):
+        find_env_file({"ENV_FILE": str(tmp_path / "missing.env")}, [tmp_path])
+
+
+def test_a_bom_and_crlf_lines_are_read_as_written(tmp_path: Path, bare_environment: pytest.MonkeyPatch) -> None:
+    """A .env saved by Notepad (byte-order mark, CRLF) gives the same settings as a plain one."""
+    (tmp_path / ".env").write_bytes(b"\xef\xbb\xbfXAI_API_KEY=xai-k\r\nDISCORD_TOKEN=tok \r\nLOG_LEVEL=DEBUG\r\n")
+    settings = load_settings(folders=[tmp_path])
+    assert settings.xai.api_key.reveal() == "xai-k" and settings.log_level == "DEBUG"
+    assert settings.discord is not None and settings.discord.token.reveal() == "tok"
+    assert settings.env_file == tmp_path / ".env"
+
+
+def test_a_utf16_env_file_is_one_line(tmp_path: Path, bare_environment: pytest.MonkeyPatch) -> None:
+    """A .env saved as UTF-16 ("Unicode" in old Notepad) is refused with words, not a UnicodeDecodeError."""
+    (tmp_path / ".env").write_text("XAI_API_KEY=k\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match="not UTF-8 text") as caught:
+        load_settings(folders=[tmp_path])
+    assert "\n" not in str(caught.value)
+
+
+def test_the_environment_wins_over_the_file(tmp_path: Path, bare_environment: pytest.MonkeyPatch) -> None:
+    """A variable set in the environment overrides .env, even when it is set empty."""
+    (tmp_path / ".env").write_text("XAI_API_KEY=from-file\nDISCORD_TOKEN=from-file\nLOG_LEVEL=DEBUG\n")
+    bare_environment.setenv("XAI_API_KEY", "from-env")
+    bare_environment.setenv("LOG_LEVEL", "")
+    settings = load_settings(folders=[tmp_path])
+    assert settings.xai.api_key.reveal() == "from-env" and settings.log_level == "INFO"
+
+
+def test_a_relative_database_path_stays_with_the_env_file(tmp_path: Path, bare_environment: pytest.MonkeyPatch) -> None:
+    """Started from elsewhere with the .env beside the bot, the store goes beside that .env, not into the cwd."""
+    install, elsewhere = tmp_path / "install", tmp_path / "elsewhere"
+    install.mkdir()
+    elsewhere.mkdir()
+    (install / ".env").write_text("XAI_API_KEY=k\nDISCORD_TOKEN=t\n")
+    bare_environment.chdir(elsewhere)
+    settings = load_settings(folders=[elsewhere, install])
+    assert settings.database_path == install.resolve() / "data" / "grok-video-bot.sqlite3"
+    bare_environment.chdir(install)  # started in the install folder: relative, as before
+    assert load_settings(folders=[install]).database_path == Path("data/grok-video-bot.sqlite3")
+
+
+def test_proxy_variables_in_env_reach_every_client(tmp_path: Path, bare_environment: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY written in .env joins the process environment (aiohttp and urllib read only that)."""
+    (tmp_path / ".env").write_text("XAI_API_KEY=k\nHTTPS_PROXY=http://proxy.internal:3128\n")
+    load_settings(folders=[tmp_path], need_discord=False)
+    assert os.environ["HTTPS_PROXY"] == "http://proxy.internal:3128"
+    bare_environment.setenv("HTTPS_PROXY", "http://mine:1")
+    load_settings(folders=[tmp_path], need_discord=False)
+    assert os.environ["HTTPS_PROXY"] == "http://mine:1"  # the real environment still wins
+
+
+def test_start_up_retry_delays_are_settings() -> None:
+    """5 s doubling to 60 s by default; both settable; a cap below the first delay is refused by name."""
+    settings = load_settings(BASE)
+    assert settings.discord is not None
+    assert (settings.discord.retry_first_s, settings.discord.retry_max_s) == (5.0, 60.0)
+    quick = load_settings({**BASE, "DISCORD_RETRY_FIRST_SECONDS": "0.2", "DISCORD_RETRY_MAX_SECONDS": "1"})
+    assert quick.discord is not None and (quick.discord.retry_first_s, quick.discord.retry_max_s) == (0.2, 1.0)
+    with pytest.raises(ConfigError, match="DISCORD_RETRY_MAX_SECONDS"):
+        load_settings({**BASE, "DISCORD_RETRY_FIRST_SECONDS": "10", "DISCORD_RETRY_MAX_SECONDS": "5"})
+    with pytest.raises(ConfigError, match="DISCORD_RETRY_FIRST_SECONDS"):
+        load_settings({**BASE, "DISCORD_RETRY_FIRST_SECONDS": "0"})

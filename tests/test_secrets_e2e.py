@@ -27,6 +27,7 @@ from bot import setup_logging
 from services.config import Settings, load_settings
 from services.models import ErrorCode, JobStatus
 from services.xai import XaiAuthError, XaiClient
+from tests.botprocess import HERMETIC
 from tests.emulators.discord_models import READ_MESSAGE_HISTORY, VIEW_CHANNEL
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
@@ -171,7 +172,7 @@ async def test_a_rejected_key_is_explained_without_the_key(rig: BotRig) -> None:
 async def test_the_real_process_at_debug_writes_no_secret(rig: BotRig) -> None:
     """`python bot.py` at LOG_LEVEL=DEBUG, as an admin runs it: a /video, then SIGTERM; its stderr holds no secret."""
     emu = rig.discord
-    env = {"PATH": os.environ.get("PATH", ""), **rig.environment(LOG_LEVEL="DEBUG")}
+    env = {"PATH": os.environ.get("PATH", ""), **HERMETIC, **rig.environment(LOG_LEVEL="DEBUG")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),

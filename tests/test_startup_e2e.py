@@ -11,6 +11,7 @@ from pathlib import Path
 import discord
 
 from bot import invite_permissions
+from tests.botprocess import HERMETIC, run_command
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
@@ -23,7 +24,7 @@ MEMBERS_INTENT = 1 << 1
 def _environment(rig: BotRig, **overrides: str) -> dict[str, str]:
     values = rig.environment(**overrides)
     values.pop("DISCORD_GATEWAY_URL")  # the bot must ask the base URL for its gateway
-    return {"PATH": os.environ.get("PATH", ""), **values}
+    return {"PATH": os.environ.get("PATH", ""), **HERMETIC, **values}
 
 
 async def _start(rig: BotRig, *args: str, **overrides: str) -> asyncio.subprocess.Process:
@@ -115,3 +116,22 @@ def test_the_invite_asks_for_exactly_what_delivery_needs() -> None:
         read_message_history=True,
     )
     assert invite_permissions() == expected
+
+
+async def test_start_up_says_which_env_file_it_read(rig: BotRig) -> None:
+    """A .env in the working directory is read and named in the log; the environment still wins over it."""
+    settings = rig.environment()
+    (rig.tmp_path / ".env").write_text(
+        "".join(f"{name}={value}\n" for name, value in settings.items() if name != "DEV_GUILD_ID")
+        + "DEV_GUILD_ID=1\n"  # overridden below: a sync to guild 1 would fail
+    )
+    env = {"ENV_FILE": "", "DEV_GUILD_ID": str(rig.discord.guild_id)}
+    status, _, err = await run_command("sync", env=env, cwd=rig.tmp_path)
+    assert status == 0, err
+    assert f"Settings: read {rig.tmp_path.resolve() / '.env'}" in err
+    assert f"Store: {rig.database_path}" in err
+    if (ROOT / ".env").exists():
+        return  # a developer's own .env beside bot.py would be read here: the next part cannot hold
+    status, _, err = await run_command("sync", env={**rig.environment(), "ENV_FILE": ""}, cwd=rig.tmp_path / "data")
+    assert status == 0, err
+    assert "Settings: no .env file in" in err and "using the environment only" in err

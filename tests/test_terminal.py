@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.botprocess import run_command
+from tests.botprocess import ROOT, run_command
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
 from tests.mediafactory import make_image, make_mp4
 
@@ -119,3 +123,70 @@ async def test_a_missing_key_names_the_variable(xai: XaiEmulator, tmp_path: Path
     status, _, err = await generate(xai, tmp_path, "a river", XAI_API_KEY="")
     assert status == 78
     assert "XAI_API_KEY is not set" in _one_clear_line(err) and not xai.requests
+
+
+def _submits(xai: XaiEmulator) -> list[str]:
+    return [r.path for r in xai.requests if r.method == "POST" and r.path.startswith("/v1/videos/")]
+
+
+async def _interrupt_generate(xai: XaiEmulator, tmp_path: Path, sig: signal.Signals) -> tuple[int, str]:
+    """Run `generate`, wait until its submit has reached xAI, then send ``sig``; return (status, stderr)."""
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "ENV_FILE": "none",
+        "XAI_API_KEY": xai.api_key,
+        "XAI_BASE_URL": xai.base_url,
+        "XAI_MAX_REQUESTS_PER_MINUTE": "6000",
+        "DATABASE_PATH": str(tmp_path / "jobs.sqlite3"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        "generate",
+        "a river",
+        cwd=tmp_path,
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not _submits(xai):
+            assert asyncio.get_running_loop().time() < deadline, "the submit never arrived"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the answer (a 429, or nothing yet) is in
+        process.send_signal(sig)
+        _, err = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_ctrl_c_between_429_retries_says_it_costs_nothing(xai: XaiEmulator, tmp_path: Path) -> None:
+    """A submit refused with a 429 never reached xAI's queue: Ctrl-C then cancels it, and the line says it is free."""
+    xai.fail_requests(
+        "POST",
+        r"/v1/videos/generations$",
+        status=429,
+        body={"code": "resource-exhausted", "error": "Too many requests"},
+        headers={"Retry-After": "30"},
+    )
+    status, err = await _interrupt_generate(xai, tmp_path, signal.SIGINT)
+    assert status == 130
+    line = _one_clear_line(err)
+    assert "before it was sent to xAI, so it costs nothing" in line and "may still charge" not in line
+    assert len(_submits(xai)) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_an_interrupt_after_the_submit_says_xai_may_charge(
+    xai: XaiEmulator, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Interrupted while the submit is on the wire: cancelled, and the line says xAI may still charge (130)."""
+    xai.submit_delay_s = 3  # on the wire when the signal comes; answered soon after, so nothing lingers
+    status, err = await _interrupt_generate(xai, tmp_path, sig)
+    assert status == 130
+    assert "had already reached xAI, which may still charge for it" in _one_clear_line(err)

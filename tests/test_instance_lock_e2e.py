@@ -1,0 +1,124 @@
+"""One bot per SQLite file: real ``python bot.py`` processes on one database, as an admin might start them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.botprocess import BotProcess, run_command
+from tests.emulators.discord_emulator import DiscordEmulator
+from tests.emulators.xai_emulator import XaiEmulator
+
+EXIT_STORE_IN_USE = 75  # the README's exit status for "another bot is using DATABASE_PATH"
+
+
+def _lock_file(database: Path) -> Path:
+    """The lock file the README names: DATABASE_PATH + ".lock", beside the database."""
+    return database.with_name(database.name + ".lock")
+
+
+async def test_a_second_bot_on_the_same_database_refuses_with_one_line(
+    discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
+) -> None:
+    """The second process exits 75 naming the first one's pid; the first keeps its single gateway session."""
+    first = BotProcess(discord_emu, xai, tmp_path)
+    await first.start()
+    try:
+        assert first.process is not None
+        status, out, err = await run_command(env=first.environment(), cwd=tmp_path)
+        assert status == EXIT_STORE_IN_USE, err
+        lines = err.strip().splitlines()
+        assert "Traceback" not in err and not out
+        [line] = [line for line in lines if line.startswith("error:")]
+        assert "already running" in line and f"pid {first.process.pid}" in line and str(first.database_path) in line
+        assert first.alive
+        identifies = [entry for entry in discord_emu.gateway_log if entry["event"] == "identify"]
+        assert len(identifies) == 1  # the second one never logged in
+    finally:
+        await first.stop_quietly()
+
+
+async def test_after_sigkill_a_new_bot_starts_at_once(
+    discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
+) -> None:
+    """The kernel drops the lock with the killed process: the lock file stays, and the next start takes it."""
+    bot = BotProcess(discord_emu, xai, tmp_path)
+    await bot.start()
+    assert bot.process is not None
+    old_pid = bot.process.pid
+    await bot.kill()
+    assert _lock_file(bot.database_path).read_text().split() == [str(old_pid), "run"]  # left behind by the crash
+    await bot.start()
+    try:
+        assert bot.process is not None
+        assert _lock_file(bot.database_path).read_text().split() == [str(bot.process.pid), "run"]
+    finally:
+        await bot.stop_quietly()
+
+
+async def test_check_names_the_live_bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> None:
+    """`check` beside a running bot notes it with its pid, fails nothing for it, and takes no lock."""
+    bot = BotProcess(discord_emu, xai, tmp_path)
+    await bot.start()
+    try:
+        assert bot.process is not None
+        status, out, err = await run_command("check", env=bot.environment(), cwd=tmp_path)
+        assert status == 0, out + err
+        [note] = [line for line in out.splitlines() if "a bot is running" in line]
+        assert note.startswith("! Store:") and f"(pid {bot.process.pid})" in note
+        assert bot.alive
+    finally:
+        await bot.terminate()
+    status, out, _ = await run_command("check", env=bot.environment(), cwd=tmp_path)
+    assert status == 0 and "a bot is running" not in out  # stopped: nothing to report
+
+
+async def test_generate_refuses_beside_a_running_bot(
+    discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
+) -> None:
+    """`generate` would spend the same xAI budget beside the bot: it refuses (75) before sending anything."""
+    bot = BotProcess(discord_emu, xai, tmp_path)
+    await bot.start()
+    try:
+        status, _, err = await run_command("generate", "a fox", env=bot.environment(), cwd=tmp_path)
+        assert status == EXIT_STORE_IN_USE, err
+        assert "already running" in err and "/video" in err and "Traceback" not in err
+        assert not [r for r in xai.requests if r.method == "POST"]
+    finally:
+        await bot.stop_quietly()
+
+
+async def test_sync_needs_no_lock(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> None:
+    """`sync` touches no job, so it works while the bot runs."""
+    bot = BotProcess(discord_emu, xai, tmp_path)
+    await bot.start()
+    try:
+        status, _, err = await run_command("sync", env=bot.environment(), cwd=tmp_path)
+        assert status == 0, err
+    finally:
+        await bot.stop_quietly()
+
+
+async def test_a_lock_file_left_by_a_dead_process_blocks_nothing(xai: XaiEmulator, tmp_path: Path) -> None:
+    """A stale lock file (a pid that is long gone) is taken over, and `check` reports no live bot."""
+    database = tmp_path / "jobs.sqlite3"
+    stale = _lock_file(database)
+    stale.write_text("999999999\n")
+    env = {
+        "XAI_API_KEY": xai.api_key,
+        "XAI_BASE_URL": xai.base_url,
+        "XAI_FIRST_POLL_SECONDS": "0.1",
+        "XAI_MAX_REQUESTS_PER_MINUTE": "6000",
+        "DATABASE_PATH": str(database),
+    }
+    status, _, err = await run_command("generate", "a fox", "--out", "fox.mp4", env=env, cwd=tmp_path)
+    assert status == 0, err
+    assert stale.read_text().split()[1:] == ["generate"]  # taken over: it now names the generate process
+
+
+async def test_an_in_memory_database_takes_no_lock(xai: XaiEmulator, tmp_path: Path) -> None:
+    """DATABASE_PATH=:memory: is private to its process: nothing to lock, no stray lock file."""
+    env = {"XAI_API_KEY": xai.api_key, "XAI_BASE_URL": xai.base_url, "DATABASE_PATH": ":memory:"}
+    env |= {"XAI_FIRST_POLL_SECONDS": "0.1", "XAI_MAX_REQUESTS_PER_MINUTE": "6000"}
+    status, _, err = await run_command("generate", "a fox", "--out", "fox.mp4", env=env, cwd=tmp_path)
+    assert status == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir() if "lock" in path.name) == []

@@ -2,8 +2,10 @@
 
 What it proves, from the emulators' own records: every accepted job ends either with exactly one message
 carrying its MP4 (channel, followup or DM) or with exactly one message telling the requester why not, never
-both, never two; and xAI received at most one submit per job. A failure prints the seed; rerun it with
-``CHAOS_SEED=<seed> pytest tests/test_chaos.py``.
+both, never two; and xAI received at most one submit per job. Each kill strikes when the bot has done a few
+more of one kind of work (submits, polls, uploads, acknowledgements), and faults come with chosen requests,
+all drawn from one seed, so a run's kill moments and faults replay from its printed seed:
+``CHAOS_SEED=<seed> pytest -s tests/test_chaos.py`` (the exact interleaving of the two processes still varies).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 from pathlib import Path
 
 from services.messages import failure_text
@@ -23,6 +26,8 @@ from tests.mediafactory import make_image, make_mp4
 
 JOBS = 50
 KILLS = 6
+KILL_CUES = ("submit", "poll", "upload", "ack")
+ACTIVE = ("queued", "submitting", "running", "downloading", "delivering")
 SUBMIT_PATHS = ("/v1/videos/generations", "/v1/videos/edits")
 FAILURE_ENDINGS = (JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED)
 
@@ -84,53 +89,91 @@ def _discord_fault(rng: random.Random, emu: DiscordEmulator) -> str:
     return f"discord:{kind}"
 
 
+def _kill_plan(rng: random.Random) -> list[tuple[int, str, int]]:
+    """When each kill strikes, as moments of the bot's work, never as spans of wall-clock time: once request
+    ``n`` has been sent, after the bot has done ``steps`` more of one thing (all three chosen by the seed)."""
+    armed_at = sorted(rng.sample(range(JOBS), KILLS))
+    return [(n, rng.choice(KILL_CUES), rng.randint(1, 5)) for n in armed_at]
+
+
+def _work_done(cue: str, emu: DiscordEmulator, xai: XaiEmulator, injected: dict[int, InteractionRecord]) -> int:
+    """How much of one kind of work the bot has done so far, as the emulators recorded it."""
+    if cue == "submit":
+        return sum(1 for r in xai.requests if r.method == "POST" and r.path in SUBMIT_PATHS)
+    if cue == "poll":
+        return sum(1 for r in xai.requests if r.method == "GET" and r.path.startswith("/v1/videos/"))
+    if cue == "upload":
+        return len(emu.requests_matching("POST", r"/channels/\d+/messages$"))
+    return sum(1 for interaction in injected.values() if interaction.acked)  # "ack"
+
+
 async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     print(f"chaos seed: {seed} (rerun with CHAOS_SEED={seed})")
     rng = random.Random(seed)
+    plan = _kill_plan(rng)
     image = make_image("PNG", width=64, height=48)
     async with DiscordEmulator() as emu, XaiEmulator(generation_s=0.5, output_video=make_mp4(1.0, noise=True)) as xai:
         channels = [emu.channel_id, emu.add_channel(emu.guild_id, "videos"), emu.add_channel(emu.guild_id, "more")]
+        requests = []
         for n in range(JOBS):
             xai.prompt_outcomes[_tag(n)] = _outcome(rng)
-        # Discord dedupes a nonce for "a few minutes"; in this compressed run, a few seconds. Past that, only
-        # the bot's own look at the channel keeps a retried or resumed upload from posting twice.
-        emu.nonce_window_s = 3.0
+            options: dict[str, object] = {"prompt": f"{_tag(n)} a paper boat on a rainy street"}
+            if rng.random() < 0.2:
+                options["image"] = emu.add_attachment(image, f"still-{n}.png")
+            else:
+                options["duration"] = rng.randint(1, 5)
+            fault = rng.random() < 0.6
+            requests.append((options, rng.choice(channels), fault, rng.random()))
+        # Discord dedupes a nonce for "a few minutes": longer than discord.py's own retries of one request (a
+        # lost answer, then a 429: seconds here). In this compressed run, ten seconds: past that, only the bot's
+        # own look at the channel keeps an upload resumed after a kill from posting twice
+        # (tests/test_crash_safety.py kills past the window on purpose).
+        emu.nonce_window_s = 10.0
         bot = BotProcess(emu, xai, tmp_path, overrides={"XAI_JOB_TIMEOUT_SECONDS": "120"})
         events: list[str] = []
         injected: dict[int, InteractionRecord] = {}
+        kills: list[tuple[int, int]] = []  # (exit status of the killed process, jobs it had in flight)
+        all_injected = asyncio.Event()
         try:
             await bot.start()
-            phase_done = asyncio.Event()
 
             async def inject() -> None:
-                for n in range(JOBS):
+                """One /video after another, each once the previous was answered, with faults on cue."""
+                for n, (options, channel, fault, which) in enumerate(requests):
                     await emu.wait_for(lambda: bot.alive and bool(emu.gateway.connected_sessions()), 60)
-                    options: dict[str, object] = {"prompt": f"{_tag(n)} a paper boat on a rainy street"}
-                    if rng.random() < 0.2:
-                        options["image"] = emu.add_attachment(image, f"still-{n}.png")
-                    else:
-                        options["duration"] = rng.randint(1, 5)
-                    injected[n] = await emu.slash("video", options, channel_id=rng.choice(channels))
-                    await asyncio.sleep(rng.uniform(0.05, 0.5))
+                    if fault:
+                        events.append(_xai_fault(rng, xai) if which < 0.5 else _discord_fault(rng, emu))
+                    run = bot.runs
+                    injected[n] = interaction = await emu.slash("video", options, channel_id=channel)
 
-            async def kill_now_and_then() -> None:
-                for k in range(KILLS):
-                    await asyncio.sleep(rng.uniform(1.0, 4.0))
+                    def answered(i: InteractionRecord = interaction, run: int = run) -> bool:
+                        return "(job #" in _answer(emu, i) or bot.runs != run or not bot.alive  # or lost to a kill
+
+                    await emu.wait_for(answered, 60)
+                all_injected.set()
+
+            async def idle() -> bool:
+                """Everything sent and nothing left in flight: the cue may never come, so strike now."""
+                if not all_injected.is_set():
+                    return False
+                return not any(row["status"] in ACTIVE for row in await jobs_now(bot.database_path))
+
+            async def kill_on_cue() -> None:
+                for k, (armed_at, cue, steps) in enumerate(plan):
+                    while len(injected) <= armed_at and not all_injected.is_set():
+                        await asyncio.sleep(0.05)
+                    target = _work_done(cue, emu, xai, injected) + steps
+                    while _work_done(cue, emu, xai, injected) < target and not await idle():
+                        await asyncio.sleep(0.05)
+                    in_flight = sum(1 for row in await jobs_now(bot.database_path) if row["status"] in ACTIVE)
                     await bot.kill()
-                    events.append(f"kill {k + 1} (jobs injected: {len(injected)})")
-                    await asyncio.sleep(rng.uniform(0.0, 1.0))
+                    assert bot.process is not None and bot.process.returncode is not None
+                    kills.append((bot.process.returncode, in_flight))
+                    events.append(f"kill {k + 1} after request {armed_at}, {steps} more {cue}: {in_flight} in flight")
                     await bot.start()
 
-            async def misbehave() -> None:
-                while not phase_done.is_set():
-                    await asyncio.sleep(rng.uniform(0.2, 0.8))
-                    events.append(_xai_fault(rng, xai) if rng.random() < 0.5 else _discord_fault(rng, emu))
-
-            chaos = asyncio.create_task(misbehave())
-            await asyncio.wait_for(asyncio.gather(inject(), kill_now_and_then()), 240)
-            phase_done.set()
-            await chaos
+            await asyncio.wait_for(asyncio.gather(inject(), kill_on_cue()), 240)
             await _wait_until_settled(bot, timeout=120)
             status = await bot.terminate(timeout=10)
             assert status == 0, f"SIGTERM exit status {status}; log:\n{bot.log()}"
@@ -148,8 +191,12 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
             print("\n".join(events))
             print(bot.all_logs()[-60000:])
             raise
+        report["kills"] = sum(1 for status, _ in kills if status == -signal.SIGKILL)
+        report["kills_with_jobs_in_flight"] = sum(1 for _, in_flight in kills if in_flight)
         print(f"seed {seed}: {report}; events: {len(events)}")
-        assert report["kills"] == KILLS
+        print("\n".join(events))
+        assert report["kills"] == KILLS, kills  # each kill struck a running bot, which died of it
+        assert report["kills_with_jobs_in_flight"] >= KILLS // 2, kills  # and most struck it mid-work
 
 
 async def _wait_until_settled(bot: BotProcess, *, timeout: float) -> None:
@@ -209,8 +256,12 @@ def _check(
             problems.append(f"job {job.id}: ended {job.status}")
     assert not problems, "\n".join(problems)
     assert counts["jobs"] >= JOBS // 2, counts  # most jobs must have been accepted despite the kills
-    counts["kills"] = KILLS
     return counts
+
+
+def _answer(emu: DiscordEmulator, interaction: InteractionRecord) -> str:
+    message = emu.messages.get(interaction.original_message_id or 0)
+    return message.content if message is not None else ""
 
 
 def _where(messages: list[MessageRecord]) -> list[str]:

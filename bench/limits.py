@@ -82,14 +82,15 @@ def fill_history(path: Path, past_jobs: int, users: int, seed: int) -> None:
                 "480p",
                 status,
                 None if status == "failed" else 4_000_000_000,
+                status != "failed",  # every other past job reached xAI, so it counts (the "charged" rule)
             )
         )
     with sqlite3.connect(path) as db:
         db.executemany(
             """
             INSERT INTO jobs (created_at, updated_at, guild_id, channel_id, user_id, mode, prompt, duration,
-                              resolution, status, cost_usd_ticks)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              resolution, status, cost_usd_ticks, charged)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             rows,
         )

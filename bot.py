@@ -28,6 +28,7 @@ from cogs import replies
 from services import checkup, instance_lock, redaction, startup, terminal
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery import DiscordDelivery
+from services.retention import Janitor
 from services.runtime import Runtime, open_runtime
 from services.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
 from services.store import JobStore
@@ -74,6 +75,7 @@ class GrokVideoBot(commands.Bot):
     user: discord.ClientUser
     runtime: Runtime
     delivery: DiscordDelivery
+    janitor: Janitor
 
     def __init__(self, *, settings: Settings, runtime: Runtime, sync_only: bool = False) -> None:
         assert settings.discord is not None
@@ -93,6 +95,8 @@ class GrokVideoBot(commands.Bot):
         self.runtime = runtime
         self.sync_only = sync_only
         self.delivery = DiscordDelivery(self, runtime.store)
+        # Removes finished media after MEDIA_RETENTION_DAYS, and at once for Delete and /videoadmin forget.
+        self.janitor = Janitor(runtime.store, runtime.scheduler.media_dir, settings.retention)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -105,6 +109,7 @@ class GrokVideoBot(commands.Bot):
             return
         self.runtime.scheduler.listener = self.delivery
         await self.runtime.scheduler.start()
+        self.janitor.start()
         log.info("Invite me with: %s", invite_url(self.application_id or self.user.id))
 
     async def sync_commands(self, *, force: bool = False) -> bool:
@@ -135,6 +140,7 @@ class GrokVideoBot(commands.Bot):
 
     async def close(self) -> None:
         await self.runtime.scheduler.stop()
+        await self.janitor.stop()
         await super().close()
 
 

@@ -19,6 +19,7 @@ from services.limits import MODE_WORDS, span_words
 from services.messages import safe_echo
 from services.models import MAX_DURATION_S, RESOLUTIONS, Mode
 from services.policy import GuildPolicy, PolicyError
+from services.retention import DAY_S, Forgotten, kept_for
 from services.rules import ServerRules
 from services.usage import Period, UsageReport, build_report, to_csv
 from services.usage_chart import render_png_in_thread
@@ -219,6 +220,16 @@ class AdminCog(commands.Cog):
         text = f"✅ {member.mention} can make videos again." if removed else f"{member.mention} was not blocked."
         await _private(interaction, text)
 
+    # -- forget ----------------------------------------------------------------------------------
+
+    @admin.command(name="forget", description="Erase a member's prompts and video files here (counts and costs stay)")
+    @app_commands.describe(user="The member (or former member) whose prompts, videos and uploads to erase")
+    async def forget(self, interaction: discord.Interaction, user: discord.User) -> None:
+        await _acknowledge(interaction)
+        result = await self.bot.janitor.forget(_guild(interaction), user.id)
+        log.info("User %s forgotten in guild %s by %s", user.id, interaction.guild_id, interaction.user.id)
+        await _private(interaction, forget_text(result, user.mention, self.bot.janitor.settings.sweep_interval_s))
+
     # -- /usage ----------------------------------------------------------------------------------
 
     @app_commands.command(name="usage", description="Who used the video bot, how much, what it cost, what failed")
@@ -297,6 +308,35 @@ def _guild(interaction: discord.Interaction) -> int:
 
 def _name(interaction: discord.Interaction) -> str:
     return interaction.command.qualified_name if interaction.command else "a command"
+
+
+def forget_text(result: Forgotten, who: str, sweep_interval_s: float) -> str:
+    """What ``/videoadmin forget`` did, including what it could not do yet and when that happens."""
+    if result.jobs == 0:
+        return f"{who} has made no videos here, so there is nothing to forget."
+    kept = "Their counts and costs stay, so /usage, /quota and the limits are unchanged."
+    if result.newly == 0:
+        text = f"Everything {who} made here was already forgotten. {kept}"
+    else:
+        videos = "video" if result.newly == 1 else "videos"
+        which = " of those that are finished" if result.waiting else ""
+        erased = (
+            f" The prompts, the bot's copies of the videos and the images or clips uploaded for them{which} are erased."
+            if result.jobs > result.waiting
+            else ""
+        )
+        text = (
+            f"🧹 Forgot {result.newly} {videos} by {who} here.{erased} {kept} Videos already posted in channels "
+            "stay there until someone deletes those messages."
+        )
+    if result.waiting:
+        which = "1 of them is" if result.waiting == 1 else f"{result.waiting} of them are"
+        every = kept_for(sweep_interval_s / DAY_S)
+        text += (
+            f"\n⏳ {which} still in progress, so the bot still needs its prompt and files: they will be erased at "
+            f"the first cleanup after it has finished (the bot cleans up every {every})."
+        )
+    return text
 
 
 def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:

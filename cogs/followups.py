@@ -284,6 +284,8 @@ def _job_line(job: Job) -> str:
         where = f" · [open]({url})"
     status = "deleted" if job.deleted_at else job.status.value
     prompt = safe_echo(job.prompt, 60) if job.prompt else "(no prompt)"
+    if job.forgotten_at is not None:
+        prompt = job.shown_prompt  # "(forgotten)", as it is, not escaped
     return f"**#{job.id}** · {status} · {MODE_NAMES[job.mode]} · {when}{where}\n> {prompt}"
 
 

@@ -21,6 +21,7 @@ from cogs.forms import EditResultModal
 from cogs.video import permission_problem
 from services.models import MAX_EDIT_INPUT_S, CancelResult, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
 from services.patience import patiently
+from services.retention import kept_for
 from services.validation import InputError, check_media, clean_prompt
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_FILE_TO_EDIT = "I no longer have this video's file, so I can't edit it."
+FORGOTTEN_TEXT = "This video was forgotten at a moderator's request: its prompt and files are erased"
+DISCORD_COPY_HINT = (
+    "You can still right-click the video's message → **Apps** → **Edit video with Grok**: that works from "
+    "Discord's copy."
+)
 
 
 class ResultActions:
@@ -58,11 +64,11 @@ class ResultActions:
         callback = await interaction.response.defer(thinking=True)
         job = await self.bot.runtime.store.get(job_id)
         try:
-            reason = _why_not_editable(job) or permission_problem(interaction)
+            reason = self._why_not_editable(job) or permission_problem(interaction)
             if reason is not None or job is None:
                 raise InputError((reason or NO_FILE_TO_EDIT).removeprefix("⚠️ "))
             prompt = clean_prompt(values.get("prompt"), Mode.EDIT)
-            media = await check_media(Mode.EDIT, await _read_output(job), f"grok-video-{job.id}.mp4")
+            media = await check_media(Mode.EDIT, await self._read_output(job), f"grok-video-{job.id}.mp4")
         except InputError as error:
             await interaction.edit_original_response(content=f"❌ {error}")
             return
@@ -107,12 +113,20 @@ class ResultActions:
         if problem is not None:
             await interaction.edit_original_response(content=problem)
             return False
+        if job.forgotten_at is not None:  # its prompt is erased (or about to be): never made again
+            await interaction.edit_original_response(content=f"❌ {FORGOTTEN_TEXT}, so I can't make it again.")
+            return False
         media = await self.bot.runtime.store.get_input(job_id) if job.mode is not Mode.TEXT else None
         if job.mode is not Mode.TEXT and media is None:
             what = "image" if job.mode is Mode.IMAGE else "video"
+            gone = self.gone_reason(job)
+            reason = (
+                f"{gone}, the {what} it was made from included"
+                if gone
+                else f"I no longer have the {what} this was made from"
+            )
             await interaction.edit_original_response(
-                content=f"❌ I no longer have the {what} this was made from, so I can't make it again. "
-                f"Use `/video` and attach the {what} once more."
+                content=f"❌ {reason}, so I can't make it again. Use `/video` and attach the {what} once more."
             )
             return False
         request = JobRequest(
@@ -135,7 +149,7 @@ class ResultActions:
             except TimeoutError:
                 log.info("Job %d: the store was slow; opening the Edit form and checking on submit", job_id)
             else:
-                reason = _why_not_editable(job)
+                reason = self._why_not_editable(job)
                 refusal = f"❌ {reason}" if reason else None
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
@@ -161,13 +175,20 @@ class ResultActions:
                 log.info("Could not delete message %s (%s)", interaction.message.id, error.status)
                 await interaction.edit_original_response(content="❌ I couldn't delete that message.")
                 return
-        if job is not None and job.deleted_at is None:
-            when, who = time.time(), interaction.user.id
-            await patiently(
-                lambda: self.bot.runtime.store.update(job_id, deleted_at=when, deleted_by=who),
-                what=f"job {job_id} deletion",
-            )
-        await interaction.edit_original_response(content="🗑️ Deleted.")
+        done = "🗑️ Deleted."
+        if job is not None:
+            if job.deleted_at is None:
+                when, who = time.time(), interaction.user.id
+                await patiently(
+                    lambda: self.bot.runtime.store.update(job_id, deleted_at=when, deleted_by=who),
+                    what=f"job {job_id} deletion",
+                )
+            # Its files and stored input go too (a job still finishing loses them at the next sweep); the row
+            # stays, so the member's counts and the server's costs are unchanged.
+            freed = await self.bot.janitor.purge([job_id], patient=True)
+            if freed.jobs or job.media_purged_at is not None:
+                done = "🗑️ Deleted, and the bot's copy of the video with it."
+        await interaction.edit_original_response(content=done)
 
     async def cancel(self, interaction: discord.Interaction, job_id: int) -> None:
         """Stop a waiting or running job (the requester or a moderator), saying whether xAI may charge."""
@@ -185,6 +206,44 @@ class ResultActions:
             return
         self.bot.delivery.forget(job_id)
         await interaction.edit_original_response(content=cancel_text(outcome, job_id), view=None)
+
+    # -- when the media is gone ------------------------------------------------------------------
+
+    def gone_reason(self, job: Job) -> str | None:
+        """Why the bot no longer has this job's files, in words (no full stop), or None when it never removed them."""
+        if job.forgotten_at is not None:
+            return FORGOTTEN_TEXT
+        if job.media_purged_at is None:
+            return None
+        if job.deleted_at is not None:
+            return "This video was deleted, and the bot's copy of its files with it"
+        days = self.bot.settings.retention.keep_days
+        if days is None:  # removed under an earlier MEDIA_RETENTION_DAYS
+            return "This video's files were deleted, as this bot keeps them only for a while"
+        return f"This video's files were deleted after {kept_for(days)}, as this bot keeps them only that long"
+
+    def _why_not_editable(self, job: Job | None) -> str | None:
+        if job is None:
+            return NO_FILE_TO_EDIT
+        gone = self.gone_reason(job)
+        if gone is not None:
+            hint = f" {DISCORD_COPY_HINT}" if job.forgotten_at is None and job.deleted_at is None else ""
+            return f"{gone}, so I can't edit it.{hint}"
+        if not job.output_path or not Path(job.output_path).is_file():
+            return NO_FILE_TO_EDIT
+        if job.video_duration_s is not None and job.video_duration_s > MAX_EDIT_INPUT_S:
+            return f"xAI can only edit videos up to {MAX_EDIT_INPUT_S} seconds long; this one is longer."
+        return None
+
+    async def _read_output(self, job: Job) -> bytes:
+        """The result's file, for an edit of it; gone meanwhile (a sweep between form and submit) says why."""
+        try:
+            if not job.output_path:
+                raise FileNotFoundError
+            return await asyncio.to_thread(Path(job.output_path).read_bytes)
+        except OSError:
+            fresh = await self.bot.runtime.store.get(job.id)
+            raise InputError(self._why_not_editable(fresh) or NO_FILE_TO_EDIT) from None
 
 
 def cancel_text(outcome: CancelResult, job_id: int) -> str:
@@ -205,29 +264,10 @@ def too_late_text(job: Job | None) -> str:
     return "This job is already being cancelled."  # another click (or a moderator) got there first
 
 
-def _why_not_editable(job: Job | None) -> str | None:
-    if job is None or not job.output_path or not Path(job.output_path).is_file():
-        return NO_FILE_TO_EDIT
-    if job.video_duration_s is not None and job.video_duration_s > MAX_EDIT_INPUT_S:
-        return f"xAI can only edit videos up to {MAX_EDIT_INPUT_S} seconds long; this one is longer."
-    return None
-
-
 def _may_manage(interaction: discord.Interaction, job: Job | None) -> bool:
     if job is None:
         return bool(interaction.permissions.manage_messages)
     return interaction.user.id == job.origin.user_id or bool(interaction.permissions.manage_messages)
-
-
-async def _read_output(job: Job) -> bytes:
-    if not job.output_path:
-        raise InputError(NO_FILE_TO_EDIT)
-    try:
-        return await asyncio.to_thread(Path(job.output_path).read_bytes)
-    except OSError:
-        raise InputError(NO_FILE_TO_EDIT) from None
-
-
 
 
 def origin_of(interaction: discord.Interaction, *, source_message_id: int | None) -> Origin:

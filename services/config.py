@@ -90,12 +90,23 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """How long finished videos and stored inputs are kept, and how often the janitor looks (services/retention.py)."""
+
+    keep_days: float | None = 7.0  # after a job ended; None (MEDIA_RETENTION_DAYS=0) keeps them forever
+    sweep_interval_s: float = 3600.0
+    first_sweep_s: float = 60.0  # after start: start-up itself is never slowed down by a sweep
+    orphan_age_s: float = 6 * 3600.0  # a stray file (a .part, a crash's copy, an unknown job's) goes when this old
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     xai: XaiSettings
     database_path: Path
     log_level: str = "INFO"
     discord: DiscordSettings | None = None
     limits: LimitDefaults = field(default_factory=LimitDefaults)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     env_file: Path | None = None  # the .env that was read, if any (start-up logs it)
 
 
@@ -299,6 +310,7 @@ def load_settings(
         log_level=log_level,
         discord=discord,
         limits=_limit_defaults(env),
+        retention=_retention(env),
         env_file=env_file,
     )
 
@@ -324,6 +336,13 @@ def _retry_delays(env: _Env) -> tuple[float, float]:
             f"({first:g})"
         )
     return first, longest
+
+
+def _retention(env: _Env) -> RetentionSettings:
+    """Days may be fractions (0.5 is twelve hours); 0 keeps media forever, like 0 means "no limit" elsewhere."""
+    days = env.number("MEDIA_RETENTION_DAYS", 7.0, float, 0, "a number of days (0.5 is 12 hours), 0 to keep forever")
+    minutes = env.number("MEDIA_SWEEP_MINUTES", 60.0, float, 1, "a number of minutes, at least 1")
+    return RetentionSettings(keep_days=days or None, sweep_interval_s=minutes * 60)
 
 
 def _limit_defaults(env: _Env) -> LimitDefaults:

@@ -428,6 +428,8 @@ class DiscordDelivery:
     @staticmethod
     def _embed(job: Job) -> discord.Embed:
         prompt = safe_echo(job.prompt) if job.prompt else "*(no prompt)*"
+        if job.forgotten_at is not None:  # forgotten while it was being made: the prompt is not echoed any more
+            prompt = "*(prompt forgotten at a moderator's request)*"
         return discord.Embed(description=prompt, colour=discord.Colour.blurple())
 
     def _update_status(self, job_id: int, text: str, *, urgent: bool = False, active: bool = True) -> None:

@@ -106,4 +106,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_guild_day ON jobs
         (guild_id, created_at, status, charged, cost_usd_ticks, mode, duration, resolution);
     """,
+    # 6: retention. When a job ended (the clock the janitor keeps media by), when its files and stored input
+    #    were removed (by age, the Delete button or a moderator's forget: the row, its costs and counts stay),
+    #    and when a moderator had its member's prompts forgotten. Ended jobs so far ended at their last update.
+    """
+    ALTER TABLE jobs ADD COLUMN ended_at REAL;
+    ALTER TABLE jobs ADD COLUMN media_purged_at REAL;
+    ALTER TABLE jobs ADD COLUMN forgotten_at REAL;
+    UPDATE jobs SET ended_at = COALESCE(delivered_at, updated_at)
+        WHERE status IN ('delivered', 'failed', 'moderated', 'expired', 'cancelled');
+    -- the janitor reads only the rows whose media is still kept
+    CREATE INDEX jobs_media_kept ON jobs (id) WHERE media_purged_at IS NULL;
+    """,
 )

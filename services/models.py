@@ -181,6 +181,14 @@ class Job:
     parent_job_id: int | None = None
     has_media: bool = False
     charged: bool = False  # its submit may have reached xAI: it counts whatever its ending
+    ended_at: float | None = None  # when it reached a final status: its media is kept from then on
+    media_purged_at: float | None = None  # its files and stored input were removed (the row stays)
+    forgotten_at: float | None = None  # a moderator had its requester's prompts and files erased
+
+    @property
+    def shown_prompt(self) -> str:
+        """The prompt as views and exports show it: a forgotten one never reappears, even before it is erased."""
+        return FORGOTTEN if self.forgotten_at is not None else self.prompt
 
     @property
     def counted(self) -> bool:
@@ -192,6 +200,8 @@ class Job:
         end = self.finished_at or self.updated_at
         return max(0.0, end - self.created_at)
 
+
+FORGOTTEN = "(forgotten)"  # what views and the CSV show instead of a prompt a moderator had erased
 
 USD_TICKS_PER_DOLLAR = 10_000_000_000  # 1 cent = 100,000,000 ticks
 

@@ -8,9 +8,11 @@ a second worker can never take the same step twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -216,9 +218,12 @@ class JobStore:
             if new not in FORWARD.get(old, frozenset()):
                 raise TransitionError(f"job status cannot move from {old} to {new}")
         assignments, values = self._assignments(fields)
+        now = time.time()
+        if new.is_terminal:  # the moment retention counts from (services/retention.py)
+            assignments, values = f"{assignments}, ended_at = ?", [*values, now]
         placeholders = ", ".join("?" for _ in expected_set)
         sql = f"UPDATE jobs SET status = ?, updated_at = ?{assignments} WHERE id = ? AND status IN ({placeholders})"
-        params = [new.value, time.time(), *values, job_id, *(s.value for s in expected_set)]
+        params = [new.value, now, *values, job_id, *(s.value for s in expected_set)]
         async with self._write_lock:
             cursor = await self._db.execute(sql, params)
             changed = cursor.rowcount == 1
@@ -426,6 +431,116 @@ class JobStore:
             params.append(user_id)
         return await self._fetch(f"{_SELECT_JOB} WHERE {' AND '.join(clauses)} ORDER BY j.created_at", params)
 
+    # -- retention: what the janitor removes (services/retention.py) ------------------------------
+
+    async def media_to_purge(
+        self, ended_before: float | None, *, guild_id: int | None = None, user_id: int | None = None, limit: int = 100
+    ) -> list[int]:
+        """Ended jobs whose media is still kept and may go: ended before ``ended_before`` (None: none by age),
+        or deleted, or forgotten. Never a job in flight, nor one whose requester is still owed its ending."""
+        clauses = [
+            "media_purged_at IS NULL",
+            f"status IN ({_marks(_TERMINAL)})",
+            f"NOT ({_OWED_NOTICE})",
+        ]
+        params: list[Any] = list(_TERMINAL)
+        reasons = "deleted_at IS NOT NULL OR forgotten_at IS NOT NULL"
+        if ended_before is not None:
+            reasons += " OR COALESCE(ended_at, updated_at) < ?"
+            params.append(ended_before)
+        clauses.append(f"({reasons})")
+        if guild_id is not None:
+            clauses.append("guild_id = ? AND user_id = ?")
+            params += [guild_id, user_id]
+        sql = f"SELECT id FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
+        async with self._db.execute(sql, [*params, limit]) as cursor:
+            return [int(row[0]) for row in await cursor.fetchall()]
+
+    async def purge_media(self, job_ids: Sequence[int], now: float) -> tuple[list[tuple[int, str | None]], int]:
+        """Drop the stored inputs of ended jobs and mark their media removed (erasing forgotten prompts too).
+
+        Returns each purged job's (id, output_path), for the caller to delete the files, and the bytes of
+        input freed inside the database (SQLite reuses those pages for new inputs).
+        """
+        if not job_ids:
+            return [], 0
+        ids = list(job_ids)
+        where = (
+            f"j.id IN ({_marks(ids)}) AND j.status IN ({_marks(_TERMINAL)}) AND j.media_purged_at IS NULL "
+            f"AND NOT ({_OWED_NOTICE})"
+        )
+        async with self._transaction():
+            async with self._db.execute(
+                f"""SELECT j.id, j.output_path,
+                           COALESCE((SELECT length(data) FROM job_inputs i WHERE i.job_id = j.id), 0)
+                    FROM jobs j WHERE {where}""",
+                [*ids, *_TERMINAL],
+            ) as cursor:
+                rows = await cursor.fetchall()
+            purged = [int(row[0]) for row in rows]
+            if purged:
+                marks = _marks(purged)
+                await self._db.execute(f"DELETE FROM job_inputs WHERE job_id IN ({marks})", purged)
+                await self._db.execute(
+                    f"""UPDATE jobs SET media_purged_at = ?, updated_at = ?,
+                            prompt = CASE WHEN forgotten_at IS NULL THEN prompt ELSE '' END
+                        WHERE id IN ({marks})""",
+                    [now, now, *purged],
+                )
+        return [(int(row[0]), row[1]) for row in rows], sum(int(row[2]) for row in rows)
+
+    async def forget_member(self, guild_id: int, user_id: int, now: float) -> tuple[int, int, int]:
+        """Mark a member's jobs in a server forgotten and erase the prompts of those that are over.
+
+        A job still in flight (or whose ending its requester is still owed) keeps its prompt until it is over:
+        xAI may still need it, and the janitor erases it then. Returns (jobs in all, newly forgotten, waiting).
+        """
+        mine = "guild_id = ? AND user_id = ?"
+        async with self._transaction():
+            cursor = await self._db.execute(
+                f"UPDATE jobs SET forgotten_at = ?, updated_at = ? WHERE {mine} AND forgotten_at IS NULL",
+                (now, now, guild_id, user_id),
+            )
+            newly = cursor.rowcount
+            await self._db.execute(
+                f"""UPDATE jobs SET prompt = '' WHERE {mine} AND prompt != ''
+                    AND status IN ({_marks(_TERMINAL)}) AND NOT ({_OWED_NOTICE})""",
+                (guild_id, user_id, *_TERMINAL),
+            )
+            async with self._db.execute(
+                f"""SELECT COUNT(*), COALESCE(SUM(status NOT IN ({_marks(_TERMINAL)}) OR ({_OWED_NOTICE})), 0)
+                    FROM jobs WHERE {mine}""",
+                (*_TERMINAL, guild_id, user_id),
+            ) as counts:
+                row = await counts.fetchone()
+        total, waiting = (int(row[0]), int(row[1])) if row else (0, 0)
+        return total, newly, waiting
+
+    async def media_states(self, job_ids: Iterable[int]) -> dict[int, tuple[JobStatus, bool]]:
+        """(status, media removed?) of the given jobs the store knows; an id it does not know is left out."""
+        ids, states = sorted(set(job_ids)), {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            async with self._db.execute(
+                f"SELECT id, status, media_purged_at FROM jobs WHERE id IN ({_marks(chunk)})", chunk
+            ) as cursor:
+                for row in await cursor.fetchall():
+                    states[int(row[0])] = (JobStatus(row[1]), row[2] is not None)
+        return states
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One write transaction, whole: SQLite's write lock first, rolled back if anything (a cancel) cuts in."""
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
     async def get_value(self, key: str) -> str | None:
         async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cursor:
             row = await cursor.fetchone()
@@ -438,6 +553,10 @@ class JobStore:
 
 
 _ACTIVE = tuple(sorted(s.value for s in JobStatus if s.is_active))
+_TERMINAL = tuple(sorted(s.value for s in JobStatus if s.is_terminal))
+# An ending the bot still owes its requester (the failure outbox, ``unnotified_endings``). The terminal's
+# jobs are told in the terminal and never by the bot, so nothing is owed for them.
+_OWED_NOTICE = "notified_at IS NULL AND status IN ('failed', 'moderated', 'expired') AND origin = 'discord'"
 
 # The one definition of a job that counts against the limits, as SQL (``models.is_counted`` in Python): still
 # active, or charged (its submit may have reached xAI). The status names come from the enum, never from input.
@@ -505,4 +624,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         has_media=bool(row["has_media"]),
         charged=bool(row["charged"]),
+        ended_at=row["ended_at"],
+        media_purged_at=row["media_purged_at"],
+        forgotten_at=row["forgotten_at"],
     )

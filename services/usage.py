@@ -118,7 +118,7 @@ def build_report(
             per_user[job.origin.user_id].add(seconds, cost)
         per_day[_day(job.created_at)].add(seconds, cost)
         if job.status is JobStatus.MODERATED:
-            report.rejections.append(Rejection(job.id, job.origin.user_id, job.prompt, job.created_at))
+            report.rejections.append(Rejection(job.id, job.origin.user_id, job.shown_prompt, job.created_at))
     ranked = sorted(per_user.items(), key=lambda item: (-item[1].usd, -item[1].jobs, item[0]))
     report.top_users = [UserUsage(uid, tally.jobs, tally.seconds, tally.usd) for uid, tally in ranked[:top]]
     report.rejections.sort(key=lambda r: r.created_at, reverse=True)
@@ -202,7 +202,7 @@ def to_csv(jobs: list[Job], policy: GuildPolicy) -> bytes:
                 f"{cost:.4f}",
                 "yes" if estimated else "no",
                 job.request_id or "",
-                _defuse(job.prompt),
+                _defuse(job.shown_prompt),
             ]
         )
     return out.getvalue().encode("utf-8")

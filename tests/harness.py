@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import GrokVideoBot
-from services.config import load_settings
+from services.config import Settings, load_settings
 from services.models import Job, JobStatus
 from services.runtime import open_runtime
 from services.store import JobStore
@@ -55,8 +55,17 @@ class BotRig:
         return values
 
     @contextlib.asynccontextmanager
-    async def running(self, *, progress_interval_s: float = 0.2, **overrides: str) -> AsyncIterator[GrokVideoBot]:
+    async def running(
+        self,
+        *,
+        progress_interval_s: float = 0.2,
+        adjust: Callable[[Settings], Settings] | None = None,
+        **overrides: str,
+    ) -> AsyncIterator[GrokVideoBot]:
+        """The bot from these environment values; ``adjust`` changes settings no variable reaches (tiny delays)."""
         settings = load_settings(self.environment(**overrides))
+        if adjust is not None:
+            settings = adjust(settings)
         store = await JobStore.open(settings.database_path)
         try:
             async with open_runtime(settings.xai, store, limits=settings.limits) as runtime:

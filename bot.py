@@ -25,7 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import replies
-from services import checkup, instance_lock, redaction, startup, terminal
+from services import checkup, instance_lock, proxies, redaction, startup, terminal
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery import DiscordDelivery
 from services.retention import Janitor
@@ -159,9 +159,9 @@ async def configure_endpoints(discord_settings: DiscordSettings) -> None:
 
 
 def discord_proxy_options(discord_settings: DiscordSettings | None) -> dict[str, Any]:
-    """discord.py's HTTP client ignores HTTPS_PROXY / NO_PROXY; hand it the proxy aiohttp would pick."""
+    """discord.py's HTTP client ignores HTTPS_PROXY / NO_PROXY; hand it the one every other session uses."""
     base = (discord_settings.api_base_url if discord_settings else None) or DISCORD_API
-    proxy = startup.proxy_for(base)
+    proxy = proxies.proxy_for(base)
     return {"proxy": proxy.url, "proxy_auth": proxy.auth}
 
 
@@ -174,7 +174,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     assert discord_settings is not None
     stop = StopSignal()
     _close_on_sigterm(stop)
-    proxy = startup.proxy_for(discord_settings.api_base_url or DISCORD_API)
+    proxy = proxies.proxy_for(discord_settings.api_base_url or DISCORD_API)
     if proxy.url is not None:
         log.info("Discord is reached through the proxy %s (HTTPS_PROXY / HTTP_PROXY)", proxy.shown)
     backoff = Backoff(discord_settings.retry_first_s, discord_settings.retry_max_s)
@@ -302,7 +302,7 @@ def secret_values(settings: Settings | None) -> list[str]:
     values = [settings.xai.api_key.reveal()]
     if settings.discord is not None:
         values.append(settings.discord.token.reveal())
-    return values + startup.proxy_passwords()
+    return values + proxies.proxy_passwords()
 
 
 async def check(settings: Settings, stream: TextIO = sys.stdout) -> int:

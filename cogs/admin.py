@@ -1,4 +1,5 @@
-"""``/videoadmin`` and ``/usage``: the moderators' face. Parses, checks permissions, presents.
+"""``/videoadmin`` (and, through cogs/usage.py, ``/usage``): the moderators' face. Parses, checks
+permissions, presents.
 
 Discord hides both commands from members without Manage Server by default, but a server can
 change that in its Integrations settings, so every command checks the permission again here.
@@ -6,9 +7,7 @@ change that in its Integrations settings, so every command checks the permission
 
 from __future__ import annotations
 
-import io
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -16,13 +15,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from services.limits import MODE_WORDS, span_words
-from services.messages import safe_echo
 from services.models import MAX_DURATION_S, RESOLUTIONS, Mode
 from services.policy import GuildPolicy, PolicyError
 from services.retention import DAY_S, Forgotten, kept_for
 from services.rules import ServerRules
-from services.usage import Period, UsageReport, build_report, to_csv
-from services.usage_chart import render_png_in_thread
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
@@ -32,6 +28,14 @@ log = logging.getLogger(__name__)
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
 NOT_ALLOWED = "⛔ Only members with the Manage Server permission can do that."
 MAX_COUNT = 100_000
+
+
+def require_manage_server(interaction: discord.Interaction) -> bool:
+    """The permission, checked in code: Discord's default can be loosened by a server's settings."""
+    if interaction.guild_id is None or not interaction.permissions.manage_guild:
+        log.info("Refused %s to user %s: no Manage Server", _name(interaction), interaction.user.id)
+        raise app_commands.CheckFailure(NOT_ALLOWED)
+    return True
 
 
 def _given_limits(**options: float | None) -> dict[str, Any]:
@@ -59,11 +63,7 @@ class AdminCog(commands.Cog):
         self.bot = bot
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """The permission, checked in code: Discord's default can be loosened by a server's settings."""
-        if interaction.guild_id is None or not interaction.permissions.manage_guild:
-            log.info("Refused %s to user %s: no Manage Server", _name(interaction), interaction.user.id)
-            raise app_commands.CheckFailure(NOT_ALLOWED)
-        return True
+        return require_manage_server(interaction)
 
     @property
     def rules(self) -> ServerRules:
@@ -230,40 +230,6 @@ class AdminCog(commands.Cog):
         log.info("User %s forgotten in guild %s by %s", user.id, interaction.guild_id, interaction.user.id)
         await _private(interaction, forget_text(result, user.mention, self.bot.janitor.settings.sweep_interval_s))
 
-    # -- /usage ----------------------------------------------------------------------------------
-
-    @app_commands.command(name="usage", description="Who used the video bot, how much, what it cost, what failed")
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.describe(period="Which days to count", user="Only this member")
-    @app_commands.choices(period=[app_commands.Choice(name=p.label, value=p.value) for p in Period])
-    async def usage(
-        self,
-        interaction: discord.Interaction,
-        period: app_commands.Choice[str] | None = None,
-        user: discord.Member | None = None,
-    ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild(interaction)
-        chosen = Period(period.value) if period else Period.WEEK
-        now = time.time()
-        policy = await self.rules.policy(guild_id)
-        jobs = await self.bot.runtime.store.jobs_in_guild(
-            guild_id, since=chosen.since(now), user_id=user.id if user else None
-        )
-        report = build_report(jobs, policy, chosen, now=now)
-        embed = usage_embed(report, user)
-        files = []
-        if jobs:
-            stem = f"usage-{chosen.value}" + (f"-{user.id}" if user else "")
-            files.append(discord.File(io.BytesIO(to_csv(jobs, policy)), filename=f"{stem}.csv"))
-            if report.days:
-                title = f"Jobs and spend per day, {chosen.label}"
-                png = await render_png_in_thread(report.days, title)
-                files.append(discord.File(io.BytesIO(png), filename=f"{stem}.png"))
-                embed.set_image(url=f"attachment://{stem}.png")
-        await interaction.followup.send(embed=embed, files=files, ephemeral=True)
-
     # -- shared ----------------------------------------------------------------------------------
 
     async def _change(self, interaction: discord.Interaction, changes: dict[str, Any]) -> None:
@@ -290,9 +256,7 @@ async def _acknowledge(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
 
 
-async def _private(
-    interaction: discord.Interaction, content: str = "", *, embed: discord.Embed | None = None
-) -> None:
+async def _private(interaction: discord.Interaction, content: str = "", *, embed: discord.Embed | None = None) -> None:
     """The private answer, whether or not the command acknowledged first."""
     shown = embed or discord.utils.MISSING
     if interaction.response.is_done():
@@ -375,38 +339,8 @@ def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
     return embed
 
 
-def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Embed:
-    who = f" by {user.mention}" if user else ""
-    embed = discord.Embed(title=f"Video usage, {report.period.label}", colour=discord.Colour.blurple())
-    if not report.jobs:
-        embed.description = f"No videos were requested{who} in this period."
-        return embed
-    estimated = f" (of which ≈${report.usd_estimated:.2f} estimated)" if report.usd_estimated else ""
-    embed.description = (
-        f"**{report.jobs}** jobs{who} · **{report.video_seconds:g} s** of video · "
-        f"**${report.usd:.2f}** spent{estimated}"
-    )
-    outcomes = "\n".join(f"{name}: {count}" for name, count in sorted(report.outcomes.items()))
-    embed.add_field(name="Outcomes", value=outcomes, inline=True)
-    if report.failure_reasons:
-        reasons = "\n".join(f"{code}: {count}" for code, count in report.failure_reasons.most_common(8))
-        embed.add_field(name="Why jobs failed", value=reasons, inline=True)
-    if user is None and report.top_users:
-        top = "\n".join(
-            f"<@{u.user_id}>: {u.jobs} jobs · {u.seconds:g} s · ${u.usd:.2f}" for u in report.top_users
-        )
-        embed.add_field(name="Top users", value=top, inline=False)
-    if report.rejections:
-        lines = [
-            f"#{r.job_id} <@{r.user_id}> <t:{int(r.created_at)}:d>: {safe_echo(r.prompt or '(no prompt)', 80)}"
-            for r in report.rejections[:8]
-        ]
-        more = len(report.rejections) - 8
-        if more > 0:
-            lines.append(f"…and {more} more (see the CSV)")
-        embed.add_field(name=f"Blocked by moderation ({len(report.rejections)})", value="\n".join(lines)[:1024])
-    return embed
-
-
 async def setup(bot: GrokVideoBot) -> None:
+    from cogs.usage import UsageCog  # imported here: cogs.usage uses this module's permission check
+
     await bot.add_cog(AdminCog(bot))
+    await bot.add_cog(UsageCog(bot))

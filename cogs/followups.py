@@ -19,7 +19,14 @@ from discord.ext import commands
 
 from cogs.buttons import BUTTON_TYPES, result_view, status_view
 from cogs.forms import FORM_PREFIX, PromptModal, form_values, parse_form_id
-from cogs.mentions import CONTEXT_MENU_HELP, bot_role_id, mention_help, mentions_explicitly, without_bot_mentions
+from cogs.mentions import (
+    CONTEXT_MENU_HELP,
+    AnswerCooldown,
+    bot_role_id,
+    mention_help,
+    mentions_explicitly,
+    without_bot_mentions,
+)
 from cogs.replies import error_text, report
 from cogs.results import ResultActions, origin_of
 from cogs.video import (
@@ -67,6 +74,7 @@ class FollowUpCog(commands.Cog):
         ]
         self.open_forms: set[str] = set()  # custom ids of the forms this run is waiting for
         self.results = ResultActions(self)  # what the buttons on results and status messages do
+        self.answers = AnswerCooldown()  # mentions that start no job: one answer per member per minute
 
     @property
     def video_cog(self) -> VideoCog:
@@ -184,7 +192,7 @@ class FollowUpCog(commands.Cog):
                 message.author.id,
                 message.guild.id,
             )
-            await _answer(message, error_text(error))
+            await self._explain(message, error_text(error))
 
     async def _on_mention(self, message: discord.Message) -> None:
         assert self.bot.settings.discord is not None
@@ -193,17 +201,25 @@ class FollowUpCog(commands.Cog):
         is_reply = reference is not None and reference.type is discord.MessageReferenceType.reply
         if not is_reply or reference is None or reference.message_id is None:
             # A mention alone (with words or not) is not a clear request: no job, just how to ask.
-            await _answer(message, mention_help(self.bot.user.display_name, reply_trigger=trigger))
+            await self._explain(message, mention_help(self.bot.user.display_name, reply_trigger=trigger))
             return
         if not trigger:
-            await _answer(message, f"I can't see other messages' attachments here. {CONTEXT_MENU_HELP}")
+            await self._explain(message, f"I can't see other messages' attachments here. {CONTEXT_MENU_HELP}")
             return
         try:
             await self._reply_trigger(message)
         except InputError as error:
-            await _answer(message, f"❌ {error}")
+            await self._explain(message, f"❌ {error}")
         except Refused as refused:
-            await _answer(message, refusal_text(refused.refusal))
+            await self._explain(message, refusal_text(refused.refusal))
+
+    async def _explain(self, message: discord.Message, text: str) -> None:
+        """Answer a mention that started no job, unless this member was answered a moment ago."""
+        assert message.guild is not None
+        if not self.answers.allow(message.guild.id, message.author.id):
+            log.debug("Not answering message %s: its author %s was answered moments ago", message.id, message.author.id)
+            return
+        await _answer(message, text)
 
     async def _reply_trigger(self, message: discord.Message) -> None:
         source = await _referenced(message)

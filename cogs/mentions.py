@@ -1,4 +1,4 @@
-"""When a message is a request to the bot, and what a mention without one gets.
+"""When a message is a request to the bot, what a mention without one gets, and how often.
 
 Discord lists the replied-to author in ``message.mentions`` for every reply that pings (the default),
 so "lol this is great" under a delivered video "mentions" the bot. Only a mention written in the text
@@ -9,6 +9,8 @@ which is what Discord's client inserts when someone picks the bot's role from th
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 import discord
 
@@ -16,6 +18,34 @@ CONTEXT_MENU_HELP = (
     "To animate or edit a message's attachment, right-click the message (long-press on mobile), "
     "choose **Apps**, then **Animate with Grok** or **Edit video with Grok**."
 )
+
+
+ANSWER_COOLDOWN_S = 60.0  # a member's mentions get at most one explanation this often
+
+
+class AnswerCooldown:
+    """At most one answer per member per ``window_s`` to mentions that start no job.
+
+    Help, "I can't see attachments here", a refusal or a mistake explained: each is a message in the
+    channel, and without a pause a member mentioning the bot in a loop would make it spam the channel.
+    The repeats get nothing; a request that starts a job is not held back (the limits govern those).
+    The clock is injected so tests can move past the pause without waiting for it.
+    """
+
+    def __init__(self, window_s: float = ANSWER_COOLDOWN_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._answered: dict[tuple[int, int], float] = {}  # (guild, member) -> when they were last answered
+
+    def allow(self, guild_id: int, user_id: int) -> bool:
+        """Whether this member may be answered now; a yes counts as the answer (decided before any await)."""
+        now = self.clock()
+        self._answered = {key: at for key, at in self._answered.items() if now - at < self.window_s}
+        key = (guild_id, user_id)
+        if key in self._answered:
+            return False
+        self._answered[key] = now
+        return True
 
 
 def bot_role_id(message: discord.Message) -> int | None:

@@ -22,6 +22,7 @@ from cogs.video import permission_problem
 from services.models import MAX_EDIT_INPUT_S, CancelResult, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
 from services.patience import patiently
 from services.retention import kept_for
+from services.status_texts import ending_text
 from services.validation import InputError, check_media, clean_prompt
 
 if TYPE_CHECKING:
@@ -202,7 +203,13 @@ class ResultActions:
             return
         outcome = await self.bot.runtime.jobs.cancel(job_id)
         if outcome is None:
-            await interaction.followup.send(too_late_text(await self.bot.runtime.store.get(job_id)), ephemeral=True)
+            job = await self.bot.runtime.store.get(job_id)
+            if job is not None and job.status.is_terminal and job.status is not JobStatus.CANCELLED:
+                # A button left on a status message nobody could update (the token had died): the click's own
+                # token puts the ending there and takes the stale button away. A cancelled job's message was
+                # already answered by the Cancel that ended it.
+                await interaction.edit_original_response(content=ending_text(job), view=None)
+            await interaction.followup.send(too_late_text(job), ephemeral=True)
             return
         self.bot.delivery.forget(job_id)
         await interaction.edit_original_response(content=cancel_text(outcome, job_id), view=None)

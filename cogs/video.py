@@ -187,7 +187,6 @@ class VideoCog(commands.Cog):
         await self.bot.delivery.refresh(accepted.job.id, position=accepted.position)
         return True
 
-
     @app_commands.command(name="quota", description="How many videos you can still make here, and when that resets")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:

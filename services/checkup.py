@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
-from services import instance_lock
+from services import instance_lock, proxies
 from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
 from services.migrations import MIGRATIONS
 from services.patience import is_busy
@@ -135,7 +135,9 @@ class _DiscordApi:
 
     async def get(self, path: str, **params: str) -> Any:
         for _ in range(MAX_RETRIES_429 + 1):
-            async with self.session.get(f"{self.base}{path}", headers=self.headers, params=params) as response:
+            url = f"{self.base}{path}"
+            proxy = proxies.address_for(url)
+            async with self.session.get(url, headers=self.headers, params=params, proxy=proxy) as response:
                 if response.status == 429:
                     body = await response.json(content_type=None)
                     await asyncio.sleep(min(float(body.get("retry_after") or 1.0), 10.0))
@@ -343,10 +345,11 @@ async def run_checks(settings: Settings) -> Report:
     report = Report()
     report.add(True, "Settings: every setting is present and well formed")
     timeout = aiohttp.ClientTimeout(total=max(10.0, settings.xai.request_timeout_s))
-    # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, as they do for the bot itself.
-    async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
-        if settings.discord is not None:
+    # The proxy variables apply and netrc does not, as for the bot itself (services/proxies.py).
+    if settings.discord is not None:
+        async with proxies.session(timeout=timeout) as session:
             await check_discord(session, settings.discord, report)
+    async with proxies.session(reaching=settings.xai.base_url, timeout=timeout) as session:
         await check_xai(session, settings.xai, report)
     await check_store(settings.database_path, report)
     return report

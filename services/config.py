@@ -139,6 +139,14 @@ class _Env:
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}")
         return value
 
+    def price(self, name: str, default: float, example: str) -> float:
+        """A price per second of video: more than 0, or every job would cost $0 against the dollar caps."""
+        what = f"a price in US dollars per second of video, more than 0, like {example}"
+        value = self.number(name, default, float, 0, what)
+        if value <= 0:
+            raise ConfigError(f"{name}={self.text(name)!r} is not valid: it should be {what}")
+        return value
+
     def limit(self, name: str, default: T, parse: Callable[[str], T]) -> T | None:
         """A limit where 0 means "no limit" (returned as None)."""
         value = self.number(name, default, parse, 0, "a number, 0 for no limit")
@@ -227,7 +235,7 @@ def read_env_file(env_file: str | Path | None) -> dict[str, str]:
     return {key: value for key, value in parsed.items() if value is not None}
 
 
-# Read by aiohttp (trust_env) and urllib from the process environment itself, not from our settings.
+# Read from the process environment itself (services/proxies.py), not from our settings; netrc is never read.
 PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY"})
 
 
@@ -356,10 +364,6 @@ def _limit_defaults(env: _Env) -> LimitDefaults:
         user_active_jobs=env.limit("LIMIT_USER_ACTIVE_JOBS", base.user_active_jobs, int),
         server_videos_per_day=env.limit("LIMIT_SERVER_VIDEOS_PER_DAY", base.server_videos_per_day, int),
         server_usd_per_day=env.limit("LIMIT_SERVER_USD_PER_DAY", base.server_usd_per_day, float),
-        usd_per_second_480p=env.number(
-            "XAI_USD_PER_SECOND_480P", base.usd_per_second_480p, float, 0, "a price in US dollars, like 0.05"
-        ),
-        usd_per_second_720p=env.number(
-            "XAI_USD_PER_SECOND_720P", base.usd_per_second_720p, float, 0, "a price in US dollars, like 0.07"
-        ),
+        usd_per_second_480p=env.price("XAI_USD_PER_SECOND_480P", base.usd_per_second_480p, "0.05"),
+        usd_per_second_720p=env.price("XAI_USD_PER_SECOND_720P", base.usd_per_second_720p, "0.07"),
     )

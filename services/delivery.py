@@ -20,10 +20,11 @@ from typing import TypeVar
 
 import discord
 
-from services import media
+from services.fitting import discard_shrunk_copies, fit, fit_either
 from services.listener import DeliveryError, DeliveryReceipt
 from services.messages import failure_text, result_caption, safe_echo, status_line
 from services.models import Job, JobStatus
+from services.status_texts import CANCELLABLE, done_text, ended_text, handover_text
 from services.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -102,18 +103,18 @@ class DiscordDelivery:
         return tracked if remaining > TOKEN_SAFETY_MARGIN_S else None
 
     async def _hand_over(self, job_id: int) -> None:
-        """The token is about to die: leave a last word on the status message, then let go of it."""
+        """The token is about to die: leave a last word on the status message, then let go of it.
+
+        The note says where the video will go, and a job that can still be stopped keeps its Cancel
+        button: a click is an interaction of its own, with a fresh token. The ending is written later
+        with the bot token (``_settle_status``)."""
         tracked = self._usable(job_id) or self._tracked.get(job_id)
         if tracked is None:
             return
         job = await self.store.get(job_id)
         if job is not None and not job.status.is_terminal:
-            await self._edit(
-                tracked,
-                f"⏳ Still working on it. I'll post the video in this channel when it's ready. (job #{job_id})",
-                job_id=job_id,
-                active=False,
-            )
+            note = handover_text(job_id, posts_here=self._can_post_in(job))
+            await self._edit(tracked, note, job_id=job_id, active=job.status in CANCELLABLE)
         self._forget(job_id)
 
     def forget(self, job_id: int) -> None:
@@ -147,7 +148,7 @@ class DiscordDelivery:
             job.id,
             status_line(job, elapsed_s=elapsed),
             urgent=job.status is not JobStatus.RUNNING,
-            active=job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING),
+            active=job.status in CANCELLABLE,
         )
 
     async def on_finished_without_video(self, job: Job) -> None:
@@ -157,21 +158,29 @@ class DiscordDelivery:
         if tracked is not None and await self._edit(tracked, text, job_id=job.id, active=False):
             return
         # The token is gone (restart or a long job): tell the requester with the bot's own messages,
-        # unless an earlier run already did and crashed before recording it.
-        if tracked is None and await self._already_told(job, text):
-            log.info("Job %d: the requester was already told how it ended", job.id)
-            return
+        # unless an earlier run already did and crashed before recording it; then the status message.
+        where = await self._where_told(job, text) if tracked is None else None
+        if where is not None:
+            log.info("Job %d: the requester was already told how it ended (%s)", job.id, where)
+        else:
+            where = await self._tell_failure(job, text)
+        if where != "status":
+            await self._settle_status(job, ended_text(job, where))
+
+    async def _tell_failure(self, job: Job, text: str) -> str | None:
+        """A failure in the channel, mentioning the requester, else by DM; where it went (None: nowhere)."""
         content = f"<@{job.origin.user_id}> {text}"
         mention = discord.AllowedMentions(users=[discord.Object(job.origin.user_id or 0)])
         try:
             await self._channel(job).send(
                 content, reference=self._reference(job), allowed_mentions=mention, nonce=_nonce(job, "f")
             )
+            return "channel"
         except discord.DiscordServerError:
             raise  # Discord is having trouble: the scheduler tries again shortly, and at the next start
         except discord.HTTPException as error:
-            if await self._already_told(job, text):
-                return  # an earlier try landed though its answer was lost; a DM would say it twice
+            if (where := await self._where_told(job, text)) is not None:
+                return where  # an earlier try landed though its answer was lost; a DM would say it twice
             log.info("Job %d: could not post the failure in the channel (%s); trying a DM", job.id, error.status)
             try:
                 await self._send_dm(job, text, file=None)
@@ -179,6 +188,8 @@ class DiscordDelivery:
                 if not problem.permanent:
                     raise
                 log.warning("Job %d: nobody could be told how it ended (channel and DM closed)", job.id)
+                return None
+            return "dm"
 
     async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
         try:
@@ -186,7 +197,7 @@ class DiscordDelivery:
         finally:
             # A shrunk copy has served once the post that carried it is settled (a retry shrinks again);
             # the original stays, for the buttons and for retention to decide.
-            await _discard_shrunk_copies(job, video)
+            await discard_shrunk_copies(job, video)
 
     async def _deliver(self, job: Job, video: Path) -> DeliveryReceipt:
         if job.id in self._attempted or job.id not in self._tracked:
@@ -195,11 +206,11 @@ class DiscordDelivery:
             found = await self._find_posted_video(job)
             if found is not None:
                 log.info("Job %d: the video was already posted (%s); not posting again", job.id, found.method)
-                self._forget(job.id)
+                await self._show_done(job, found)
                 return found
         self._attempted.add(job.id)
         limit = self._upload_limit(job)
-        upload = await self._fit(job, video, limit)
+        upload = await fit(job, video, limit)
         took = (job.finished_at or time.time()) - job.created_at
         content = f"<@{job.origin.user_id}> {result_caption(job, took_s=took)}"
         embed = self._embed(job)
@@ -221,14 +232,16 @@ class DiscordDelivery:
             log.info("Job %d: the answer was lost, but the video is there (%s)", job.id, found.method)
             receipt = found
         self._attempted.discard(job.id)
+        await self._show_done(job, receipt)
+        return receipt
+
+    async def _show_done(self, job: Job, receipt: DeliveryReceipt) -> None:
+        """The status message says where the video went, through the interaction while it lasts."""
         tracked = self._usable(job.id)
         self._forget(job.id)
-        if tracked is not None:
-            done = f"✅ Done! Your video is below. (job #{job.id})"
-            if receipt.method == "dm":
-                done = f"✅ Done! I couldn't post here, so I sent the video to you in a DM. (job #{job.id})"
-            await self._edit(tracked, done, job_id=job.id, active=False)
-        return receipt
+        done = done_text(job.id, receipt.method)
+        if tracked is None or not await self._edit(tracked, done, job_id=job.id, active=False):
+            await self._settle_status(job, done)
 
     # -- delivery paths ------------------------------------------------------------------------
 
@@ -259,7 +272,7 @@ class DiscordDelivery:
                     raise
                 # Discord's limit turned out smaller than we thought: squeeze once more.
                 log.warning("Job %d: upload refused as too large; re-encoding smaller", job.id)
-                upload = await self._fit(job, upload, int(min(limit, upload.stat().st_size) * 0.7))
+                upload = await fit(job, upload, int(min(limit, upload.stat().st_size) * 0.7))
         raise AssertionError("unreachable")
 
     async def _deliver_elsewhere(
@@ -281,7 +294,7 @@ class DiscordDelivery:
         tracked = self._usable(job.id)
         if tracked is not None and tracked.interaction is not None:
             limit = min(tracked.interaction.filesize_limit, self._upload_limit(job))
-            followup_file = await self._fit_either(job, video, upload, limit, where="post here")
+            followup_file = await fit_either(job, video, upload, limit, where="post here")
             try:
                 message = await tracked.interaction.followup.send(
                     content,
@@ -294,14 +307,8 @@ class DiscordDelivery:
                 return DeliveryReceipt("followup", message.channel.id, message.id)
             except discord.HTTPException as error:
                 log.info("Job %d: followup failed (%s); trying a DM", job.id, error.status)
-        dm_file = await self._fit_either(job, video, upload, DEFAULT_UPLOAD_LIMIT, where="send by DM")
+        dm_file = await fit_either(job, video, upload, DEFAULT_UPLOAD_LIMIT, where="send by DM")
         return await self._send_dm(job, content, file=dm_file, embed=embed)
-
-    async def _fit_either(self, job: Job, video: Path, upload: Path, limit: int, *, where: str) -> Path:
-        """``upload`` if it is within ``limit``, else the original fitted to ``limit``."""
-        if upload.stat().st_size <= limit:
-            return upload
-        return await self._fit(job, video, limit, where=where)
 
     async def _send_dm(
         self, job: Job, content: str, *, file: Path | None, embed: discord.Embed | None = None
@@ -336,8 +343,8 @@ class DiscordDelivery:
                 return DeliveryReceipt(method, message.channel.id, message.id)
         return None
 
-    async def _already_told(self, job: Job, text: str) -> bool:
-        """Whether the status message already shows ``text``, or the bot already posted it."""
+    async def _where_told(self, job: Job, text: str) -> str | None:
+        """Where ``text`` was already told: "status" (the status message shows it), "channel" or "dm"."""
         channel = self._channel(job)
         if job.status_message_id is not None:
             try:
@@ -346,12 +353,12 @@ class DiscordDelivery:
                 pass
             else:
                 if text in status.content:
-                    return True
+                    return "status"
         since = job.updated_at - CLOCK_SKEW_S
-        for _, place in await self._places(job):
+        for method, place in await self._places(job):
             if await self._search(place, since, lambda m: text in m.content) is not None:
-                return True
-        return False
+                return method
+        return None
 
     async def _places(self, job: Job) -> list[tuple[str, discord.abc.Messageable]]:
         """Where this job's result or failure may have gone: its channel, then the requester's DM."""
@@ -400,30 +407,33 @@ class DiscordDelivery:
             fail_if_not_exists=False,
         )
 
+    def _can_post_in(self, job: Job) -> bool:
+        """Whether the bot may post a video in the job's channel now, as far as the cache knows (else yes)."""
+        channel = self.client.get_channel(job.origin.channel_id or 0)
+        if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            return True
+        granted = channel.permissions_for(channel.guild.me)
+        send = granted.send_messages_in_threads if isinstance(channel, discord.Thread) else granted.send_messages
+        return granted.view_channel and send and granted.attach_files
+
+    async def _settle_status(self, job: Job, text: str) -> None:
+        """Leave a job's ending on a status message its interaction can no longer edit (a restart, a dead
+        token): the bot token may edit the bot's own messages, a command's public answer included.
+        The buttons go: there is nothing left to cancel. Only ever a courtesy: the requester was told
+        already (the video, or the failure notice), so no error here may undo that."""
+        if job.status_message_id is None or job.origin.channel_id is None:
+            return
+        channel = self.client.get_partial_messageable(job.origin.channel_id, guild_id=job.origin.guild_id)
+        try:
+            await channel.get_partial_message(job.status_message_id).edit(content=text, view=None)
+        except discord.HTTPException as error:
+            log.info("Job %d: status message not updated with its ending (%s %s)", job.id, error.status, error.code)
+        except Exception as error:  # a dropped connection, a timeout: the same courtesy, skipped
+            log.info("Job %d: status message not updated with its ending (%s)", job.id, type(error).__name__)
+
     def _upload_limit(self, job: Job) -> int:
         guild = self.client.get_guild(job.origin.guild_id) if job.origin.guild_id else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-
-    async def _fit(self, job: Job, video: Path, limit: int, *, where: str = "post here") -> Path:
-        """``video`` if it is within ``limit``, else a shrunk copy beside it (deleted after the post)."""
-        if video.stat().st_size <= limit:
-            return video
-        target = video.with_name(f"job-{job.id}-fit-{limit}.mp4")
-        log.info(
-            "Job %d: video is %s, over the %s upload limit; re-encoding",
-            job.id,
-            media.describe_size(video.stat().st_size),
-            media.describe_size(limit),
-        )
-        try:
-            await media.fit_to_size(video, target, limit)
-        except media.MediaError as error:
-            raise DeliveryError(
-                f"The video is too large to {where} ({media.describe_size(video.stat().st_size)}, the limit is "
-                f"{media.describe_size(limit)}) and could not be shrunk to fit: {error}",
-                permanent=True,
-            ) from None
-        return target
 
     @staticmethod
     def _embed(job: Job) -> discord.Embed:
@@ -471,20 +481,6 @@ class DiscordDelivery:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         tracked.tasks.add(task)
         task.add_done_callback(tracked.tasks.discard)
-
-
-async def _discard_shrunk_copies(job: Job, video: Path) -> None:
-    """Delete the job's shrunk copies (``job-N-fit-LIMIT.mp4``), never the original."""
-
-    def discard() -> None:
-        for copy in video.parent.glob(f"job-{job.id}-fit-*.mp4"):
-            if copy != video:
-                copy.unlink(missing_ok=True)
-
-    try:
-        await asyncio.to_thread(discard)
-    except OSError as error:
-        log.warning("Job %d: could not delete a shrunk copy of the video (%s)", job.id, error.strerror)
 
 
 def _or_missing(value: T | None) -> T:

@@ -39,12 +39,51 @@ LOST_REQUEST_ID = Ending(
 )
 
 
+def broke_while_sending(sent: bool) -> Ending:
+    """Something failed inside the bot (not at xAI) while a job was being sent: true to whether it went out."""
+    where = (
+        "after its request had gone out, so xAI may still charge for it"
+        if sent
+        else "before its request went out, so nothing reached xAI and it costs nothing"
+    )
+    return Ending(
+        JobStatus.FAILED,
+        ErrorCode.XAI_UNAVAILABLE,
+        f"Something went wrong inside the bot while sending this job to xAI, {where}. Please try again; "
+        "if it keeps happening, the bot's admin will find the details in its log.",
+    )
+
+
+def download_broke() -> Ending:
+    """Something failed inside the bot (not at xAI, its video host or Discord) while a made video was fetched
+    or posted."""
+    return Ending(
+        JobStatus.FAILED,
+        ErrorCode.DOWNLOAD_FAILED,
+        "xAI made this video, but something went wrong inside the bot before it could be posted. xAI may still "
+        "charge for it. Please try again; the bot's admin will find the details in its log.",
+    )
+
+
 def timed_out(timeout_s: float, request_id: str) -> Ending:
     """Only ever written after a poll made past the deadline found the job still pending."""
     return Ending(
         JobStatus.FAILED,
         ErrorCode.TIMEOUT,
         f"xAI did not finish this video within {_duration_words(timeout_s)}, so the bot stopped waiting. "
+        f"xAI may still charge for it (xAI request id {request_id}).",
+    )
+
+
+def poll_failed(error: XaiError, request_id: str) -> Ending:
+    """A poll made past the job's deadline still failed (every earlier one was asked again): the bot stops.
+
+    ``error`` names the real cause (the key, a proxy asking for a login, xAI not knowing the job...); xAI may
+    have made, and billed, the video all the same."""
+    return Ending(
+        JobStatus.FAILED,
+        error.error_code,
+        f"The bot kept asking xAI about this video until it stopped waiting, and could not get an answer: {error} "
         f"xAI may still charge for it (xAI request id {request_id}).",
     )
 

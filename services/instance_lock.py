@@ -1,7 +1,8 @@
 """One bot per SQLite file: an OS lock on a file beside the database, held for the life of the process.
 
 Two bots on one file would resume the same jobs, deliver them twice and spend two request budgets on
-one xAI account. The lock is ``flock`` on ``<DATABASE_PATH>.lock``: the kernel drops it the moment its
+one xAI account. The lock is ``flock`` on ``<DATABASE_PATH>.lock``, beside the file the path leads to
+(symlinks followed, so a link to the same file meets the same lock): the kernel drops it the moment its
 process ends, however it ends (even SIGKILL), so a lock file left behind by a dead bot never blocks the
 next start. The holder writes its pid and command into it, so the refusal (and ``check``) can name it.
 
@@ -71,11 +72,19 @@ class LockUnavailable(Exception):
 
 
 def lock_path_for(database: Path) -> Path | None:
-    """The lock file beside ``database``, or None for a store no other process can open (in memory)."""
+    """The lock file beside the file ``database`` leads to, or None for a store no other process can open (in memory).
+
+    Symlinks are followed (of the file and of its folders), as SQLite follows them: two DATABASE_PATHs that
+    reach one file through a link must meet at one lock, or both bots would run on it.
+    """
     text = str(database)
     if text in ("", ":memory:") or text.startswith("file::memory:"):
         return None
-    return database.with_name(database.name + LOCK_SUFFIX)
+    try:
+        real = database.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the store cannot open either, and says so in its own words
+        real = database.absolute()
+    return real.with_name(real.name + LOCK_SUFFIX)
 
 
 class InstanceLock:

@@ -36,7 +36,7 @@ class Quota:
     banned: bool
     videos_used: int
     videos_limit: int | None
-    next_video_at: float | None  # when a used slot frees up (None: nothing used, or no limit)
+    next_video_at: float | None  # when a used slot frees up (None: nothing used, no limit, or when one finishes)
     active: int
     active_limit: int | None
     server_videos_used: int
@@ -99,14 +99,13 @@ class JobService:
         staff = requester.is_staff(policy)
         videos_limit = policy.staff_videos if staff else policy.user_videos
         now = time.time()
-        used = await self.store.counted_times(guild_id, user_id, now - policy.user_window_s)
+        window = policy.user_window_s
+        used = await self.store.counted_uses(guild_id, user_id, now - window)
         next_at = None
         if used and videos_limit is not None:  # with no limit, nothing needs to free up
-            next_at = (
-                next_free_slot(used, videos_limit, policy.user_window_s)
-                if len(used) >= videos_limit
-                else used[0] + policy.user_window_s
-            )
+            # When the next video is possible, or (with some left) when the first one stops counting; None when
+            # that waits on a video in the making finishing at xAI.
+            next_at = next_free_slot(used, min(videos_limit, len(used)), window, now)
         server_videos = await self.store.counted_count(guild_id, None, now - DAY_S)
         spend = await self.store.spend_total(guild_id, now - DAY_S, policy)
         return Quota(

@@ -8,7 +8,8 @@ inserts the job, so two quick requests cannot both slip past a limit.
 Which jobs count (``models.is_counted``, the same rule for the limits, /quota and /usage): a job counts
 while it waits or runs, and for good once its submit may have reached xAI, whatever its ending (cancelled
 while generating, timed out, moderated, failed, not delivered): xAI may bill it. Only a job that provably
-started nothing at xAI is handed back. Spend counts what xAI reported, or the estimate until it does.
+started nothing at xAI is handed back. Spend counts what xAI reported, or the estimate until it does. In a
+rolling window a job in the making counts now, however old it is; a finished one from when it was sent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from services.models import MAX_DURATION_S, JobRequest, Mode
+from services.models import MAX_DURATION_S, JobRequest, Mode, Use
 from services.policy import GuildPolicy
 
 DAY_S = 24 * 3600.0
@@ -66,17 +67,17 @@ class Refused(Exception):
 
 
 class RecentUse(Protocol):
-    """The history the usage limits read (the store implements it)."""
+    """The history the usage limits read (the store implements it, with ``services/counting.py``)."""
 
     async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int: ...
 
-    async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]: ...
+    async def counted_uses(self, guild_id: int, user_id: int | None, since: float) -> list[Use]: ...
 
     async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float: ...
 
     async def active_count(self, guild_id: int, user_id: int) -> int: ...
 
-    async def spend_entries(self, guild_id: int, since: float, policy: GuildPolicy) -> list[tuple[float, float]]: ...
+    async def spend_uses(self, guild_id: int, since: float, policy: GuildPolicy) -> list[Use]: ...
 
 
 def screen(policy: GuildPolicy, request: JobRequest, *, banned: bool, parent_channel_id: int | None) -> JobRequest:
@@ -131,62 +132,94 @@ async def check_usage(
         )
     if per_window is not None:
         window = policy.user_window_s
-        times = await history.counted_times(guild_id, user_id, now - window)
-        if len(times) >= per_window:
+        uses = await history.counted_uses(guild_id, user_id, now - window)
+        if len(uses) >= per_window:
+            frees_at = next_free_slot(uses, per_window, window, now)
             return Refusal(
                 Limit.USER_VIDEOS,
-                f"You've made {len(times)} videos in the last {span_words(window)}; the limit here is {per_window}.",
-                next_free_slot(times, per_window, window),
+                f"You've made {len(uses)} videos in the last {span_words(window)}; the limit here is {per_window}."
+                + (YOURS_FINISHING if frees_at is None else ""),
+                frees_at,
             )
-    # The server-wide checks read many more rows: count first, and fetch times only to refuse.
+    # The server-wide checks read many more rows: count first, and fetch the jobs only to refuse.
     if policy.server_videos_per_day is not None and (
         await history.counted_count(guild_id, None, now - DAY_S) >= policy.server_videos_per_day
     ):
-        times = await history.counted_times(guild_id, None, now - DAY_S)
+        uses = await history.counted_uses(guild_id, None, now - DAY_S)
+        frees_at = next_free_slot(uses, policy.server_videos_per_day, DAY_S, now)
         return Refusal(
             Limit.SERVER_VIDEOS,
-            f"This server has made {len(times)} videos in the last 24 hours, its daily limit.",
-            next_free_slot(times, policy.server_videos_per_day, DAY_S),
+            f"This server has made {len(uses)} videos in the last 24 hours, its daily limit."
+            + (SERVERS_FINISHING if frees_at is None else ""),
+            frees_at,
         )
     if policy.server_usd_per_day is not None:
         cost = policy.estimate_usd(request.mode, request.options.duration, request.options.resolution)
         spent = await history.spend_total(guild_id, now - DAY_S, policy)
         if spent + cost > policy.server_usd_per_day + 1e-9:
-            entries = await history.spend_entries(guild_id, now - DAY_S, policy)
-            retry_at = next_affordable(entries, cost, policy.server_usd_per_day, DAY_S)
             if cost > policy.server_usd_per_day:
                 return Refusal(
                     Limit.SERVER_SPEND,
                     f"This video would cost about ${cost:.2f}, more than this server's daily budget of "
                     f"${policy.server_usd_per_day:.2f}. Ask for a shorter or lower-resolution video.",
                 )
+            uses = await history.spend_uses(guild_id, now - DAY_S, policy)
+            affordable_at = next_affordable(uses, cost, policy.server_usd_per_day, DAY_S, now)
             return Refusal(
                 Limit.SERVER_SPEND,
                 f"This server has spent ${spent:.2f} of its ${policy.server_usd_per_day:.2f} daily budget, and this "
-                f"video would cost about ${cost:.2f}.",
-                retry_at,
+                f"video would cost about ${cost:.2f}." + (SERVERS_FINISHING if affordable_at is None else ""),
+                affordable_at,
             )
     return None
 
 
-def next_free_slot(times: Sequence[float], limit: int, window_s: float) -> float:
-    """When enough of ``times`` (oldest first) leave the window for one more to fit under ``limit``."""
-    return times[len(times) - limit] + window_s
+# When the slot that would free up belongs to a video still in the making whose window has already passed (it
+# waited through an outage, say), no moment can be named: it stops counting when xAI finishes it.
+YOURS_FINISHING = " You can start another as soon as one of your videos in the making finishes."
+SERVERS_FINISHING = " Another is possible as soon as one of the videos in the making here finishes."
 
 
-def next_affordable(
-    entries: Sequence[tuple[float, float]], cost: float, budget: float, window_s: float
-) -> float | None:
-    """None when ``cost`` fits now; else when enough spend leaves the window (``inf`` when it never will)."""
-    spent = sum(usd for _, usd in entries)
-    if spent + cost <= budget + 1e-9:
+def leaves_window_at(use: Use, window_s: float, now: float) -> float | None:
+    """When a counted job stops counting in a window; None when that waits on xAI finishing it.
+
+    A finished job leaves ``window_s`` after it was charged. One still in the making counts until it is over
+    and then from when it was charged: it is taken to finish before its window passes, and when its window
+    has passed already, only its finishing frees it. One not sent yet counts a whole window from when it is.
+    """
+    if use.charged_at is None:
+        return now + window_s
+    leaves = use.charged_at + window_s
+    if use.in_flight and leaves <= now:
         return None
+    return leaves
+
+
+def _leaving_order(uses: Sequence[Use], window_s: float, now: float) -> list[tuple[float | None, Use]]:
+    """The counted jobs in the order they leave the window: those waiting on xAI first (they may finish any
+    moment), then by the moment they leave."""
+    moments = [(leaves_window_at(use, window_s, now), use) for use in uses]
+    return sorted(moments, key=lambda item: (item[0] is not None, item[0] or 0.0))
+
+
+def next_free_slot(uses: Sequence[Use], limit: int, window_s: float, now: float) -> float | None:
+    """When enough of ``uses`` leave the window for one more to fit under ``limit``; None when that waits on a
+    video in the making finishing (never a moment in the past)."""
+    order = _leaving_order(uses, window_s, now)
+    moment, _ = order[max(0, len(uses) - limit)]
+    return moment
+
+
+def next_affordable(uses: Sequence[Use], cost: float, budget: float, window_s: float, now: float) -> float | None:
+    """For spend that does not fit now: when enough of it leaves the window for ``cost`` to fit (``inf`` when it
+    never will), or None when that waits on a video in the making finishing."""
     if cost > budget:
         return float("inf")
-    for created_at, usd in entries:  # oldest first
-        spent -= usd
+    spent = sum(use.usd for use in uses)
+    for moment, use in _leaving_order(uses, window_s, now):
+        spent -= use.usd
         if spent + cost <= budget + 1e-9:
-            return created_at + window_s
+            return moment
     return float("inf")  # pragma: no cover - the loop always ends with spent == 0
 
 

@@ -11,7 +11,7 @@ import logging
 import shutil
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
@@ -21,7 +21,9 @@ import aiohttp
 import av
 import yarl
 
+from services import decoding, proxies
 from services.hosts import AllowedHosts, BadAddress, describe_address, parse_address
+from services.models import MAX_DURATION_S, MAX_EDIT_INPUT_S
 
 log = logging.getLogger(__name__)
 
@@ -122,41 +124,6 @@ def _image_complete(data: bytes, mime: str) -> bool:
     return True
 
 
-def _mp4_complete(data: bytes) -> bool:
-    """Whether the top-level MP4 boxes fill the file exactly: a cut-off upload ends inside its last box."""
-    return _boxes_fill(lambda offset: data[offset : offset + 16], len(data))
-
-
-def _mp4_file_complete(path: Path) -> bool:
-    """``_mp4_complete`` for a file on disk, reading only the box headers (a finished video may be 200 MiB)."""
-    with path.open("rb") as file:
-
-        def header_at(offset: int) -> bytes:
-            file.seek(offset)
-            return file.read(16)
-
-        return _boxes_fill(header_at, path.stat().st_size)
-
-
-def _boxes_fill(header_at: Callable[[int], bytes], size: int) -> bool:
-    offset = 0
-    while offset < size:
-        if offset + 8 > size:
-            return False
-        header = header_at(offset)
-        box = int.from_bytes(header[:4], "big")
-        if box == 1:
-            if offset + 16 > size:
-                return False
-            box = int.from_bytes(header[8:16], "big")
-        elif box == 0:  # the last box runs to the end of the file
-            return True
-        if box < 8 or offset + box > size:
-            return False
-        offset += box
-    return True
-
-
 def _decode_one_frame(data: bytes) -> tuple[int, int]:
     with av.open(BytesIO(data), "r") as container:
         for frame in container.decode(video=0):
@@ -196,21 +163,33 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
 # -- videos ------------------------------------------------------------------------------------
 
 
-def _probe(source: Path | BytesIO, size: int, *, decode_all: bool = False) -> VideoInfo:
-    """Read a video's facts; with ``decode_all`` also decode every stream to its end, which catches cut-off files."""
+CUT_OFF = "That video is cut off (it ends before it says it does). Attach the whole file."
+# A result is at most MAX_DURATION_S long (an edit keeps its input's length, at most 8.7 s); a little slack
+# for how encoders round. Decoding a result stops, and it is refused as damaged, past this.
+MAX_RESULT_SECONDS = MAX_DURATION_S + 1.0
+
+
+def _probe(
+    source: Path | BytesIO,
+    size: int,
+    *,
+    decode_all: bool = False,
+    max_seconds: float | None = None,
+    before_decoding: Callable[[VideoInfo], None] | None = None,
+) -> VideoInfo:
+    """Read a video's facts; with ``decode_all`` also decode every stream to its end, which catches cut-off files.
+
+    With ``max_seconds`` no more than that much is ever decoded: a file that says it is longer is refused
+    (Overlong) before decoding starts, and one that turns out longer as soon as decoding passes it.
+    ``before_decoding`` sees the facts first (duration as declared, 0 when not), to refuse cheaply what it can.
+    """
     with av.open(source, "r") as container:
         if not container.streams.video:
             raise MediaError("That file has no video in it. Attach an MP4 video.")
         stream = container.streams.video[0]
-        duration = _declared_duration(stream, container)
-        if decode_all:
-            decoded = _decode_every_stream(container)
-            duration = duration or decoded
-        elif duration is None:
-            duration = _decoded_duration(container)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        return VideoInfo(
-            duration_s=duration,
+        info = VideoInfo(
+            duration_s=0.0,
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             video_codec=stream.codec_context.name,
@@ -218,82 +197,79 @@ def _probe(source: Path | BytesIO, size: int, *, decode_all: bool = False) -> Vi
             container=container.format.name,
             size_bytes=size,
         )
-
-
-def _declared_duration(stream: av.stream.Stream, container: av.container.InputContainer | None) -> float | None:
-    """How long the file says a stream is (falling back to the whole file's length when a container is given)."""
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container is not None and container.duration is not None:
-        duration = container.duration / av.time_base
-    return duration if duration is not None and duration > 0 else None
-
-
-def _decode_every_stream(container: av.container.InputContainer) -> float:
-    """Decode every video and audio stream to its end; MediaError when one stops well before its declared length.
-
-    A file cut short (or whose samples were lost) still opens and shows its first part, so only decoding all
-    of it tells. Returns how far the first video stream decoded, in seconds.
-    """
-    streams = [*container.streams.video, *container.streams.audio]
-    reached = dict.fromkeys((s.index for s in streams), 0.0)
-    for packet in container.demux(*streams):
-        for frame in packet.decode():
-            if isinstance(frame, av.AudioFrame):
-                span = frame.samples / (frame.sample_rate or 1)
-            elif isinstance(frame, av.VideoFrame):
-                rate = packet.stream.average_rate
-                span = 1 / float(rate) if rate else 0.0
-            else:
-                continue
-            if frame.time is not None:
-                reached[packet.stream.index] = max(reached[packet.stream.index], float(frame.time) + span)
-    for stream in streams:
-        declared = _declared_duration(stream, None)  # each stream against its own length (sound may be shorter)
-        if declared is not None and reached[stream.index] < declared * 0.9:
-            raise MediaError("That video is cut off (it ends before it says it does). Attach the whole file.")
-    return reached[container.streams.video[0].index]
-
-
-def _decoded_duration(container: av.container.InputContainer) -> float:
-    last = 0.0
-    for frame in container.decode(video=0):
-        if frame.time is not None:
-            last = max(last, float(frame.time))
-    return last
+        declared = decoding.declared_duration(stream, container)
+        if before_decoding is not None:
+            before_decoding(replace(info, duration_s=declared or 0.0))
+        decoding.refuse_declared(container, max_seconds)
+        if decode_all:
+            try:
+                decoded = decoding.decode_every_stream(container, max_seconds)
+            except decoding.CutOff:
+                raise MediaError(CUT_OFF) from None
+            duration = declared or decoded
+        else:
+            duration = declared or decoding.decoded_duration(container, max_seconds)
+        return replace(info, duration_s=duration)
 
 
 async def probe_video(path: Path) -> VideoInfo:
     """What a finished video is; MediaError when it is not a playable video."""
     try:
-        return await asyncio.to_thread(_probe, path, path.stat().st_size)
+        return await asyncio.to_thread(_probe, path, path.stat().st_size, max_seconds=MAX_RESULT_SECONDS)
+    except decoding.Overlong as long:
+        raise MediaError(_longer_than_xai_makes(long)) from None
     except (av.FFmpegError, ValueError, IndexError, OSError):
         raise MediaError("The video file is damaged and cannot be played.") from None
 
 
 async def check_result_video(path: Path) -> VideoInfo:
     """A downloaded result, checked as strictly as an edit input before anyone sees it: every top-level box
-    inside the file, and every stream (video and audio) decodable to its end. MediaError when it is damaged."""
+    inside the file, and every stream (video and audio) decodable to its end. MediaError when it is damaged.
+    No more than ``MAX_RESULT_SECONDS`` is decoded, whatever the file claims."""
     try:
         return await asyncio.to_thread(_check_result, path)
+    except decoding.Overlong as long:
+        raise MediaError(_longer_than_xai_makes(long)) from None
     except MediaError:
         raise
     except (av.FFmpegError, ValueError, IndexError, OSError):
         raise MediaError("The video file is damaged and cannot be played.") from None
 
 
+def _too_long_to_edit(long: decoding.Overlong, max_seconds: float) -> str:
+    if long.too_many_frames:
+        return (
+            f"That video has more frames than {max_seconds:g} seconds can hold (over {decoding.MAX_FPS} a second); "
+            f"xAI can edit at most {max_seconds:g} seconds. Export it again at a normal frame rate and attach it."
+        )
+    if long.declared_s is not None:
+        length = f"is {long.declared_s:.1f} seconds long"
+    else:
+        length = f"runs longer than {max_seconds:g} seconds (longer than it says it does)"
+    return f"That video {length}; xAI can edit at most {max_seconds:g} seconds. Trim it and attach it again."
+
+
+def _longer_than_xai_makes(long: decoding.Overlong) -> str:
+    return f"The video file runs past {long.limit_s:g} seconds, longer than any video xAI makes; it is damaged."
+
+
 def _check_result(path: Path) -> VideoInfo:
-    if not _mp4_file_complete(path):
+    if not decoding.mp4_file_complete(path):
         raise MediaError("The video file is cut off (it ends inside one of its parts).")
     try:
-        return _probe(path, path.stat().st_size, decode_all=True)
+        return _probe(path, path.stat().st_size, decode_all=True, max_seconds=MAX_RESULT_SECONDS)
     except MediaError:
         raise MediaError("The video file is damaged or cut off (it stops before its end).") from None
 
 
-async def check_edit_video(data: bytes, *, max_seconds: float = 8.7, max_bytes: int = 50 * 1024 * 1024) -> VideoInfo:
-    """An MP4 (H.264, H.265 or AV1) no longer than ``max_seconds``, judged by its content."""
+async def check_edit_video(
+    data: bytes, *, max_seconds: float = MAX_EDIT_INPUT_S, max_bytes: int = 50 * 1024 * 1024
+) -> VideoInfo:
+    """An MP4 (H.264, H.265 or AV1) no longer than ``max_seconds``, judged by its content.
+
+    Decoding (which catches a cut-off file) never goes past ``max_seconds``: a file that says it is longer is
+    refused before any decoding, one that only turns out longer the moment its frames pass the limit.
+    """
     advice = f"Attach an MP4 video up to {max_seconds:g} seconds long."
     if not data:
         raise MediaError(f"That video is empty. {advice}")
@@ -301,21 +277,32 @@ async def check_edit_video(data: bytes, *, max_seconds: float = 8.7, max_bytes: 
         raise MediaError(f"That video is {describe_size(len(data))}; the limit is {describe_size(max_bytes)}. {advice}")
     if sniff_image_type(data) is not None:
         raise MediaError(f"That file is an image, not a video. {advice} (To animate an image, attach it as image.)")
+
+    def judge(facts: VideoInfo) -> None:
+        """What the header alone shows, refused before any decoding."""
+        if not any(name in facts.container.split(",") for name in MP4_FORMATS):
+            raise MediaError(f"That video is not an MP4. {advice}")
+        if not decoding.mp4_complete(data):
+            raise MediaError("That video is cut off (the file ends too early). Attach the whole file again.")
+        if facts.video_codec not in EDIT_CODECS:
+            raise MediaError(
+                f"That video uses the {facts.video_codec} codec; xAI edits H.264, H.265 or AV1 MP4s. {advice}"
+            )
+
+    limit = max_seconds + 0.05
     try:
-        info = await asyncio.to_thread(_probe, BytesIO(data), len(data), decode_all=True)
+        info = await asyncio.to_thread(
+            _probe, BytesIO(data), len(data), decode_all=True, max_seconds=limit, before_decoding=judge
+        )
+    except decoding.Overlong as long:
+        raise MediaError(_too_long_to_edit(long, max_seconds)) from None
     except MediaError:
         raise
     except (av.FFmpegError, ValueError, IndexError):
         raise MediaError(f"That file is not a video I can read, or it is cut off. {advice}") from None
-    if not any(name in info.container.split(",") for name in MP4_FORMATS):
-        raise MediaError(f"That video is not an MP4. {advice}")
-    if not _mp4_complete(data):
-        raise MediaError("That video is cut off (the file ends too early). Attach the whole file again.")
-    if info.video_codec not in EDIT_CODECS:
-        raise MediaError(f"That video uses the {info.video_codec} codec; xAI edits H.264, H.265 or AV1 MP4s. {advice}")
     if info.duration_s <= 0:
         raise MediaError(f"That video has no frames. {advice}")
-    if info.duration_s > max_seconds + 0.05:
+    if info.duration_s > limit:
         raise MediaError(
             f"That video is {info.duration_s:.1f} seconds long; xAI can edit at most {max_seconds:g} seconds. "
             "Trim it and attach it again."
@@ -438,9 +425,13 @@ def _next_address(current: yarl.URL, location: str, rules: AllowedHosts | None) 
 async def _follow(
     session: aiohttp.ClientSession, address: yarl.URL, timeout: aiohttp.ClientTimeout, rules: AllowedHosts | None
 ) -> aiohttp.ClientResponse:
-    """GET ``address``, following at most ``MAX_REDIRECTS`` redirects, each checked before it is requested."""
+    """GET ``address``, following at most ``MAX_REDIRECTS`` redirects, each checked before it is requested.
+
+    Each hop goes through the proxy for its own host (or direct, by NO_PROXY): the session has none of its own.
+    """
     for _ in range(MAX_REDIRECTS + 1):
-        response = await session.get(address, timeout=timeout, allow_redirects=False)
+        proxy = proxies.address_for(address)
+        response = await session.get(address, timeout=timeout, allow_redirects=False, proxy=proxy)
         location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
         if location is None:
             return response

@@ -118,4 +118,34 @@ MIGRATIONS: tuple[str, ...] = (
     -- the janitor reads only the rows whose media is still kept
     CREATE INDEX jobs_media_kept ON jobs (id) WHERE media_purged_at IS NULL;
     """,
+    # 7: when a job was charged (its request last went on the wire): a finished job counts in the limits' windows
+    #    from then, not from when it was asked for, so one that waited through an outage counts when it was sent.
+    #    A job still in the making (a cancelled one xAI still generates included: ``ended_at`` is only written
+    #    once xAI is done with it) counts now, whatever its age. Earlier charged rows: from their submit, else
+    #    their creation; a row charged without one (by another program) gets its creation, by the triggers.
+    #    A job waiting to be sent is no longer charged (it is, from the moment its request goes on the wire).
+    """
+    ALTER TABLE jobs ADD COLUMN charged_at REAL;
+    UPDATE jobs SET charged_at = COALESCE(submitted_at, created_at) WHERE charged = 1;
+    CREATE TRIGGER jobs_charged_at AFTER INSERT ON jobs WHEN NEW.charged = 1 AND NEW.charged_at IS NULL
+    BEGIN
+        UPDATE jobs SET charged_at = NEW.created_at WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER jobs_charged_at_update AFTER UPDATE OF charged ON jobs
+        WHEN NEW.charged = 1 AND NEW.charged_at IS NULL
+    BEGIN
+        UPDATE jobs SET charged_at = NEW.created_at WHERE id = NEW.id;
+    END;
+    DROP INDEX jobs_guild_day;
+    -- the finished, charged jobs of a window: covers the server-wide count and spend sum, and a member's count
+    CREATE INDEX jobs_guild_charged ON jobs
+        (guild_id, charged_at, charged, status, ended_at, cost_usd_ticks, mode, duration, resolution)
+        WHERE charged = 1;
+    CREATE INDEX jobs_user_charged ON jobs (guild_id, user_id, charged_at, charged, status, ended_at)
+        WHERE charged = 1;
+    -- the jobs in the making (few at any time): counted now, whatever their age
+    CREATE INDEX jobs_in_flight ON jobs (guild_id, user_id)
+        WHERE status IN ('delivering', 'downloading', 'queued', 'running', 'submitting')
+           OR (status = 'cancelled' AND charged = 1 AND ended_at IS NULL);
+    """,
 )

@@ -57,12 +57,40 @@ TERMINAL_STATUSES = frozenset(
 # Which jobs count against the limits (per member, per server, spend) is one rule, ``is_counted()``: a job counts
 # while it is still active (waiting in line included) and, whatever its ending, once it is *charged*: from the
 # moment its submit may have reached xAI, which may then bill it. Only a job that provably never started
-# anything at xAI is handed back (see services/charging.py for when the flag is cleared).
+# anything at xAI is handed back (see services/charging.py for when the flag is cleared). In the rolling windows a
+# job still in the making counts now, whatever its age; a finished one counts from when it was charged
+# (``Job.counts_from``), so a job that waited in line through a long outage counts on the day it was sent.
 
 
 def is_counted(status: JobStatus, charged: bool) -> bool:
-    """Whether a job counts against the limits. The store's SQL (``store.COUNTED_SQL``) says the same."""
+    """Whether a job counts against the limits. The store's SQL (``services/counting.py``) says the same."""
     return status.is_active or charged
+
+
+def is_in_flight(status: JobStatus, charged: bool, ended_at: float | None) -> bool:
+    """Still in the making: active, or cancelled while xAI kept generating it and xAI has not said it is over.
+
+    Such a "quiet" job is cancelled for its requester (nothing is fetched or posted), but xAI still works on it
+    and uses one of the account's concurrent slots, so it counts as in the making until xAI finishes it (the store
+    writes its ``ended_at`` only then). ``counting.IN_FLIGHT_SQL`` says the same in SQL.
+    """
+    return status.is_active or (status is JobStatus.CANCELLED and charged and ended_at is None)
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One counted job as the limits see it: when it started counting, whether it is still in the making, and
+    what it counts for against spend.
+
+    ``charged_at`` is when its request last went on the wire to xAI (None: not sent yet, so it will count a
+    whole window from the moment it is). A finished job counts in a window from that moment; one still in the
+    making counts now, however old it is.
+    """
+
+    charged_at: float | None
+    in_flight: bool
+    usd: float = 0.0
+
 
 # Where a job may go from each status. The store refuses anything else.
 FORWARD: dict[JobStatus, frozenset[JobStatus]] = {
@@ -181,6 +209,7 @@ class Job:
     parent_job_id: int | None = None
     has_media: bool = False
     charged: bool = False  # its submit may have reached xAI: it counts whatever its ending
+    charged_at: float | None = None  # when its request last went on the wire (the moment it counts from)
     ended_at: float | None = None  # when it reached a final status: its media is kept from then on
     media_purged_at: float | None = None  # its files and stored input were removed (the row stays)
     forgotten_at: float | None = None  # a moderator had its requester's prompts and files erased
@@ -194,6 +223,16 @@ class Job:
     def counted(self) -> bool:
         """Whether this job counts against the limits (see ``is_counted``)."""
         return is_counted(self.status, self.charged)
+
+    @property
+    def in_flight(self) -> bool:
+        """Still in the making, a quiet cancelled job included (see ``is_in_flight``)."""
+        return is_in_flight(self.status, self.charged, self.ended_at)
+
+    @property
+    def counts_from(self) -> float:
+        """The moment a finished job counts from in the limits' windows: when it was sent, else its creation."""
+        return self.charged_at if self.charged_at is not None else self.created_at
 
     @property
     def elapsed_s(self) -> float:

@@ -1,9 +1,11 @@
-"""Waiting out a busy database instead of dropping a job's step on the floor.
+"""Waiting out a busy or full database instead of dropping a job's step on the floor.
 
 SQLite answers "database is locked" when another process (a backup, a second bot, an admin's
-``sqlite3`` shell) holds the write lock longer than ``busy_timeout``. A job step whose write fails
-that way would otherwise vanish from memory while the store still shows the old status, so the job
-would sit until the next restart. Every step the scheduler records goes through ``patiently``.
+``sqlite3`` shell) holds the write lock longer than ``busy_timeout``, and "database or disk is full"
+when the disk has no room left. A job step whose write fails either way would otherwise vanish from
+memory while the store still shows the old status, so the job would sit until the next restart.
+Both pass once someone acts (the lock is let go, space is freed), so every step the scheduler records
+goes through ``patiently``, which tries again and, for a full disk, keeps telling the admin what to do.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_DELAYS_S: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+# How often the warning is repeated while the write keeps failing: often enough to be seen in the log,
+# rarely enough not to flood it (a full disk is no place for a flood of log lines).
+WARN_EVERY_S = 60.0
 
 
 def is_busy(error: BaseException) -> bool:
@@ -28,22 +33,42 @@ def is_busy(error: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
-async def patiently(call: Callable[[], Awaitable[T]], *, what: str, give_up_after_s: float = 600.0) -> T:
-    """Run ``call`` (a store write), retrying while the database is locked by someone else.
+def is_full(error: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL): over once space is freed."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)  # set by sqlite3 itself, absent when raised by hand
+    return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(error).lower()
 
-    Other errors pass through at once. After ``give_up_after_s`` of locking the last error is raised.
+
+def _warning(error: BaseException, what: str) -> str:
+    if is_full(error):
+        return (
+            f"The disk holding the database is full ({what} could not be saved); free some space on it and "
+            "the bot carries on by itself"
+        )
+    return f"The database is locked by another process ({what}); trying again"
+
+
+async def patiently(call: Callable[[], Awaitable[T]], *, what: str, give_up_after_s: float = 600.0) -> T:
+    """Run ``call`` (a store write), retrying while the database is locked by someone else or its disk is full.
+
+    Other errors pass through at once. After ``give_up_after_s`` of failing the last error is raised.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after_s
     attempt = 0
+    warned: tuple[str, float] | None = None  # the last warning's text and when it was logged
     while True:
         try:
             return await call()
         except sqlite3.OperationalError as error:
-            if not is_busy(error) or loop.time() >= deadline:
+            if not (is_busy(error) or is_full(error)) or loop.time() >= deadline:
                 raise
+            now, text = loop.time(), _warning(error, what)
+            if warned is None or warned[0] != text or now - warned[1] >= WARN_EVERY_S:
+                log.warning("%s", text)
+                warned = (text, now)
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             attempt += 1
-            if attempt == 1 or attempt % 10 == 0:
-                log.warning("The database is locked by another process (%s); trying again", what)
             await asyncio.sleep(delay)

@@ -63,9 +63,13 @@ class GuildPolicy:
         return not self.channel_ids or any(c in self.channel_ids for c in channel_ids if c is not None)
 
     def estimate_usd(self, mode: Mode, duration: int | None, resolution: str | None) -> float:
-        """What a video will cost before xAI says: seconds times the per-second price of its resolution."""
+        """What a video will cost before xAI says: seconds times the per-second price of its resolution.
+
+        An edit keeps its input's resolution, which is not recorded: it is priced at 720p, so an edit is never
+        counted for less than it may cost (``counting._DOLLARS_SQL`` says the same)."""
         seconds = float(duration or (EDIT_ESTIMATE_S if mode is Mode.EDIT else DEFAULT_DURATION_S))
-        price = self.usd_per_second_720p if resolution == "720p" else self.usd_per_second_480p
+        at_720p = resolution == "720p" or (resolution is None and mode is Mode.EDIT)
+        price = self.usd_per_second_720p if at_720p else self.usd_per_second_480p
         return round(seconds * price, 4)
 
     def spend_usd(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from services import proxies
 from services.budget import RequestBudget
 from services.cadence import CadenceSettings, PollCadence
 from services.config import XaiSettings
@@ -26,7 +27,7 @@ from services.xai import XaiClient
 
 @dataclass(slots=True)
 class Runtime:
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession  # for downloads: no proxy of its own, each request names its own
     store: JobStore
     budget: RequestBudget
     client: XaiClient
@@ -44,11 +45,12 @@ async def open_runtime(
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
     """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
-    # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and ~/.netrc for proxy credentials) apply to xAI and downloads.
-    async with aiohttp.ClientSession(trust_env=True) as session:
+    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, netrc never does (services/proxies.py). xAI's client talks to one
+    # host, so its session carries that host's proxy; downloads come from other hosts and pick theirs per request.
+    async with proxies.session(reaching=xai.base_url) as xai_session, proxies.session() as session:
         budget = RequestBudget(xai.max_requests_per_minute)
         client = XaiClient(
-            session,
+            xai_session,
             api_key=xai.api_key,
             base_url=xai.base_url,
             model=xai.model,

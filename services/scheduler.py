@@ -5,10 +5,14 @@ request budget on submits and polls together (always serving the job that is due
 each finished video at once, hands it to the listener, and writes every step to the store first.
 On start it picks up every job the store says was in flight, so a restart loses nothing.
 
-Every admitted job has a ``SubmitGate``: a Cancel stops it for free until the request goes on the wire.
-A job's age is kept on the monotonic clock (taken from the stored, wall-clock ``submitted_at`` when it is
-resumed), and a job is only ever called timed out by a poll, made after its deadline, that finds it
-still pending: never on age alone.
+Every admitted job has a ``SubmitGate``: a Cancel stops it for free until the request goes on the wire, and
+its hooks write ``charged`` right before each attempt is sent (and clear it when xAI provably turned it away),
+so after a crash the store tells a request that may be at xAI from one that waited for a slot. A job
+cancelled once xAI has it stays tracked, quietly (``services/polltable.py``): it keeps its concurrent slot and
+counts as in the making until xAI is done with it. A job's age is kept on the monotonic clock (taken from the
+stored, wall-clock ``submitted_at`` when it is resumed), and a job is only ever ended by a poll made after its
+deadline that finds it still pending (or still failing): never on age alone. Writing each step, and the
+download and delivery of a made video, is ``services/steps.py``'s job.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from services.budget import RequestBudget
 from services.cadence import PollCadence
 from services.charging import started_nothing
 from services.fairqueue import FairQueue
-from services.fetching import URL_LIFETIME_S, FetchFailed, FetchSettings, ResultFetcher
+from services.fetching import URL_LIFETIME_S, FetchSettings, ResultFetcher
 from services.hosts import AllowedHosts
-from services.listener import DeliveryError, JobListener
+from services.listener import JobListener
 from services.models import CancelResult, ErrorCode, Job, JobStatus, Mode
 from services.patience import patiently
+from services.polltable import PollTable, Tracked
+from services.steps import JobSteps
 from services.store import JobStore
 from services.xai import (
     Done,
@@ -77,29 +83,10 @@ class SchedulerSettings:
 
 
 @dataclass(slots=True)
-class _Tracked:
-    """A job that xAI is working on (or that needs one more poll to learn its video's address).
-
-    Times are on the scheduler's monotonic clock, so a wall-clock jump during a run changes nothing.
-    """
-
-    job_id: int
-    request_id: str
-    started: float  # when xAI got the job (before this run began, for a resumed job)
-    deadline: float  # a poll made after this that finds the job pending ends it as timed out
-    next_poll_at: float
-    polls: int = 0
-    progress: int | None = None
-    in_flight: bool = False
-    needs_url_only: bool = False  # resumed in DOWNLOADING: already done at xAI, not using a slot
-    resumed: bool = False  # its age includes time the bot was down: not a generation time to learn from
-
-
-@dataclass(slots=True)
 class _Submission:
     """An admitted job on its way to xAI: the gate a Cancel closes, and the request while it is being sent."""
 
-    gate: SubmitGate = field(default_factory=SubmitGate)
+    gate: SubmitGate
     wire: asyncio.Task[str] | None = None
     cancel_requested: bool = False  # a Cancel came once the request was on the wire: cancel once xAI answers
     back_in_line: bool = False  # called off by a shutdown, not a person: it waits in line again
@@ -127,7 +114,6 @@ class Scheduler:
         self.store = store
         self.client = client
         self.budget = budget
-        self.listener = listener
         self.session = session
         self.media_dir = media_dir
         self.settings = settings or SchedulerSettings()
@@ -147,9 +133,12 @@ class Scheduler:
             ),
             clock=clock,
         )
+        self._steps = JobSteps(
+            store, listener, self._fetcher, self.settings, media_dir, wall_clock=wall_clock, spawn=self._spawn
+        )
         self._queue = FairQueue()
         self._queue_report_pending = False
-        self._tracked: dict[int, _Tracked] = {}
+        self._tracked = PollTable()
         self._submitting: dict[int, _Submission] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
@@ -193,8 +182,20 @@ class Scheduler:
                 task.cancel()
             if still:
                 await asyncio.gather(*still, return_exceptions=True)
+        for tracked in self._tracked:  # the terminal's quiet jobs: no later start follows them, so they go now
+            if tracked.quiet and not tracked.followed_after_restart:
+                await self._let_go(tracked.job_id, None, "nothing will follow it after this run")
 
     # -- what the rest of the bot calls --------------------------------------------------------
+
+    @property
+    def listener(self) -> JobListener:
+        """Who is told each job's progress and ending (the bot sets its Discord delivery once it exists)."""
+        return self._steps.listener
+
+    @listener.setter
+    def listener(self, listener: JobListener) -> None:
+        self._steps.listener = listener
 
     def enqueue(self, job: Job) -> None:
         """A freshly accepted (already stored) job joins the line."""
@@ -208,7 +209,7 @@ class Scheduler:
     @property
     def generating(self) -> int:
         """Jobs occupying one of xAI's concurrent slots right now."""
-        return len(self._submitting) + sum(1 for t in self._tracked.values() if not t.needs_url_only)
+        return len(self._submitting) + self._tracked.generating
 
     @property
     def waiting(self) -> int:
@@ -219,11 +220,12 @@ class Scheduler:
 
         ``BEFORE_SENDING``: nothing reached xAI and the job is handed back (the store says so on return).
         ``AFTER_SENDING``: the request had gone to xAI, which may bill it; the job counts, and ends cancelled
-        (now, or as soon as xAI answers the submit that is on the wire).
+        (now, or as soon as xAI answers the submit that is on the wire). xAI goes on generating it, so it keeps its
+        concurrent slot and stays in the making (followed quietly, nothing fetched) until xAI is done with it.
         """
         if self._queue.remove(job_id):
             self._request_queue_report()
-            if await self._move(job_id, JobStatus.QUEUED, JobStatus.CANCELLED, **_CANCELLED, charged=False):
+            if await self._steps.move(job_id, JobStatus.QUEUED, JobStatus.CANCELLED, **_CANCELLED, charged=False):
                 return CancelResult.BEFORE_SENDING
             return None
         submission = self._submitting.get(job_id)
@@ -237,12 +239,19 @@ class Scheduler:
             submission.gate.called_off = True  # and if xAI turns it away (429), no retry goes out
             return CancelResult.AFTER_SENDING
         tracked = self._tracked.get(job_id)
-        if tracked is not None and not tracked.needs_url_only:
-            del self._tracked[job_id]  # first, so a poll answer arriving meanwhile is ignored
-            self._wake.set()
-            if await self._move(job_id, JobStatus.RUNNING, JobStatus.CANCELLED, **_CANCELLED):
-                return CancelResult.AFTER_SENDING
-        return None
+        if tracked is None or tracked.needs_url_only or tracked.quiet or tracked.cancelling:
+            return None
+        # xAI cannot be told to stop: the job stays tracked, quietly, holding its slot until xAI is done with it.
+        tracked.cancelling = True  # first, so a poll answer arriving while this is written is not acted on
+        try:
+            cancelled = await self._steps.cancel_while_at_xai(job_id)
+        finally:
+            tracked.cancelling = False
+        if not cancelled:
+            return None
+        tracked.quiet = True
+        log.info("Job %d cancelled while xAI generates it; following it quietly until xAI is done", job_id)
+        return CancelResult.AFTER_SENDING
 
     # -- resume --------------------------------------------------------------------------------
 
@@ -257,33 +266,49 @@ class Scheduler:
             resumed += 1
             if job.status is JobStatus.QUEUED:
                 self._queue.push(job.id, _owner_key(job))
+            elif job.status is JobStatus.SUBMITTING and not job.charged:
+                # Its request never went on the wire (it waited for a slot, or out a 429): it waits in line again.
+                if await self._steps.move(job.id, JobStatus.SUBMITTING, JobStatus.QUEUED):
+                    self._queue.push(job.id, _owner_key(job))
             elif job.status is JobStatus.SUBMITTING:
                 # We cannot know whether xAI received it; sending it again could bill twice. It stays charged.
-                await self._end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
+                await self._steps.end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
             elif job.status in (JobStatus.RUNNING, JobStatus.DOWNLOADING) and job.request_id:
-                # Its age survives the restart (the stored wall-clock submit time), but the verdict is xAI's:
-                # it is polled at once, and only a poll past its deadline that finds it pending times it out.
-                age = max(0.0, wall - (job.submitted_at or wall))
-                started = now - age
-                self._tracked[job.id] = _Tracked(
-                    job.id,
-                    job.request_id,
-                    started,
-                    deadline=started + self.settings.job_timeout_s,
-                    next_poll_at=now,
-                    needs_url_only=job.status is JobStatus.DOWNLOADING,
-                    resumed=True,
-                )
+                self._tracked.add(self._resumed(job, job.request_id, now, wall))
             elif job.status is JobStatus.DELIVERING:
-                self._spawn(self._deliver(job.id), f"deliver-{job.id}")
+                self._spawn(self._steps.resume_delivery(job.id), f"deliver-{job.id}")
             else:
                 resumed -= 1
                 log.warning("Job %d is %s without a request id; marking it failed", job.id, job.status)
-                await self._end(job.id, job.status, endings.LOST_REQUEST_ID)
+                await self._steps.end(job.id, job.status, endings.LOST_REQUEST_ID)
+        for job in await self.store.still_at_xai():  # cancelled while xAI generated them: followed quietly
+            if job.origin.kind not in self.resume_origins:
+                continue
+            if job.request_id is None:
+                await self._let_go(job.id, None, "no request id to ask about")
+                continue
+            resumed += 1
+            self._tracked.add(self._resumed(job, job.request_id, now, wall))
         if resumed:
             log.info("Resumed %d job(s) from the store", resumed)
         for job in untold:
-            self._spawn(self._notify_ending(job), f"notify-{job.id}")
+            self._spawn(self._steps.notify_ending(job), f"notify-{job.id}")
+
+    def _resumed(self, job: Job, request_id: str, now: float, wall: float) -> Tracked:
+        """A job xAI has, picked up again: polled at once. Its age survives the restart (the stored wall-clock
+        submit time), but the verdict is xAI's: only a poll past its deadline that finds it pending times it out."""
+        age = max(0.0, wall - (job.submitted_at or wall))
+        started = now - age
+        return Tracked(
+            job.id,
+            request_id,
+            started,
+            deadline=started + self.settings.job_timeout_s,
+            next_poll_at=now,
+            needs_url_only=job.status is JobStatus.DOWNLOADING,
+            resumed=True,
+            quiet=job.status is JobStatus.CANCELLED,
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -314,27 +339,34 @@ class Scheduler:
         job_id = self._queue.pop()
         if job_id is None:
             return False
-        submission = self._submitting[job_id] = _Submission()
+        submission = self._submitting[job_id] = _Submission(self._gate_for(job_id))
         self.max_generating_seen = max(self.max_generating_seen, self.generating)
         self._spawn(self._submit(job_id, submission), f"submit-{job_id}")
         self._request_queue_report()
         return True
 
+    def _gate_for(self, job_id: int) -> SubmitGate:
+        """The job's gate, whose hooks keep the store's ``charged`` true exactly while a request may be at xAI:
+        written before each attempt goes on the wire, cleared when xAI provably turned it away."""
+
+        async def on_wire() -> None:
+            await self._steps.set(job_id, charged=True)
+
+        async def on_turned_away() -> None:
+            await self._steps.set(job_id, charged=False)
+
+        return SubmitGate(on_wire=on_wire, on_turned_away=on_turned_away)
+
     def _poll_one(self) -> bool:
-        now = self._clock()
-        due = [t for t in self._tracked.values() if not t.in_flight and t.next_poll_at <= now]
-        if not due:
+        tracked = self._tracked.next_due(self._clock())  # live jobs first; a quiet one only when none is due
+        if tracked is None:
             return False
-        tracked = min(due, key=lambda t: t.next_poll_at)
         tracked.in_flight = True
         self._spawn(self._poll(tracked), f"poll-{tracked.job_id}")
         return True
 
     def _seconds_until_next_poll(self) -> float:
-        times = [t.next_poll_at for t in self._tracked.values() if not t.in_flight]
-        if not times:
-            return 60.0
-        return max(0.0, min(times) - self._clock())
+        return self._tracked.seconds_until_next(self._clock())
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -347,30 +379,37 @@ class Scheduler:
         tracked = None
         try:
             tracked = await self._send(job_id, submission)
+        except Exception:  # a bug or a failing store must end the job in words, never leave it "submitting"
+            log.exception("Job %d: sending it to xAI failed inside the bot", job_id)
+            sent = submission.gate.sent
+            with contextlib.suppress(Exception):  # the store itself failing: the next start resumes the job
+                ending = endings.broke_while_sending(sent)
+                await self._steps.end(job_id, (JobStatus.QUEUED, JobStatus.SUBMITTING), ending, charged=sent)
         finally:
             # One step, no await: a Cancel finds the job either still submitting or already tracked.
             self._submitting.pop(job_id, None)
             if tracked is not None:
-                self._tracked[job_id] = tracked
+                self._tracked.add(tracked)
             submission.settled.set()
             self._wake.set()
         if tracked is not None:
-            await self._notify_status(job_id)
+            await self._steps.notify_status(job_id)
 
-    async def _send(self, job_id: int, submission: _Submission) -> _Tracked | None:
+    async def _send(self, job_id: int, submission: _Submission) -> Tracked | None:
         """Send one admitted job to xAI and record how that went; the job to poll when xAI took it."""
         gate = submission.gate
         if gate.called_off:  # cancelled (or the bot is stopping) before anything happened
             await self._called_off(job_id, JobStatus.QUEUED, submission)
             return None
-        # Charged from here on (pessimistic: its request may reach xAI); cleared only with proof it did not.
-        if not await self._move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True):
+        # Not charged yet: the gate's hook writes that right before the request goes on the wire (so a crash
+        # while it waits for a budget slot, or out a 429, leaves a job the next start puts back in line).
+        if not await self._steps.move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING):
             return None  # no longer waiting (another process took it)
         job = await self.store.get(job_id)
         assert job is not None
         request = await self._build_request(job)
         if request is None:
-            await self._end(job_id, JobStatus.SUBMITTING, endings.MISSING_INPUT, charged=False)
+            await self._steps.end(job_id, JobStatus.SUBMITTING, endings.MISSING_INPUT, charged=False)
             return None
         if gate.called_off:  # cancelled while the job was being read from the store
             await self._called_off(job_id, JobStatus.SUBMITTING, submission)
@@ -379,7 +418,7 @@ class Scheduler:
         try:
             await asyncio.wait({wire})
         except asyncio.CancelledError:
-            wire.cancel()  # the bot is stopping: whatever is on the wire stays "submitting" (uncertain)
+            wire.cancel()  # the bot is stopping: on the wire it stays "submitting" and charged (uncertain)
             raise
         try:
             request_id = wire.result()
@@ -388,11 +427,11 @@ class Scheduler:
             return None
         except XaiRateLimited as error:
             if submission.cancel_requested:
-                await self._move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=False)
+                await self._steps.move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=False)
                 return None
             # xAI refused before doing any work: safe to wait in line again, handed back meanwhile.
             log.warning("Job %d: still rate limited after retries; back in line", job_id)
-            if await self._move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED, charged=False):
+            if await self._steps.move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED, charged=False):
                 if gate.called_off:  # a Cancel (or the shutdown) came while that was being written
                     await self._called_off(job_id, JobStatus.QUEUED, submission)
                 else:
@@ -402,29 +441,37 @@ class Scheduler:
         except XaiError as error:
             charged = not started_nothing(error, sent=gate.sent)
             if submission.cancel_requested:
-                await self._move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=charged)
+                await self._steps.move(job_id, JobStatus.SUBMITTING, JobStatus.CANCELLED, **_CANCELLED, charged=charged)
             else:
-                await self._end(job_id, JobStatus.SUBMITTING, endings.xai_error(error), charged=charged)
+                await self._steps.end(job_id, JobStatus.SUBMITTING, endings.xai_error(error), charged=charged)
             return None
         now = self._clock()
-        await self._move(
+        await self._steps.move(
             job_id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id=request_id, submitted_at=self._wall()
         )
         log.info("Job %d submitted to xAI as %s", job_id, request_id)
-        if submission.cancel_requested:  # the Cancel came while the request was on the wire
-            await self._move(job_id, JobStatus.RUNNING, JobStatus.CANCELLED, **_CANCELLED)
-            return None
+        if submission.cancel_requested:  # the Cancel came while the request was on the wire: xAI works on it now
+            await self._steps.cancel_while_at_xai(job_id)
+            log.info("Job %d cancelled while it was sent; following it quietly until xAI is done", job_id)
         deadline = now + self.settings.job_timeout_s
-        return _Tracked(job_id, request_id, now, deadline, next_poll_at=min(now + self.cadence.first_delay(), deadline))
+        return Tracked(
+            job_id,
+            request_id,
+            now,
+            deadline,
+            next_poll_at=min(now + self.cadence.first_delay(), deadline),
+            quiet=submission.cancel_requested,
+            followed_after_restart=job.origin.kind in self.resume_origins,
+        )
 
     async def _called_off(self, job_id: int, status: JobStatus, submission: _Submission) -> None:
         """Nothing reached xAI: the job is handed back, cancelled or (at shutdown) waiting in line again."""
         if submission.back_in_line:
             if status is not JobStatus.QUEUED:
-                await self._move(job_id, status, JobStatus.QUEUED, charged=False)
+                await self._steps.move(job_id, status, JobStatus.QUEUED, charged=False)
             return
         log.info("Job %d: cancelled before it was sent to xAI", job_id)
-        await self._move(job_id, status, JobStatus.CANCELLED, **_CANCELLED, charged=False)
+        await self._steps.move(job_id, status, JobStatus.CANCELLED, **_CANCELLED, charged=False)
 
     async def _build_request(self, job: Job) -> GenerationRequest | EditRequest | None:
         media_input = await self.store.get_input(job.id) if job.has_media else None
@@ -438,65 +485,121 @@ class Scheduler:
 
     # -- poll ----------------------------------------------------------------------------------
 
-    async def _poll(self, tracked: _Tracked) -> None:
+    async def _poll(self, tracked: Tracked) -> None:
         asked_at = self._clock()
+        result: PollResult | XaiError | None = None
         try:
             result = await self.client.poll(tracked.request_id)
         except XaiError as error:
-            await self._poll_failed(tracked, error)
-            return
+            result = error
+        except Exception:  # a bug must neither end a job xAI may bill nor leave it unpolled: it is asked again
+            log.exception("Job %d: the poll failed inside the bot; asking again later", tracked.job_id)
         finally:
             tracked.in_flight = False
             tracked.polls += 1
             self._wake.set()
-        if self._tracked.get(tracked.job_id) is not tracked:
-            return  # cancelled while the poll was on the wire
-        await self._handle_poll_result(tracked, result, asked_at)
+        if not self._tracked.holds(tracked):
+            return  # let go while the poll was on the wire
+        try:
+            if result is None or tracked.cancelling:  # (a Cancel being written: the next poll is acted on)
+                self._ask_later(tracked)
+            elif isinstance(result, XaiError):
+                await self._poll_failed(tracked, result, asked_at)
+            elif tracked.quiet:
+                await self._quiet_answer(tracked, result, asked_at)
+            else:
+                await self._handle_poll_result(tracked, result, asked_at)
+        except Exception:
+            log.exception("Job %d: acting on xAI's answer failed inside the bot; asking again later", tracked.job_id)
+            await self._track_again(tracked)
 
-    async def _poll_failed(self, tracked: _Tracked, error: XaiError) -> None:
-        if getattr(error, "transient", False) or isinstance(error, XaiRateLimited):
-            # xAI could not be asked: the job waits (however old it is) and is asked again later.
-            delay = self.cadence.next_delay(0, None, tracked.polls)
-            log.warning("Job %d: poll failed (%s); trying again in %.1fs", tracked.job_id, error, delay)
-            tracked.next_poll_at = self._clock() + delay
+    def _ask_later(self, tracked: Tracked, *, by_deadline: bool = False) -> float:
+        """Poll again after a backoff (no sooner than the deadline when ``by_deadline``); returns the delay."""
+        now = self._clock()
+        delay = self.cadence.next_delay(0, None, tracked.polls)
+        clamp = by_deadline and now < tracked.deadline
+        tracked.next_poll_at = min(now + delay, tracked.deadline) if clamp else now + delay
+        return tracked.next_poll_at - now
+
+    async def _track_again(self, tracked: Tracked) -> None:
+        """After a failure inside the bot: keep following the job if the store says xAI still works on it."""
+        self._ask_later(tracked)
+        if self._tracked.holds(tracked):
             return
-        self._tracked.pop(tracked.job_id, None)
-        await self._end(tracked.job_id, _TRACKED, endings.xai_error(error))
+        try:
+            job = await self.store.get(tracked.job_id)
+        except Exception:
+            log.exception("Job %d: could not read it back; the next start resumes it", tracked.job_id)
+            return
+        if job is not None and job.in_flight and job.status in (JobStatus.RUNNING, JobStatus.CANCELLED):
+            tracked.quiet = job.status is JobStatus.CANCELLED
+            self._tracked.add(tracked)
 
-    async def _handle_poll_result(self, tracked: _Tracked, result: PollResult, asked_at: float) -> None:
+    async def _poll_failed(self, tracked: Tracked, error: XaiError, asked_at: float) -> None:
+        """Polls are idempotent, so a failed one is asked again: while xAI cannot be reached, however old the job
+        is; otherwise (a 401/403 for the key, a proxy's 407, a 404...) until its deadline. Only a poll made after
+        the deadline that still fails ends it, in the words of what failed."""
+        if error.transient or isinstance(error, XaiRateLimited) or asked_at < tracked.deadline:
+            delay = self._ask_later(tracked, by_deadline=not error.transient)
+            log.warning("Job %d: poll failed (%s); trying again in %.1fs", tracked.job_id, error, delay)
+            return
+        self._tracked.pop(tracked.job_id)
+        if tracked.quiet:
+            await self._let_go(tracked.job_id, None, f"xAI's answers kept failing: {error}")
+        else:
+            await self._steps.end(tracked.job_id, _TRACKED, endings.poll_failed(error, tracked.request_id))
+
+    async def _quiet_answer(self, tracked: Tracked, result: PollResult, asked_at: float) -> None:
+        """A cancelled job xAI goes on generating: let go once xAI says it is over (recording the cost it
+        reports) or a poll past its deadline finds it still pending; nothing is ever fetched or posted."""
+        if isinstance(result, Done | Moderated | Failed):
+            await self._let_go(tracked.job_id, result.cost_usd_ticks, "xAI is done with it")
+        elif isinstance(result, Expired):
+            await self._let_go(tracked.job_id, None, "xAI says it expired")
+        elif asked_at >= tracked.deadline:
+            await self._let_go(tracked.job_id, None, "still in the making at its deadline")
+        else:
+            now = self._clock()
+            progress = result.progress if isinstance(result, Pending) else None
+            delay = self.cadence.next_delay(now - tracked.started, progress, tracked.polls)
+            tracked.next_poll_at = min(now + delay, tracked.deadline)
+
+    async def _let_go(self, job_id: int, cost_usd_ticks: int | None, why: str) -> None:
+        """Stop following a cancelled job: it leaves the videos in the making, counted at xAI's cost if known."""
+        self._tracked.pop(job_id)
+        self._wake.set()
+        if await patiently(lambda: self.store.settle(job_id, cost_usd_ticks), what=f"job {job_id} settled"):
+            log.info("Job %d (cancelled) let go: %s", job_id, why)
+
+    async def _handle_poll_result(self, tracked: Tracked, result: PollResult, asked_at: float) -> None:
         job_id = tracked.job_id
         if not isinstance(result, Done | Moderated | Failed | Expired):  # pending, or an answer meaning "not yet"
             progress = result.progress if isinstance(result, Pending) else None
             if asked_at >= tracked.deadline:  # xAI itself says, past the deadline, that it is not done
-                self._tracked.pop(job_id, None)
-                await self._end(job_id, _TRACKED, endings.timed_out(self.settings.job_timeout_s, tracked.request_id))
+                self._tracked.pop(job_id)
+                ending = endings.timed_out(self.settings.job_timeout_s, tracked.request_id)
+                await self._steps.end(job_id, _TRACKED, ending)
                 return
             now = self._clock()
             delay = self.cadence.next_delay(now - tracked.started, progress, tracked.polls)
             tracked.next_poll_at = min(now + delay, tracked.deadline)  # one poll lands right at the deadline
             if progress is not None and progress != tracked.progress:
                 tracked.progress = progress
-                await self._set(job_id, progress=progress)
-                await self._notify_status(job_id)
+                await self._steps.set(job_id, progress=progress)
+                await self._steps.notify_status(job_id)
             return
-        self._tracked.pop(job_id, None)
+        self._tracked.pop(job_id)
         if isinstance(result, Done):
             await self._video_ready(tracked, result)
         else:
-            await self._ended_by_xai(job_id, result)
+            await self._steps.ended_by_xai(job_id, result)
 
-    async def _ended_by_xai(self, job_id: int, result: PollResult) -> None:
-        """xAI's own verdict on a job that will not have a video: moderated, failed or expired."""
-        ending = endings.xai_verdict(result)
-        if ending is not None:
-            await self._end(job_id, _TRACKED, ending, cost_usd_ticks=ending.cost_usd_ticks)
-
-    async def _video_ready(self, tracked: _Tracked, done: Done) -> None:
+    async def _video_ready(self, tracked: Tracked, done: Done) -> None:
         finished_at = self._wall()
         if not tracked.needs_url_only:
             if not tracked.resumed:
                 self.cadence.record(self._clock() - tracked.started)
-            moved = await self._move(
+            moved = await self._steps.move(
                 tracked.job_id,
                 JobStatus.RUNNING,
                 JobStatus.DOWNLOADING,
@@ -506,146 +609,7 @@ class Scheduler:
             )
             if not moved:
                 return  # cancelled meanwhile
-        self._spawn(self._download(tracked.job_id, tracked.request_id, done.url), f"download-{tracked.job_id}")
-
-    # -- download and delivery -----------------------------------------------------------------
-
-    async def _download(self, job_id: int, request_id: str, url: str) -> None:
-        await self._notify_status(job_id)
-        job = await self.store.get(job_id)
-        ready_at = job.finished_at if job is not None and job.finished_at else self._wall()
-        path = self.media_dir / f"job-{job_id}.mp4"
-        try:
-            fetched = await self._fetcher.fetch(job_id, request_id, url, path, url_age_s=self._wall() - ready_at)
-        except FetchFailed as failure:
-            if failure.result is not None:
-                await self._ended_by_xai(job_id, failure.result)
-            else:
-                await self._finish(
-                    job_id, JobStatus.DOWNLOADING, JobStatus.FAILED, ErrorCode.DOWNLOAD_FAILED, str(failure)
-                )
-            return
-        await self._move(
-            job_id,
-            JobStatus.DOWNLOADING,
-            JobStatus.DELIVERING,
-            downloaded_at=self._wall(),
-            output_path=str(path),
-            output_bytes=fetched.size,
-            video_duration_s=fetched.info.duration_s,
-        )
-        await self._deliver(job_id)
-
-    async def _deliver(self, job_id: int) -> None:
-        for delay in (*self.settings.delivery_retry_delays_s, None):
-            job = await self.store.get(job_id)
-            if job is None or job.status is not JobStatus.DELIVERING:
-                return
-            if not job.output_path or not Path(job.output_path).is_file():
-                await self._finish(
-                    job_id,
-                    JobStatus.DELIVERING,
-                    JobStatus.FAILED,
-                    ErrorCode.DOWNLOAD_FAILED,
-                    "The finished video file went missing before it could be posted; please try again.",
-                )
-                return
-            try:
-                receipt = await self.listener.deliver(job, Path(job.output_path))
-            except DeliveryError as error:
-                if error.permanent or delay is None:
-                    await self._finish(
-                        job_id, JobStatus.DELIVERING, JobStatus.FAILED, ErrorCode.DELIVERY_FAILED, str(error)
-                    )
-                    return
-                log.warning("Job %d: delivery failed (%s); retrying in %.0fs", job_id, error, delay)
-            except Exception:
-                if delay is None:
-                    log.exception("Job %d: delivery kept failing; giving up", job_id)
-                    await self._finish(
-                        job_id,
-                        JobStatus.DELIVERING,
-                        JobStatus.FAILED,
-                        ErrorCode.DELIVERY_FAILED,
-                        "The video was made but could not be posted.",
-                    )
-                    return
-                log.exception("Job %d: delivery failed; retrying in %.0fs", job_id, delay)
-            else:
-                await self._move(
-                    job_id,
-                    JobStatus.DELIVERING,
-                    JobStatus.DELIVERED,
-                    delivered_at=self._wall(),
-                    delivery_method=receipt.method,
-                    delivered_channel_id=receipt.channel_id,
-                    delivered_message_id=receipt.message_id,
-                )
-                log.info("Job %d delivered (%s)", job_id, receipt.method)
-                return
-            await asyncio.sleep(delay)
-
-    # -- recording steps -----------------------------------------------------------------------
-
-    async def _move(
-        self, job_id: int, expected: JobStatus | tuple[JobStatus, ...], new: JobStatus, **fields: Any
-    ) -> bool:
-        """A guarded status change that waits out a locked database instead of losing the step."""
-        return await patiently(
-            lambda: self.store.transition(job_id, expected, new, **fields), what=f"job {job_id} to {new}"
-        )
-
-    async def _set(self, job_id: int, **fields: Any) -> None:
-        await patiently(lambda: self.store.update(job_id, **fields), what=f"job {job_id} update")
-
-    # -- endings and reports -------------------------------------------------------------------
-
-    async def _end(
-        self, job_id: int, expected: JobStatus | tuple[JobStatus, ...], ending: endings.Ending, **fields: Any
-    ) -> None:
-        await self._finish(job_id, expected, ending.status, ending.code, ending.message, **fields)
-
-    async def _finish(
-        self,
-        job_id: int,
-        expected: JobStatus | tuple[JobStatus, ...],
-        status: JobStatus,
-        code: ErrorCode,
-        message: str,
-        **fields: Any,
-    ) -> None:
-        """End a job without a video, and tell the listener."""
-        if await self._move(
-            job_id, expected, status, error_code=code.value, error_message=message, **fields
-        ):
-            log.info("Job %d ended %s: %s", job_id, status, code)
-            job = await self.store.get(job_id)
-            if job is not None:
-                # Its own task: Discord being slow (a long 429) must never hold up the loop or other jobs.
-                self._spawn(self._notify_ending(job), f"notify-{job_id}")
-
-    async def _notify_ending(self, job: Job) -> None:
-        """Tell the requester, retrying a while; the job is marked notified only once they are told.
-
-        If Discord stays unreachable, the next start tries again (the store's failure outbox).
-        """
-        for delay in (*self.settings.notify_retry_delays_s, None):
-            try:
-                await self.listener.on_finished_without_video(job)
-            except Exception:
-                if delay is None:
-                    log.exception("Job %d: could not tell the requester how it ended; the next start will", job.id)
-                    return
-                log.warning("Job %d: could not tell the requester how it ended; retrying in %.0fs", job.id, delay)
-                await asyncio.sleep(delay)
-            else:
-                await self._set(job.id, notified_at=self._wall())
-                return
-
-    async def _notify_status(self, job_id: int) -> None:
-        job = await self.store.get(job_id)
-        if job is not None:
-            await self._safely(self.listener.on_status(job), "on_status")
+        self._spawn(self._steps.download(tracked.job_id, tracked.request_id, done.url), f"download-{tracked.job_id}")
 
     def _request_queue_report(self) -> None:
         """Tell the listener the new queue positions, once for a whole burst of changes."""
@@ -657,13 +621,7 @@ class Scheduler:
     async def _report_queue(self) -> None:
         await asyncio.sleep(self.settings.queue_report_interval_s)  # let the rest of a burst land first
         self._queue_report_pending = False
-        await self._safely(self.listener.on_queue_changed(self._queue.positions()), "on_queue_changed")
-
-    async def _safely(self, call: Coroutine[Any, Any, None], what: str) -> None:
-        try:
-            await call
-        except Exception:
-            log.exception("Listener %s failed", what)
+        await self._steps.safely(self.listener.on_queue_changed(self._queue.positions()), "on_queue_changed")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

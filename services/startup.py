@@ -1,4 +1,4 @@
-"""Getting on its feet: the store opened in plain words, a network that is not there yet waited out, proxies.
+"""Getting on its feet: the store opened in plain words, a network that is not there yet waited out.
 
 A bot started before the network is up (a laptop waking, a server booting, Discord having a bad minute)
 should say so in one line and try again, not print a traceback and die; a SIGTERM or Ctrl-C while it
@@ -13,17 +13,15 @@ import json
 import logging
 import os
 import sqlite3
-import urllib.request
-import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from services.config import DISCORD_REFUSED_LOGIN, PROXY_VARIABLES, ConfigError, Secret, Settings, env_folders
+from services import proxies
+from services.config import DISCORD_REFUSED_LOGIN, ConfigError, Secret, Settings, env_folders
 from services.patience import is_busy
 from services.store import JobStore, NewerSchemaError
 
@@ -203,7 +201,7 @@ async def ask_gateway(base: str, token: Secret) -> str:
     timeout = aiohttp.ClientTimeout(total=30)
     try:
         async with (
-            aiohttp.ClientSession(trust_env=True, timeout=timeout) as session,
+            proxies.session(reaching=base, timeout=timeout) as session,
             session.get(f"{base}/gateway/bot", headers=headers) as response,
         ):
             if response.status == 401:
@@ -266,55 +264,3 @@ def log_sources(settings: Settings) -> None:
         log.info("Settings: no .env file in %s; using the environment only", folders)
     if str(settings.database_path) != ":memory:":
         log.info("Store: %s", settings.database_path.resolve())
-
-
-# -- proxies ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    """The proxy for one URL, read the way aiohttp's ``trust_env`` reads it (urllib's getproxies/proxy_bypass)."""
-
-    url: str | None = None
-    auth: aiohttp.BasicAuth | None = None
-
-    @property
-    def shown(self) -> str:
-        """The proxy's address without its credentials, for the log."""
-        if self.url is None:
-            return "none"
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
-
-
-def proxy_for(url: str) -> Proxy:
-    """HTTPS_PROXY for an https URL (HTTP_PROXY for http), unless NO_PROXY covers its host."""
-    parts = urlsplit(url)
-    scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
-    proxies = urllib.request.getproxies()
-    chosen = proxies.get(scheme)
-    if not chosen or not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return Proxy()
-    proxy = urlsplit(chosen if "://" in chosen else f"http://{chosen}")
-    auth = None
-    if proxy.username is not None:
-        with warnings.catch_warnings():  # deprecated in aiohttp 3.14, yet discord.py's proxy_auth takes only this
-            warnings.simplefilter("ignore", DeprecationWarning)
-            auth = aiohttp.BasicAuth(unquote(proxy.username), unquote(proxy.password or ""))
-    host = proxy.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if proxy.port:
-        netloc = f"{netloc}:{proxy.port}"
-    return Proxy(url=f"{proxy.scheme}://{netloc}", auth=auth)
-
-
-def proxy_passwords() -> list[str]:
-    """Passwords in the proxy variables (http://user:password@proxy), for the log redactor."""
-    found: list[str] = []
-    for name, value in os.environ.items():
-        if name.upper() in PROXY_VARIABLES and "@" in value:
-            with contextlib.suppress(ValueError):
-                password = urlsplit(value if "://" in value else f"http://{value}").password
-                if password:
-                    found.append(unquote(password))
-    return found

@@ -19,21 +19,20 @@ from typing import Any, Self, TypeVar
 
 import aiosqlite
 
+from services import counting
 from services.migrations import MIGRATIONS
 from services.models import (
-    DEFAULT_DURATION_S,
     FORWARD,
-    USD_TICKS_PER_DOLLAR,
     Job,
     JobRequest,
     JobStatus,
     MediaInput,
     Mode,
     Origin,
+    Use,
     VideoOptions,
-    is_counted,
 )
-from services.policy import EDIT_ESTIMATE_S, GuildPolicy, decode_overrides, encode_overrides
+from services.policy import GuildPolicy, decode_overrides, encode_overrides
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,7 @@ UPDATABLE_FIELDS = frozenset(
         "deleted_by",
         "notified_at",
         "charged",
+        "charged_at",
     }
 )
 
@@ -213,13 +213,29 @@ class JobStore:
         self, job_id: int, expected: JobStatus | Iterable[JobStatus], new: JobStatus, **fields: Any
     ) -> bool:
         """Move a job from ``expected`` to ``new`` and set ``fields``; False when it was not in ``expected``."""
+        return await self._transition(job_id, expected, new, fields, ends=new.is_terminal)
+
+    async def cancel_while_at_xai(self, job_id: int, expected: JobStatus | Iterable[JobStatus], **fields: Any) -> bool:
+        """Cancel a job xAI goes on generating: over for its requester, but still in the making (no ``ended_at``)
+        until ``settle`` records that xAI is done with it."""
+        return await self._transition(job_id, expected, JobStatus.CANCELLED, fields, ends=False)
+
+    async def _transition(
+        self,
+        job_id: int,
+        expected: JobStatus | Iterable[JobStatus],
+        new: JobStatus,
+        fields: dict[str, Any],
+        *,
+        ends: bool,
+    ) -> bool:
         expected_set = {expected} if isinstance(expected, JobStatus) else set(expected)
         for old in expected_set:
             if new not in FORWARD.get(old, frozenset()):
                 raise TransitionError(f"job status cannot move from {old} to {new}")
         assignments, values = self._assignments(fields)
         now = time.time()
-        if new.is_terminal:  # the moment retention counts from (services/retention.py)
+        if ends:  # the moment retention counts from (services/retention.py), and the job leaves those in the making
             assignments, values = f"{assignments}, ended_at = ?", [*values, now]
         placeholders = ", ".join("?" for _ in expected_set)
         sql = f"UPDATE jobs SET status = ?, updated_at = ?{assignments} WHERE id = ? AND status IN ({placeholders})"
@@ -241,13 +257,38 @@ class JobStore:
                 f"UPDATE jobs SET updated_at = ?{assignments} WHERE id = ?", [time.time(), *values, job_id]
             )
 
+    async def settle(self, job_id: int, cost_usd_ticks: int | None) -> bool:
+        """A cancelled job xAI kept generating is over at xAI now (done, failed, expired, or let go): it leaves the
+        videos in the making, and counts from when it was charged, at xAI's reported cost when there is one."""
+        now = time.time()
+        async with self._write_lock:
+            cursor = await self._db.execute(
+                """UPDATE jobs SET ended_at = ?, updated_at = ?, cost_usd_ticks = COALESCE(?, cost_usd_ticks)
+                   WHERE id = ? AND status = 'cancelled' AND charged = 1 AND ended_at IS NULL""",
+                (now, now, cost_usd_ticks, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def still_at_xai(self) -> list[Job]:
+        """Cancelled jobs xAI may still be generating (``settle`` not written yet): followed again after a restart."""
+        quiet = "j.status = 'cancelled' AND j.charged = 1 AND j.ended_at IS NULL"  # as in counting.IN_FLIGHT_SQL
+        return await self._fetch(f"{_SELECT_JOB} WHERE {quiet} ORDER BY j.id", ())
+
     @staticmethod
     def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
         unknown = set(fields) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"not an updatable job field: {sorted(unknown)}")
         names = sorted(fields)
-        return "".join(f", {name} = ?" for name in names), [fields[name] for name in names]
+        sql, values = "".join(f", {name} = ?" for name in names), [fields[name] for name in names]
+        if "charged" in fields and "charged_at" not in fields:
+            # Set with the flag: when the request went on the wire (the moment a finished job counts from). Kept
+            # when it was charged already (a later write of the same verdict), cleared when it is handed back.
+            if fields["charged"]:
+                sql, values = f"{sql}, charged_at = COALESCE(charged_at, ?)", [*values, time.time()]
+            else:
+                sql += ", charged_at = NULL"
+        return sql, values
 
     async def set_value(self, key: str, value: str) -> None:
         async with self._write_lock:
@@ -308,65 +349,27 @@ class JobStore:
             (),
         )
 
-    # -- the history the limits read (services.limits.RecentUse) ---------------------------------
-
-    async def counted_times(self, guild_id: int, user_id: int | None, since: float) -> list[float]:
-        """When the jobs that count against a limit were made in a server (by one member), oldest first."""
-        where, params = _counted_since(guild_id, user_id, since)
-        async with self._db.execute(f"SELECT created_at FROM jobs WHERE {where} ORDER BY created_at", params) as cursor:
-            return [float(row[0]) for row in await cursor.fetchall()]
+    # -- the history the limits read (services.limits.RecentUse; the SQL is in services/counting.py) --
 
     async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int:
-        """How many jobs count against a limit (the common case needs only this, not the times)."""
-        where, params = _counted_since(guild_id, user_id, since)
-        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        """How many jobs count against a limit in the window since ``since`` (in the making: whatever their age)."""
+        return await counting.counted_count(self._db, guild_id, user_id, since)
+
+    async def counted_uses(self, guild_id: int, user_id: int | None, since: float) -> list[Use]:
+        """The jobs that count in the window, with when each was charged and whether it is still in the making."""
+        return await counting.counted_uses(self._db, guild_id, user_id, since)
 
     async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float:
-        """The sum of ``spend_entries``, added up by SQLite (the rows are only needed to tell when)."""
-        async with self._db.execute(
-            f"""
-            SELECT COALESCE(SUM(CASE
-                WHEN cost_usd_ticks IS NOT NULL THEN cost_usd_ticks / {float(USD_TICKS_PER_DOLLAR)!r}
-                ELSE COALESCE(duration, CASE mode WHEN 'edit' THEN ? ELSE ? END)
-                     * (CASE resolution WHEN '720p' THEN ? ELSE ? END)
-            END), 0)
-            FROM jobs
-            WHERE guild_id = ? AND created_at > ? AND {COUNTED_SQL}
-            """,
-            (
-                EDIT_ESTIMATE_S,
-                DEFAULT_DURATION_S,
-                policy.usd_per_second_720p,
-                policy.usd_per_second_480p,
-                guild_id,
-                since,
-            ),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return float(row[0]) if row else 0.0
+        """The dollars a server's counted jobs of the window count for: xAI's figure, else the estimate."""
+        return await counting.spend_total(self._db, guild_id, since, policy)
+
+    async def spend_uses(self, guild_id: int, since: float, policy: GuildPolicy) -> list[Use]:
+        """``spend_total`` job by job (only needed to tell when enough spend leaves the window)."""
+        return await counting.spend_uses(self._db, guild_id, since, policy)
 
     async def active_count(self, guild_id: int, user_id: int) -> int:
-        async with self._db.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_marks(_ACTIVE)})",
-            (guild_id, user_id, *_ACTIVE),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def spend_entries(self, guild_id: int, since: float, policy: GuildPolicy) -> list[tuple[float, float]]:
-        """(created_at, dollars) of a server's jobs since ``since``, oldest first: xAI's figure, else an estimate."""
-        async with self._db.execute(
-            f"""
-            SELECT created_at, cost_usd_ticks, status, charged, mode, duration, resolution FROM jobs
-            WHERE guild_id = ? AND created_at > ? AND {COUNTED_SQL}
-            ORDER BY created_at
-            """,
-            (guild_id, since),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [(float(row[0]), _spend(row, policy)) for row in rows]
+        """A member's videos in the making, a cancelled one that xAI still generates included."""
+        return await counting.in_making_count(self._db, guild_id, user_id)
 
     # -- server rules and bans -------------------------------------------------------------------
 
@@ -552,31 +555,14 @@ class JobStore:
         return [_job_from_row(row) for row in rows]
 
 
-_ACTIVE = tuple(sorted(s.value for s in JobStatus if s.is_active))
 _TERMINAL = tuple(sorted(s.value for s in JobStatus if s.is_terminal))
 # An ending the bot still owes its requester (the failure outbox, ``unnotified_endings``). The terminal's
 # jobs are told in the terminal and never by the bot, so nothing is owed for them.
 _OWED_NOTICE = "notified_at IS NULL AND status IN ('failed', 'moderated', 'expired') AND origin = 'discord'"
 
-# The one definition of a job that counts against the limits, as SQL (``models.is_counted`` in Python): still
-# active, or charged (its submit may have reached xAI). The status names come from the enum, never from input.
-COUNTED_SQL = f"(charged = 1 OR status IN ({', '.join(repr(s) for s in _ACTIVE)}))"
-
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
-
-
-def _counted_since(guild_id: int, user_id: int | None, since: float) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its parameters) for a server's (or member's) counted jobs since ``since``."""
-    user_clause = "AND user_id = ? " if user_id is not None else ""
-    params: list[Any] = [guild_id] + ([user_id] if user_id is not None else []) + [since]
-    return f"guild_id = ? {user_clause}AND created_at > ? AND {COUNTED_SQL}", params
-
-
-def _spend(row: aiosqlite.Row, policy: GuildPolicy) -> float:
-    counted = is_counted(JobStatus(row["status"]), bool(row["charged"]))
-    return policy.spend_usd(row["cost_usd_ticks"], counted, Mode(row["mode"]), row["duration"], row["resolution"])
 
 
 async def _always_admit(now: float) -> None:
@@ -624,6 +610,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         has_media=bool(row["has_media"]),
         charged=bool(row["charged"]),
+        charged_at=row["charged_at"],
         ended_at=row["ended_at"],
         media_purged_at=row["media_purged_at"],
         forgotten_at=row["forgotten_at"],

@@ -18,9 +18,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TextIO
 
-import aiohttp
-
-from services import media
+from services import media, proxies
 from services.config import Settings
 from services.listener import DeliveryReceipt
 from services.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
@@ -105,7 +103,7 @@ async def _read_input(location: str) -> tuple[bytes, str]:
     """The bytes of a local file or an http(s) URL, with a name for it."""
     if location.startswith(("http://", "https://")):
         name = location.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "input"
-        async with aiohttp.ClientSession(trust_env=True) as session:  # HTTPS_PROXY / NO_PROXY apply
+        async with proxies.session() as session:  # HTTPS_PROXY / NO_PROXY apply, netrc does not
             folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="grok-video-input-"))
             target = folder / "input"
             try:

@@ -4,7 +4,9 @@ Shaped like a small SDK: an injected aiohttp session, one ``_request`` path that
 through (budget slot, retries, error mapping), and the pure bodies and answer readers of
 ``services.xai_wire`` (re-exported here, so callers import one module). Answers become a handful of
 typed outcomes (returned) and errors (raised) whose ``str()`` is a true sentence a person understands.
-The API key is sent in one place and never appears anywhere else.
+The API key is sent in one place and never appears anywhere else. A submit's body is ``services.upload``'s:
+only xAI's answer is timed by ``request_timeout_s``, sending the body gets a deadline by its size, and a body
+that never went out whole is a request xAI provably did not take.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.payload import Payload
 
 from services.budget import RequestBudget
 from services.config import Secret
+from services.upload import MIN_UPLOAD_BYTES_PER_S, JsonBody
 from services.xai_wire import (
     FAILURE_WORDS,
+    NOT_ALL_SENT,
     UNREACHABLE,
     Body,
     Done,
@@ -40,6 +42,7 @@ from services.xai_wire import (
     XaiCreditsExhausted,
     XaiError,
     XaiProtocolError,
+    XaiProxyRefused,
     XaiRateLimited,
     XaiRejected,
     XaiServerError,
@@ -48,6 +51,7 @@ from services.xai_wire import (
     encoded_submission,
     error_text,
     http_error,
+    proxy_refused,
     read_poll,
     request_id_of,
     retry_after_seconds,
@@ -73,6 +77,7 @@ __all__ = [
     "XaiCreditsExhausted",
     "XaiError",
     "XaiProtocolError",
+    "XaiProxyRefused",
     "XaiRateLimited",
     "XaiRejected",
     "XaiServerError",
@@ -95,20 +100,29 @@ THREAD_JSON_BYTES = 64 * 1024  # answers larger than this are parsed in a thread
 # -- calling a submit off ---------------------------------------------------------------------
 
 
+Hook = Callable[[], Awaitable[None]]
+
+
 class SubmitGate:
-    """Lets a submit be called off up to the moment it goes on the wire.
+    """Lets a submit be called off up to the moment it goes on the wire, and tells its owner when it does.
 
     xAI has no cancel endpoint, so a Cancel can only keep a request from being sent. ``sent`` is true
     while a request may be on its way to xAI or past it (xAI may then be working on it, and billing);
-    it falls back to false when xAI provably did not take it (the connection never opened, or a 429),
-    so a Cancel between retries still stops it.
+    it falls back to false when xAI provably did not take it (the connection never opened, a 429, a proxy's
+    refusal, a body that never went out whole), so a Cancel between retries still stops it.
+
+    ``on_wire`` is awaited right before each attempt goes on the wire, ``on_turned_away`` right after one provably
+    did not reach xAI: the scheduler writes the job's ``charged`` flag in them, so the store says at every moment,
+    crash included, whether a request may be at xAI.
     """
 
-    __slots__ = ("called_off", "sent")
+    __slots__ = ("_on_turned_away", "_on_wire", "called_off", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_wire: Hook | None = None, on_turned_away: Hook | None = None) -> None:
         self.called_off = False
         self.sent = False
+        self._on_wire = on_wire
+        self._on_turned_away = on_turned_away
 
     def call_off(self) -> bool:
         """Stop the submit if nothing is on the wire; True when that was in time."""
@@ -117,30 +131,26 @@ class SubmitGate:
         self.called_off = True
         return True
 
+    async def going_out(self) -> None:
+        """An attempt is about to be sent; raises ``SubmitCalledOff`` if it was called off first (or meanwhile)."""
+        if self.called_off:
+            raise SubmitCalledOff
+        if self._on_wire is not None:
+            await self._on_wire()
+        if self.called_off:  # a Cancel came while that was recorded: it is still in time
+            await self.turned_away()
+            raise SubmitCalledOff
+        self.sent = True  # no await from here to the wire: a Cancel now is too late
+
+    async def turned_away(self) -> None:
+        """The attempt provably did not reach xAI: nothing is there to bill."""
+        self.sent = False
+        if self._on_turned_away is not None:
+            await self._on_turned_away()
+
 
 class SubmitCalledOff(Exception):
     """The submit was called off before anything was sent to xAI."""
-
-
-# -- the body on the wire ----------------------------------------------------------------------
-
-
-class _JsonBody(Payload):
-    """A submit's body streamed with its Content-Length: a big input is base64-encoded a slice at a time
-    between socket writes, so the loop never stalls on it and no 70 MB copy of it is ever made."""
-
-    def __init__(self, body: Body) -> None:
-        super().__init__(body, content_type="application/json")
-        self._body = body
-        self._size = body.size
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return b"".join(self._body.pieces()).decode(encoding, errors)
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        for piece in self._body.pieces():
-            await writer.write(piece)  # waits for the socket to drain past aiohttp's buffer limit
-            await asyncio.sleep(0)  # a fast socket never makes it wait: let the rest of the bot run between pieces
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -161,6 +171,7 @@ class XaiClient:
         model: str = "grok-imagine-video",
         budget: RequestBudget | None = None,
         request_timeout_s: float = 30.0,
+        min_upload_bytes_per_s: float = MIN_UPLOAD_BYTES_PER_S,
         max_retries: int = 2,
         max_rate_limit_retries: int = 5,
         rate_limit_backoff_s: float = 1.0,
@@ -171,7 +182,12 @@ class XaiClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._budget = budget
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        # The answer is timed, not the upload: no total limit (a 70 MB edit body on a modest uplink takes minutes
+        # to send), a limit on connecting and on each wait for the answer, and a deadline of our own for sending
+        # the body that grows with its size (``_deadline_for``).
+        self._answer_s = request_timeout_s
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=request_timeout_s, sock_read=request_timeout_s)
+        self._min_upload_rate = min_upload_bytes_per_s
         self._max_retries = max_retries
         self._max_rate_limit_retries = max_rate_limit_retries
         self._rate_limit_backoff_s = rate_limit_backoff_s  # first wait after a 429 without Retry-After
@@ -231,21 +247,37 @@ class XaiClient:
             if self._budget is not None:
                 await self._budget.acquire()
             if gate is not None:
-                if gate.called_off:
-                    raise SubmitCalledOff
-                gate.sent = True  # from here on xAI may receive it
+                await gate.going_out()  # from here on xAI may receive it (raises SubmitCalledOff when called off)
+            payload_out = JsonBody(body) if body is not None else None
             try:
-                status, payload, raw, retry_after = await self._attempt(method, path, body, headers)
+                status, payload, raw, retry_after = await self._attempt(method, path, payload_out, headers)
             except aiohttp.ClientConnectorError:
                 # Nothing was sent: safe to try again even for a submit.
                 if gate is not None:
-                    gate.sent = False
+                    await gate.turned_away()
                 if transient < self._max_retries:
                     transient += 1
                     await self._sleep(_backoff(transient, 0.25, 8.0))
                     continue
                 raise XaiUnavailable(UNREACHABLE) from None
+            except aiohttp.ClientHttpProxyError as refused:
+                # The proxy said no to the tunnel: the request never reached xAI, and only the admin can fix it.
+                if gate is not None:
+                    await gate.turned_away()
+                raise XaiProxyRefused(proxy_refused(refused.status), status=refused.status) from None
             except (TimeoutError, aiohttp.ClientError, _BrokenJson) as problem:
+                if payload_out is not None and not payload_out.complete:
+                    # The body never went out whole, so xAI started nothing: handed back, and safe to send again
+                    # unless it was the link's slowness (another try would be as slow).
+                    if gate is not None:
+                        await gate.turned_away()
+                    if isinstance(problem, aiohttp.ClientError) and transient < self._max_retries:
+                        transient += 1
+                        log.info("%s %s: the connection broke while the body went out; sending it again", method, path)
+                        await self._sleep(_backoff(transient, 0.25, 8.0))
+                        continue
+                    log.warning("%s %s: the body could not be sent whole (%s)", method, path, type(problem).__name__)
+                    raise XaiUnavailable(NOT_ALL_SENT) from None
                 what = (
                     "xAI sent an answer the bot could not read"
                     if isinstance(problem, _BrokenJson)
@@ -260,14 +292,15 @@ class XaiClient:
                     continue
                 kind = XaiProtocolError if isinstance(problem, _BrokenJson) else XaiUnavailable
                 raise kind(f"{what}." if idempotent else unsure(what)) from None
+            answered_early = payload_out is not None and not payload_out.complete  # before it had the whole body
             if 200 <= status < 300:
                 return status, payload, raw
             mapped = http_error(status, payload, raw, polling=method == "GET" and path.startswith("/videos/"))
             if isinstance(mapped, Moderated):
                 raise _ModeratedAnswer(mapped)
+            if gate is not None and (answered_early or isinstance(mapped, XaiRateLimited)):
+                await gate.turned_away()  # xAI turned it away (or answered before it had it all): nothing started
             if isinstance(mapped, XaiRateLimited):
-                if gate is not None:
-                    gate.sent = False  # xAI turned it away without starting anything
                 mapped.retry_after = retry_after
                 wait = (
                     retry_after
@@ -288,7 +321,7 @@ class XaiClient:
                 log.info("%s %s: HTTP %s; retrying", method, path, status)
                 await self._sleep(_backoff(transient, 0.25, 8.0))
                 continue
-            if not idempotent and isinstance(mapped, XaiServerError):
+            if not idempotent and not answered_early and isinstance(mapped, XaiServerError):
                 mapped = XaiServerError(unsure(f"xAI had a server error (HTTP {status})"), status=status)
             raise self._scrubbed(mapped)
 
@@ -299,20 +332,29 @@ class XaiClient:
             error.args = (str(error).replace(key, "[redacted]"),)
         return error
 
+    def _deadline_for(self, body: JsonBody | None) -> float:
+        """Seconds a request may take until its answer starts to be timed: the answer's limit, plus the body's
+        size at ``min_upload_bytes_per_s`` (a 70 MB edit is allowed about 18 minutes at the default)."""
+        return self._answer_s + (body.size / self._min_upload_rate if body is not None and body.size else 0.0)
+
     async def _attempt(
-        self, method: str, path: str, body: Body | None, headers: dict[str, str]
+        self, method: str, path: str, body: JsonBody | None, headers: dict[str, str]
     ) -> tuple[int, Any, str, float | None]:
-        async with self._session.request(
-            method,
-            self.base_url + path,
-            data=_JsonBody(body) if body is not None else None,
-            headers=headers,
-            timeout=self._timeout,
-            allow_redirects=False,  # the key goes to xAI's address only, never where a redirect points
-        ) as response:
-            data, whole = await _read_capped(response.content, MAX_ANSWER_BYTES)
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            status = response.status
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._deadline_for(body)) as limit:
+            if body is not None:  # once the body is out, the answer has the usual time to come
+                body.on_complete = lambda: limit.reschedule(loop.time() + self._answer_s)
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # the key goes to xAI's address only, never where a redirect points
+            ) as response:
+                data, whole = await _read_capped(response.content, MAX_ANSWER_BYTES)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                status = response.status
         raw = data.decode("utf-8", errors="replace")
         log.debug("%s %s -> %s (%d bytes)", method, path, status, len(data))
         success = 200 <= status < 300

@@ -132,6 +132,13 @@ class XaiProtocolError(XaiError):
     transient = True
 
 
+class XaiProxyRefused(XaiError):
+    """A proxy between the bot and xAI turned the request away (a login it wants, a CONNECT it refused): xAI never
+    saw it. Not transient: only the admin can fix it."""
+
+    error_code = ErrorCode.XAI_UNAVAILABLE
+
+
 FAILURE_WORDS = {
     "invalid_argument": "xAI could not use the request",
     "permission_denied": "xAI refused the request for this account",
@@ -142,6 +149,24 @@ FAILURE_WORDS = {
 
 UNREACHABLE = "The bot could not reach xAI, so nothing was sent; please try again in a few minutes."
 RATE_LIMITED = "xAI is turning requests away for now (too many for this account); try again in a minute."
+NOT_ALL_SENT = (
+    "The request could not be sent to xAI completely (the connection was too slow or broke while it went out), "
+    "so xAI started nothing; please try again."
+)
+
+
+def proxy_refused(status: int | None) -> str:
+    """Words for a proxy's refusal: what it wants, and the setting the admin must look at."""
+    if status == 407:
+        return (
+            "A proxy between the bot and xAI asked for a login (HTTP 407), so the request never reached xAI; "
+            "the bot's admin must check HTTPS_PROXY (the proxy's user and password go in its URL)."
+        )
+    code = f" (HTTP {status})" if status else ""
+    return (
+        f"The proxy between the bot and xAI refused to connect to xAI{code}, so the request never reached it; "
+        "the bot's admin must check HTTPS_PROXY and NO_PROXY."
+    )
 
 
 def unsure(problem: str) -> str:
@@ -383,6 +408,8 @@ def http_error(status: int, payload: Any, raw: str, *, polling: bool) -> XaiErro
     code, message = error_text(payload, raw)
     if status == 429:
         return _rate_limit_error(message, None)
+    if status == 407:  # only a proxy answers 407: xAI never saw the request
+        return XaiProxyRefused(proxy_refused(status), status=status)
     if status in (401, 403) or (status == 400 and "api key" in message.lower()):
         # xAI echoes a redacted key in its message; our own words never carry it.
         return XaiAuthError("xAI rejected the bot's API key; the bot's admin must check XAI_API_KEY.", status=status)

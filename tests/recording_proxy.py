@@ -23,6 +23,7 @@ class Forwarded:
     method: str
     url: str
     proxy_authorization: str | None
+    authorization: str | None = None  # what the client sent the origin (a Bearer key, or a netrc login leaking)
 
 
 @dataclass
@@ -79,8 +80,11 @@ class RecordingProxy:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return
         headers = {line.split(b":", 1)[0].strip().lower(): line for line in header_lines}
-        auth = headers.get(b"proxy-authorization")
-        self.seen.append(Forwarded(method, target, auth.split(b":", 1)[1].strip().decode() if auth else None))
+        self.seen.append(
+            Forwarded(
+                method, target, _value(headers.get(b"proxy-authorization")), _value(headers.get(b"authorization"))
+            )
+        )
         upgrade = b"upgrade" in headers.get(b"connection", b"").lower()
         kept = [line for name, line in headers.items() if name not in HOP_BY_HOP and (upgrade or name != b"connection")]
         if not upgrade:
@@ -92,6 +96,10 @@ class RecordingProxy:
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
         finally:
             upstream_writer.close()
+
+
+def _value(line: bytes | None) -> str | None:
+    return line.split(b":", 1)[1].strip().decode("latin-1") if line else None
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -85,18 +85,26 @@ class Rig:
         rpm: float | None = None,
         base_url: str | None = None,
         wall_clock: Callable[[], float] | None = None,
+        request_timeout_s: float = 2.0,
+        min_upload_bytes_per_s: float | None = None,
+        client_class: type[XaiClient] = XaiClient,
         **settings: Any,
     ) -> Scheduler:
-        """A scheduler on this rig's store; ``settings`` override ``SchedulerSettings`` fields."""
+        """A scheduler on this rig's store; ``settings`` override ``SchedulerSettings`` fields, and ``client_class``
+        can be a subclass of the real client that injects a fault."""
         if rpm is not None:
             self.budget = RequestBudget(rpm)
-        client = XaiClient(
+        upload: dict[str, Any] = {}
+        if min_upload_bytes_per_s is not None:  # the slowest upload the client waits for (the default otherwise)
+            upload["min_upload_bytes_per_s"] = min_upload_bytes_per_s
+        client = client_class(
             self.session,
             api_key=Secret(self.xai.api_key),
             base_url=base_url or self.xai.base_url,
             budget=self.budget,
-            request_timeout_s=2.0,
+            request_timeout_s=request_timeout_s,
             sleep=fast_sleep,
+            **upload,
         )
         extra: dict[str, Any] = {} if wall_clock is None else {"wall_clock": wall_clock}
         scheduler = Scheduler(

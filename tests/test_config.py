@@ -163,3 +163,17 @@ def test_start_up_retry_delays_are_settings() -> None:
         load_settings({**BASE, "DISCORD_RETRY_FIRST_SECONDS": "10", "DISCORD_RETRY_MAX_SECONDS": "5"})
     with pytest.raises(ConfigError, match="DISCORD_RETRY_FIRST_SECONDS"):
         load_settings({**BASE, "DISCORD_RETRY_FIRST_SECONDS": "0"})
+
+
+@pytest.mark.parametrize("name", ["XAI_USD_PER_SECOND_480P", "XAI_USD_PER_SECOND_720P"])
+@pytest.mark.parametrize("value", ["0", "0.0", "-0.05"])
+def test_a_price_of_zero_or_less_is_refused(name: str, value: str) -> None:
+    """A $0 price would make every job free against the dollar caps: one line names it and asks for more than 0."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, name: value})
+    assert str(refused.value) == (
+        f"{name}={value!r} is not valid: it should be a price in US dollars per second of video, more than 0, "
+        f"like {'0.05' if name.endswith('480P') else '0.07'}"
+    )
+    limits = load_settings({**BASE, name: "0.001"}).limits  # a tiny price is still a price
+    assert 0.001 in (limits.usd_per_second_480p, limits.usd_per_second_720p)

@@ -118,9 +118,12 @@ async def test_a_server_error_on_submit_counts(rig: Rig) -> None:
         (400, {"code": "invalid-argument", "error": "Duration must be between 1 and 15 s."}, ErrorCode.XAI_REJECTED),
         (401, {"code": "unauthenticated", "error": "No API key provided."}, ErrorCode.XAI_AUTH),
         (429, {"code": "resource-exhausted", "error": "Your team has used all its credits."}, ErrorCode.XAI_CREDITS),
+        (407, "<html>Proxy Authentication Required</html>", ErrorCode.XAI_UNAVAILABLE),  # a proxy's: xAI saw nothing
     ],
 )
-async def test_a_clear_refusal_from_xai_is_handed_back(rig: Rig, status: int, body: dict[str, str], code: str) -> None:
+async def test_a_clear_refusal_from_xai_is_handed_back(
+    rig: Rig, status: int, body: dict[str, str] | str, code: str
+) -> None:
     """xAI answered that it took nothing (no job, nothing to bill): the job does not count."""
     rig.xai.fail_requests("POST", SUBMIT, status=status, body=body)
     job = await rig.run_job(text_request())

@@ -99,7 +99,9 @@ async def test_reply_trigger_answers_helpfully_when_it_cannot_act(rig: BotRig) -
         with_image = await emu.user_message("pic", attachments=[photo], author_id=emu.other_user_id)
         words_only = await emu.user_message("no files here", author_id=emu.other_user_id)
         await emu.user_message(f"<@{bot.user.id}>", reply_to=with_image.id)
-        await emu.user_message(f"<@{bot.user.id}> animate it", reply_to=words_only.id)
+        # Another member: the bot explains at most once a minute to each (tests/test_mention_cooldown_e2e.py).
+        someone = emu.add_user("someone")
+        await emu.user_message(f"<@{bot.user.id}> animate it", reply_to=words_only.id, author_id=someone)
 
         def answers() -> list[str]:
             return [m.content for m in emu.messages_in(emu.channel_id) if m.via == "bot"]

@@ -47,3 +47,38 @@ def test_the_holder_says_what_it_is(tmp_path: Path) -> None:
     with InstanceLock.acquire(database):
         found = holder(database)
         assert found is not None and found.describe(database) == f"a bot is running on {database} (pid {os.getpid()})"
+
+
+def test_a_symlink_to_the_database_meets_the_same_lock(tmp_path: Path) -> None:
+    """Two paths that reach one SQLite file through a symlink share one lock, so the second bot is refused."""
+    real = tmp_path / "srv" / "bot.sqlite3"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    link = tmp_path / "app" / "data" / "bot.sqlite3"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    with InstanceLock.acquire(real, patience_s=0.1):
+        with pytest.raises(StoreInUse) as refused:
+            InstanceLock.acquire(link, patience_s=0.1)
+        assert refused.value.pid == os.getpid()
+        found = holder(link)
+        assert found is not None and found.pid == os.getpid()
+    with InstanceLock.acquire(link) as lock:
+        assert lock.path == real.with_name("bot.sqlite3.lock")  # beside the real file, not beside the link
+
+
+def test_a_link_to_a_database_not_made_yet_meets_the_same_lock(tmp_path: Path) -> None:
+    """A link made before the first start (it points at nothing yet) already leads to the real file's lock."""
+    real = tmp_path / "srv" / "bot.sqlite3"
+    real.parent.mkdir()
+    link = tmp_path / "bot.sqlite3"
+    link.symlink_to(real)
+    with InstanceLock.acquire(link, patience_s=0.1), pytest.raises(StoreInUse):
+        InstanceLock.acquire(real, patience_s=0.1)
+
+
+def test_a_symlink_loop_gives_a_lock_path_without_raising(tmp_path: Path) -> None:
+    """A looping link is left for the store to refuse in words; working out the lock's place never raises."""
+    loop = tmp_path / "bot.sqlite3"
+    loop.symlink_to(loop)
+    assert lock_path_for(loop) == tmp_path / "bot.sqlite3.lock"

@@ -37,6 +37,27 @@ async def test_a_second_bot_on_the_same_database_refuses_with_one_line(
         await first.stop_quietly()
 
 
+async def test_a_second_bot_through_a_symlink_to_the_database_refuses(
+    discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
+) -> None:
+    """A DATABASE_PATH that is a symlink to the running bot's file reaches the same lock: exit 75, no second login."""
+    first = BotProcess(discord_emu, xai, tmp_path)
+    await first.start()
+    try:
+        assert first.process is not None
+        link = tmp_path / "elsewhere" / "bot.sqlite3"
+        link.parent.mkdir()
+        link.symlink_to(first.database_path)
+        env = {**first.environment(), "DATABASE_PATH": str(link)}
+        status, _, err = await run_command(env=env, cwd=tmp_path)
+        assert status == EXIT_STORE_IN_USE, err
+        assert "already running" in err and f"pid {first.process.pid}" in err and "Traceback" not in err
+        identifies = [entry for entry in discord_emu.gateway_log if entry["event"] == "identify"]
+        assert len(identifies) == 1 and first.alive
+    finally:
+        await first.stop_quietly()
+
+
 async def test_after_sigkill_a_new_bot_starts_at_once(
     discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
 ) -> None:

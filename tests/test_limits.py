@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.limits import Limit, Refusal, Refused, Requester, check_usage, next_affordable, next_free_slot, screen
-from services.models import JobRequest, Mode, Origin, VideoOptions
+from services.models import JobRequest, Mode, Origin, Use, VideoOptions
 from services.policy import GuildPolicy, PolicyError, apply_overrides, validate
 from services.store import JobStore
 from services.usage import job_cost
@@ -23,17 +23,37 @@ def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT,
     )
 
 
+NOW = 1000.0
+
+
+def _done(*moments: float) -> list[Use]:
+    return [Use(moment, in_flight=False) for moment in moments]
+
+
 def test_next_free_slot_is_when_enough_old_videos_leave_the_window() -> None:
-    assert next_free_slot([100.0, 200.0, 300.0], limit=3, window_s=3600) == 3700.0
-    assert next_free_slot([100.0, 200.0, 300.0, 400.0], limit=3, window_s=3600) == 3800.0
+    assert next_free_slot(_done(100.0, 200.0, 300.0), limit=3, window_s=3600, now=NOW) == 3700.0
+    assert next_free_slot(_done(100.0, 200.0, 300.0, 400.0), limit=3, window_s=3600, now=NOW) == 3800.0
+
+
+def test_a_slot_held_by_a_video_still_in_the_making_names_no_moment_in_the_past() -> None:
+    """Sent two hours ago and still generating (an outage): it frees the slot when it finishes, not 'an hour ago'."""
+    old_in_flight = Use(NOW - 7200, in_flight=True)
+    assert next_free_slot([old_in_flight, *_done(NOW - 600)], limit=2, window_s=3600, now=NOW) is None
+    # Two must leave: the one in the making (any moment), then the finished one, whose moment is known.
+    assert next_free_slot([old_in_flight, *_done(NOW - 600)], limit=1, window_s=3600, now=NOW) == NOW + 3000
+    # Recent and still in the making: it counts until its window passes (it will have finished by then).
+    assert next_free_slot([Use(NOW - 60, in_flight=True)], limit=1, window_s=3600, now=NOW) == NOW + 3540
+    # Waiting to be sent: it counts a whole window from when it goes, at the soonest now.
+    assert next_free_slot([Use(None, in_flight=True)], limit=1, window_s=3600, now=NOW) == NOW + 3600
 
 
 def test_next_affordable_spend() -> None:
-    entries = [(10.0, 0.5), (20.0, 0.3), (30.0, 0.1)]
-    assert next_affordable(entries, cost=0.1, budget=1.0, window_s=100) is None  # 0.9 + 0.1 fits exactly
-    assert next_affordable(entries, cost=0.4, budget=1.0, window_s=100) == 110.0  # once the $0.50 leaves
-    assert next_affordable(entries, cost=0.7, budget=1.0, window_s=100) == 120.0
-    assert next_affordable(entries, cost=1.5, budget=1.0, window_s=100) == float("inf")
+    uses = [Use(10.0, False, 0.5), Use(20.0, False, 0.3), Use(30.0, False, 0.1)]
+    assert next_affordable(uses, cost=0.4, budget=1.0, window_s=100, now=50) == 110.0  # once the $0.50 leaves
+    assert next_affordable(uses, cost=0.7, budget=1.0, window_s=100, now=50) == 120.0
+    assert next_affordable(uses, cost=1.5, budget=1.0, window_s=100, now=50) == float("inf")
+    stuck = [Use(-500.0, True, 0.5), *uses[1:]]  # the $0.50 is a video still in the making, sent long ago
+    assert next_affordable(stuck, cost=0.4, budget=1.0, window_s=100, now=50) is None
 
 
 def test_staff_role_and_manage_server() -> None:
@@ -85,7 +105,7 @@ async def test_twenty_racing_requests_cannot_pass_a_limit_of_five(tmp_path: Path
     async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
         results = await _accept_all(store, GuildPolicy(user_videos=5, user_active_jobs=None), [_request()] * 20)
         assert sum(not isinstance(result, Refusal) for result in results) == 5
-        assert len(await store.counted_times(1, 7, 0)) == 5
+        assert len(await store.counted_uses(1, 7, 0)) == 5
 
 
 async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
@@ -99,7 +119,7 @@ async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
         )
         accepted = [r for batch in results for r in batch if not isinstance(r, Refusal)]
         assert len(accepted) == 6
-        assert len(await first.counted_times(1, None, 0)) == 6
+        assert len(await first.counted_uses(1, None, 0)) == 6
 
 
 async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -> None:
@@ -123,10 +143,11 @@ async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -
                 "UPDATE jobs SET status = ?, cost_usd_ticks = ?, charged = ? WHERE id = ?",
                 (status, ticks, charged, job.id),
             )
-        entries = await store.spend_entries(1, 0, policy)
+        uses = await store.spend_uses(1, 0, policy)
         total = await store.spend_total(1, 0, policy)
         jobs = await store.jobs_in_guild(1)
-    # $0.30 reported + 8 s at 720p + 9 s edit at 480p + $0.10 reported + 4 s at 480p + 6 s at 480p
-    expected = round(0.30 + 0.56 + 0.45 + 0.10 + 0.20 + 0.30, 6)
-    assert round(total, 6) == round(sum(usd for _, usd in entries), 6) == expected
+    # $0.30 reported + 8 s at 720p + 9 s edit at 720p (its resolution is its input's) + $0.10 reported + 4 s at
+    # 480p + 6 s at 480p
+    expected = round(0.30 + 0.56 + 0.63 + 0.10 + 0.20 + 0.30, 6)
+    assert round(total, 6) == round(sum(use.usd for use in uses), 6) == expected
     assert round(sum(job_cost(job, policy)[0] for job in jobs), 6) == expected  # /usage adds up the same

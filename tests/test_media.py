@@ -14,7 +14,7 @@ import av
 import pytest
 from aiohttp import web
 
-from services import media
+from services import decoding, media
 from services.hosts import AllowedHosts
 from tests.mediafactory import make_image, make_mp4
 
@@ -146,7 +146,7 @@ async def test_a_result_whose_boxes_fit_but_whose_samples_are_missing_is_refused
     """Decoding every stream to its end catches what the box walk cannot."""
     path = tmp_path / "mended.mp4"
     path.write_bytes(_cut_with_boxes_mended(make_mp4(3.0)))
-    assert media._mp4_file_complete(path)
+    assert decoding.mp4_file_complete(path)
     with pytest.raises(media.MediaError):
         await media.check_result_video(path)
 
@@ -155,6 +155,63 @@ async def test_an_edit_input_whose_samples_are_missing_is_refused() -> None:
     """An edit input gets the same full decode of every stream."""
     with pytest.raises(media.MediaError):
         await media.check_edit_video(_cut_with_boxes_mended(make_mp4(3.0)))
+
+
+# -- bounded decoding: a file's claims bound nothing ---------------------------------------------
+
+
+def _claiming(data: bytes, seconds: float) -> bytes:
+    """The MP4 with its movie and track headers rewritten to claim ``seconds``; every frame is still there."""
+    out = bytearray(data)
+    for box in (b"mvhd", b"mdhd"):
+        start = 0
+        while (at := out.find(box, start)) >= 0:
+            start = at + 4
+            assert out[at + 4] == 0  # version 0: flags, creation, modification, timescale, duration (32 bits each)
+            timescale = struct.unpack(">I", out[at + 16 : at + 20])[0]
+            out[at + 20 : at + 24] = struct.pack(">I", int(seconds * timescale))
+    return bytes(out)
+
+
+async def test_an_edit_input_that_says_it_is_too_long_is_refused_before_any_decoding() -> None:
+    """A minute-long file whose later samples are gone gets "60.0 seconds long", not "cut off": nothing was decoded."""
+    data = _cut_with_boxes_mended(make_mp4(60.0, fps=4, audio=False))
+    with pytest.raises(media.MediaError, match=r"That video is 60\.0 seconds long; xAI can edit at most 8\.7 seconds"):
+        await media.check_edit_video(data)
+
+
+async def test_an_edit_input_that_claims_two_seconds_but_holds_a_minute_is_refused() -> None:
+    """Its header says 2 s; decoding stops (and refuses) as soon as its frames pass 8.7 s, not at the minute's end."""
+    data = _claiming(make_mp4(60.0, fps=12), 2.0)
+    with av.open(io.BytesIO(data), "r") as container:
+        assert decoding.declared_duration(container.streams.video[0], container) == pytest.approx(2.0)
+        with pytest.raises(decoding.Overlong) as stopped:
+            decoding.decode_every_stream(container, 8.75)
+    assert stopped.value.frames <= 8.75 * 12 + 2  # about 105 of the 720 frames were decoded
+    with pytest.raises(media.MediaError, match=r"runs longer than 8\.7 seconds"):
+        await media.check_edit_video(data)
+
+
+async def test_an_edit_input_with_more_frames_than_its_length_can_hold_is_refused() -> None:
+    """Timestamps can lie too: past 240 frames a second for 8.7 s, decoding stops whatever the clock says."""
+    data = make_mp4(1.0, fps=2400, audio=False)
+    with pytest.raises(media.MediaError, match=r"more frames than 8\.7 seconds can hold"):
+        await media.check_edit_video(data)
+
+
+async def test_a_result_longer_than_xai_makes_is_refused(tmp_path: Path) -> None:
+    """A result says 20 s (xAI makes at most 15): refused before decoding; one claiming 3 s but holding 60 too."""
+    says_so = tmp_path / "long.mp4"
+    says_so.write_bytes(make_mp4(20.0, fps=4, audio=False))
+    with pytest.raises(media.MediaError, match="longer than any video xAI makes"):
+        await media.check_result_video(says_so)
+    lies = tmp_path / "lies.mp4"
+    lies.write_bytes(_claiming(make_mp4(60.0, fps=12), 3.0))
+    with pytest.raises(media.MediaError, match="longer than any video xAI makes"):
+        await media.check_result_video(lies)
+    whole = tmp_path / "fifteen.mp4"
+    whole.write_bytes(make_mp4(15.0, fps=4))
+    assert (await media.check_result_video(whole)).duration_s == pytest.approx(15.0, abs=0.2)
 
 
 # -- downloads ---------------------------------------------------------------------------------

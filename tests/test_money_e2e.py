@@ -60,6 +60,7 @@ async def test_quota_and_usage_show_the_numbers_the_limits_use(rig: BotRig) -> N
     emu = rig.discord
     emu.set_user_permissions(emu.guild_id, emu.other_user_id, MANAGE_SERVER)  # the moderator asks /usage
     rig.xai.prompt_outcomes["slow"] = Outcome(kind="never")
+    rig.xai.prompt_outcomes["quick"] = Outcome(generation_s=1.0)
     async with rig.running(
         XAI_MAX_CONCURRENT_JOBS="1",
         XAI_USD_PER_SECOND_480P="0.05",
@@ -67,7 +68,9 @@ async def test_quota_and_usage_show_the_numbers_the_limits_use(rig: BotRig) -> N
         LIMIT_SERVER_VIDEOS_PER_DAY="10",
         LIMIT_SERVER_USD_PER_DAY="5",
     ):
-        first = await cancelled_while_generating(rig, "slow 0", user_id=emu.other_user_id)
+        first = await cancelled_while_generating(rig, "quick 0", user_id=emu.other_user_id)
+        # xAI goes on with it, holding the account's one slot, until it is done: then the next one may start.
+        await rig.wait_for_job(lambda job: job.ended_at is not None, first)
         # One generates, one waits behind it; the waiting one is cancelled before anything is sent.
         ahead = await emu.slash("video", {"prompt": "slow 1", "duration": 3, "resolution": "480p"})
         await rig.wait_for_answer(ahead, "Generating")

@@ -27,11 +27,17 @@ def _bot_replies_to(rig: BotRig, message: MessageRecord) -> list[MessageRecord]:
 
 
 async def _help_for(
-    rig: BotRig, bot_id: int, text: str = "", *, or_until: Callable[[], bool] = lambda: False
+    rig: BotRig,
+    bot_id: int,
+    text: str = "",
+    *,
+    author_id: int | None = None,
+    or_until: Callable[[], bool] = lambda: False,
 ) -> MessageRecord | None:
     """Mention the bot outside a reply and wait for its short help, which also proves that every earlier
-    message was handled (they are handled in order). Stops early when ``or_until()`` holds."""
-    probe = await rig.discord.user_message(f"<@{bot_id}> {text}".strip())
+    message was handled (they are handled in order). Stops early when ``or_until()`` holds. Each probe
+    needs an author the bot has not answered in the last minute (``author_id``; default the test user)."""
+    probe = await rig.discord.user_message(f"<@{bot_id}> {text}".strip(), author_id=author_id)
     await rig.discord.wait_for(lambda: bool(_bot_replies_to(rig, probe)) or or_until())
     answers = _bot_replies_to(rig, probe)
     return answers[0] if answers else None
@@ -77,7 +83,7 @@ async def test_a_mention_outside_a_reply_gets_the_short_help_and_starts_nothing(
     """A bare mention, or a mention with words but no reply, gets how to use the bot; no job, no xAI request."""
     async with rig.running(ENABLE_REPLY_TRIGGER=trigger) as bot:
         bare = await _help_for(rig, bot.user.id)
-        worded = await _help_for(rig, bot.user.id, "a dragon over the sea")
+        worded = await _help_for(rig, bot.user.id, "a dragon over the sea", author_id=rig.discord.other_user_id)
         jobs = await bot.runtime.store.jobs_of_user(rig.discord.user_id)
     for answer in (bare, worded):
         assert answer is not None
@@ -96,6 +102,8 @@ async def test_a_mention_is_not_parsed_as_a_text_command(rig: BotRig, caplog: py
 
     async with rig.running(ENABLE_REPLY_TRIGGER="true") as bot:
         await _help_for(rig, bot.user.id, "hello there", or_until=lambda: bool(not_found()))
-        await _help_for(rig, bot.user.id, "video a cat", or_until=lambda: bool(not_found()))
+        await _help_for(
+            rig, bot.user.id, "video a cat", author_id=rig.discord.other_user_id, or_until=lambda: bool(not_found())
+        )
     assert not not_found()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

@@ -289,9 +289,7 @@ async def test_schema_6_dates_the_endings_of_earlier_jobs(tmp_path: Path) -> Non
     assert all(job.media_purged_at is None and job.forgotten_at is None for job in jobs)
 
 
-@pytest.mark.parametrize(
-    ("raw", "days"), [(None, 7.0), ("0", None), ("0.5", 0.5), ("30", 30.0)]
-)
+@pytest.mark.parametrize(("raw", "days"), [(None, 7.0), ("0", None), ("0.5", 0.5), ("30", 30.0)])
 def test_media_retention_days_takes_fractions_and_zero_for_forever(raw: str | None, days: float | None) -> None:
     """MEDIA_RETENTION_DAYS defaults to 7; 0 keeps media forever; 0.5 is twelve hours."""
     values = {"XAI_API_KEY": "k", **({"MEDIA_RETENTION_DAYS": raw} if raw is not None else {})}

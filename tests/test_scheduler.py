@@ -103,7 +103,7 @@ async def test_a_restart_in_the_middle_of_a_running_job_still_completes(rig: Rig
 async def test_a_job_interrupted_while_submitting_is_failed_not_resent(rig: Rig) -> None:
     """After a crash mid-submit nobody knows if xAI got it; resending could bill twice, so it fails clearly."""
     job = await rig.store.create_job(_text())
-    await rig.store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING)
+    await rig.store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)  # it went on the wire
     scheduler = rig.scheduler()
     await scheduler.start()
     ended = await asyncio.wait_for(rig.listener.ending(job.id), 5)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from services import counting
 from services.migrations import MIGRATIONS
 from services.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.store import JobStore, TransitionError, _counted_since
+from services.policy import GuildPolicy
+from services.store import JobStore, TransitionError
 
 
 def _request(prompt: str = "a cat surfing", media: MediaInput | None = None) -> JobRequest:
@@ -115,10 +117,46 @@ async def test_schema_5_marks_earlier_jobs_that_may_have_reached_xai_as_charged(
     assert [job.charged for job in jobs] == [True, True, True, False, True, True, False, True, False]
 
 
-async def test_the_server_wide_limits_read_the_covering_index_alone(tmp_path: Path) -> None:
-    """Each decision's count and spend sum stay index-only with the charged flag in the rule."""
+async def _plan(store: JobStore, query: counting.Query) -> str:
+    sql, params = query
+    async with store._db.execute(f"EXPLAIN QUERY PLAN {sql}", params) as cursor:
+        return " | ".join(str(row[3]) for row in await cursor.fetchall())
+
+
+async def test_every_limit_decision_reads_indexes_only(tmp_path: Path) -> None:
+    """The jobs in the making come from their partial index, the window's charged jobs from covering ones."""
+    policy = GuildPolicy()
     async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
-        where, params = _counted_since(1, None, 0.0)
-        async with store._db.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
-            plan = " ".join(str(row[3]) for row in await cursor.fetchall())
-    assert "COVERING INDEX jobs_guild_day" in plan
+        plans = [
+            await _plan(store, counting.count_query(1, None, 0.0)),
+            await _plan(store, counting.count_query(1, 7, 0.0)),
+            await _plan(store, counting.spend_query(1, 0.0, policy)),
+            await _plan(store, counting.uses_query(1, 7, 0.0)),
+            await _plan(store, counting.in_making_query(1, 7)),
+        ]
+    for plan in plans:
+        assert "SCAN jobs" not in plan, plan
+        assert "jobs_in_flight" in plan, plan
+    assert "COVERING INDEX jobs_guild_charged" in plans[0] and "COVERING INDEX jobs_guild_charged" in plans[2]
+    assert "COVERING INDEX jobs_user_charged" in plans[1]
+
+
+async def test_schema_7_counts_earlier_jobs_from_when_they_were_sent(tmp_path: Path) -> None:
+    """Upgrading: a charged job counts from its submit (else its creation); a row written without the moment
+    by another program gets its creation, so nothing charged ever drops out of the windows."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        for number, script in enumerate(MIGRATIONS[:6], start=1):
+            old.executescript(f"{script}\nPRAGMA user_version = {number};")
+        old.executemany(
+            "INSERT INTO jobs (created_at, updated_at, mode, prompt, status, submitted_at, charged, ended_at) "
+            "VALUES (?, 1, 'text', 'p', ?, ?, ?, 1)",
+            [(10.0, "delivered", 50.0, 1), (20.0, "failed", None, 1), (30.0, "failed", None, 0)],
+        )
+    async with await JobStore.open(path) as store:
+        await store._db.execute(
+            "INSERT INTO jobs (created_at, updated_at, mode, prompt, status, charged) VALUES (70, 70, 'text', 'p', "
+            "'delivered', 1)"
+        )
+        jobs = await store.jobs_with_status(JobStatus)
+    assert [job.charged_at for job in jobs] == [50.0, 20.0, None, 70.0]

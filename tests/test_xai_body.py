@@ -81,7 +81,7 @@ async def test_the_wire_carries_the_same_bytes_as_aiohttps_json(
 ) -> None:
     """What the client sends equals what aiohttp's json= would have sent: same bytes, Content-Type, Content-Length."""
     base_url, seen = sink
-    request = _request(kind, "sépia \"noir\" 🎬", MediaInput(os.urandom(3 * 1024 * 1024 + 1), "video/mp4", "a.mp4"))
+    request = _request(kind, 'sépia "noir" 🎬', MediaInput(os.urandom(3 * 1024 * 1024 + 1), "video/mp4", "a.mp4"))
     async with aiohttp.ClientSession() as session:
         client = XaiClient(session, api_key=Secret("xai-test-key-0123456789"), base_url=base_url)
         assert await client.submit(request) == "job-1"

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import re
+import socket
 import time
 import uuid
 from collections import deque
@@ -106,6 +107,9 @@ class XaiEmulator:
     submit_delay_s: float = 0.0  # an accepted submit is answered this long after it arrived (on the wire)
     poll_delay_s: float = 0.0  # a poll is answered this long after it arrived, with the job's state by then
     url_lifetime_s: float | None = None  # the video host refuses (403) an address older than this
+    # A slow link: request bodies are taken in at this rate (None: at once), and after this many bytes not at all.
+    upload_bytes_per_s: float | None = None
+    upload_stall_after: int | None = None
 
     outcomes: list[Outcome] = field(default_factory=list)
     prompt_outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -113,6 +117,7 @@ class XaiEmulator:
     downloads: list[DownloadRecord] = field(default_factory=list)
     jobs: dict[str, EmulatedJob] = field(default_factory=dict)
     n429: int = 0
+    body_bytes_received: int = 0  # request body bytes taken in on a slow link (``upload_bytes_per_s``)
     max_active: int = 0
     output_video: bytes = b""
     base_url: str = ""
@@ -220,10 +225,10 @@ class XaiEmulator:
         if path.startswith("/xai-vidgen-bucket/"):
             return await self._download(request)
         body: Any = None
-        raw = await request.read()
+        raw = await self._read_body(request)
         if raw:
             try:
-                body = await request.json()
+                body = json.loads(raw)
             except ValueError:
                 body = raw.decode(errors="replace")
         auth = request.headers.get("Authorization", "")
@@ -236,6 +241,28 @@ class XaiEmulator:
         if response.status == 429:
             self.n429 += 1
         return response
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The request's body, taken in as fast as the link allows (``upload_bytes_per_s``), or stalled for good
+        after ``upload_stall_after`` bytes: the answer then never comes."""
+        if self.upload_bytes_per_s is None and self.upload_stall_after is None:
+            return await request.read()
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if sock is not None:  # a small window, so the link (not this server's buffer) sets the pace
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        chunks: list[bytes] = []
+        received = 0
+        while chunk := await request.content.read(16 * 1024):
+            chunks.append(chunk)
+            received += len(chunk)
+            self.body_bytes_received += len(chunk)
+            if self.upload_stall_after is not None and received >= self.upload_stall_after:
+                while _still_connected(sock):
+                    await asyncio.sleep(0.05)  # until the client gives up and drops the connection
+                raise ConnectionResetError("the client went away mid-body")
+            if self.upload_bytes_per_s is not None:
+                await asyncio.sleep(len(chunk) / self.upload_bytes_per_s)
+        return b"".join(chunks)
 
     async def _answer(self, request: web.Request, record: XaiRequestRecord, body: Any, auth: str) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)
@@ -426,6 +453,18 @@ class XaiEmulator:
         if job.first_download_at is None:
             job.first_download_at = time.monotonic()
         return response
+
+
+def _still_connected(sock: socket.socket | None) -> bool:
+    """Whether the client is still there. Asked of the kernel (TCP_INFO's state): a server that stopped reading
+    never hears of a close through its transport."""
+    if sock is None or sock.fileno() < 0:
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return False
+    return info[0] == 1  # TCP_ESTABLISHED
 
 
 def _validate_generation(body: dict[str, Any]) -> str | None:

@@ -1,0 +1,127 @@
+"""The store says, at every moment, whether a job's request may be at xAI: so a crash never guesses.
+
+An admitted job is "submitting" but not charged while it waits for a request slot or out a 429's Retry-After;
+the client's gate hook writes ``charged`` right before each attempt goes on the wire and clears it when xAI
+provably turned the attempt away. After a kill -9 the next start puts an uncharged submitting job back in line
+and calls only a charged one uncertain. Once with the scheduler's own rig (the store as a kill leaves it), once
+with a real ``python bot.py`` killed by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.budget import RequestBudget
+from services.models import ErrorCode, JobStatus
+from tests.botprocess import BotProcess, jobs_now
+from tests.emulators.discord_emulator import DiscordEmulator
+from tests.emulators.xai_emulator import XaiEmulator
+from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for
+
+SUBMIT = r"^/v1/videos/generations$"
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with open_rig(tmp_path) as rig:
+        yield rig
+
+
+async def _until(condition: object, timeout: float = 10) -> None:
+    assert callable(condition)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.01)
+
+
+async def _killed(rig: Rig) -> None:
+    """What a kill -9 leaves: every task of the running scheduler gone, no further write."""
+    scheduler = rig.schedulers.pop()
+    for task in [scheduler._loop_task, *scheduler._tasks]:
+        if task is not None:
+            task.cancel()
+    await asyncio.gather(*scheduler._tasks, return_exceptions=True)
+    scheduler._stopping = True
+
+
+async def test_a_crash_while_waiting_out_a_429_puts_the_job_back_in_line(rig: Rig) -> None:
+    """xAI only ever answered 429; killed during the Retry-After, the restart sends it and it is delivered."""
+    rig.xai.fail_requests("POST", SUBMIT, status=429, headers={"Retry-After": "30"})
+    first = rig.scheduler()
+    await first.start()
+    job = (await unlimited_service(rig.store, first).accept(text_request())).job
+    await _until(lambda: rig.xai.submits())
+    waiting = await wait_for(rig.store, job.id, lambda j: j.status is JobStatus.SUBMITTING and not j.charged)
+    assert waiting.charged_at is None  # turned away: nothing is at xAI, and the store says so
+    await _killed(rig)
+    rig.budget = RequestBudget(6000)  # a fresh process: a fresh budget
+    second = rig.scheduler()
+    await second.start()
+    ended = await rig.ended(job.id)
+    assert ended.status is JobStatus.DELIVERED, f"{ended.error_code}: {ended.error_message}"
+    assert [r.status for r in rig.xai.submits()] == [429, 200]
+
+
+async def test_a_request_on_the_wire_is_charged_before_it_leaves(rig: Rig) -> None:
+    """xAI holds the submit without answering: the store already says it may be there, and a crash now is
+    called uncertain (never sent twice)."""
+    rig.xai.fail_requests("POST", SUBMIT, hang_s=3)
+    first = rig.scheduler()
+    await first.start()
+    job = (await unlimited_service(rig.store, first).accept(text_request())).job
+    await _until(lambda: rig.xai.submits())
+    on_the_wire = await rig.store.get(job.id)
+    assert on_the_wire is not None and on_the_wire.status is JobStatus.SUBMITTING and on_the_wire.charged
+    assert on_the_wire.charged_at is not None
+    await _killed(rig)
+    second = rig.scheduler()
+    await second.start()
+    ended = await rig.ended(job.id)
+    assert (ended.status, ended.error_code) == (JobStatus.FAILED, ErrorCode.SUBMIT_UNCERTAIN)
+    assert ended.charged and len(rig.xai.submits()) == 1
+
+
+@pytest.fixture
+async def bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    process = BotProcess(discord_emu, xai, tmp_path)
+    try:
+        yield process
+    finally:
+        await process.stop_quietly()
+
+
+async def _row(bot: BotProcess, predicate: object, timeout: float = 30) -> dict[str, object]:
+    assert callable(predicate)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rows = await jobs_now(bot.database_path)
+        if rows and predicate(rows[-1]):
+            return rows[-1]
+        if loop.time() > deadline:
+            raise AssertionError(f"the job never got there: {rows}\n{bot.all_logs()}")
+        await asyncio.sleep(0.05)
+
+
+async def test_kill_9_while_waiting_out_a_429_sends_the_job_after_the_restart(
+    bot: BotProcess, discord_emu: DiscordEmulator, xai: XaiEmulator
+) -> None:
+    """The real bot, SIGKILLed while xAI's Retry-After runs: the next start sends it once more and posts it."""
+    xai.fail_requests("POST", SUBMIT, status=429, headers={"Retry-After": "30"})
+    await bot.start()
+    await discord_emu.slash("video", {"prompt": "a kite over the dunes"})
+    await discord_emu.wait_for(lambda: len(xai.submits()) == 1, 20)
+    row = await _row(bot, lambda r: r["status"] == "submitting" and not r["charged"])
+    await bot.kill()
+    await bot.start()
+    done = await _row(bot, lambda r: r["status"] == "delivered" or r["notified_at"])
+    assert (done["status"], done["error_code"]) == ("delivered", None), bot.all_logs()
+    assert [r.status for r in xai.submits()] == [429, 200]
+    assert done["id"] == row["id"]

@@ -25,13 +25,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import replies
-from services import checkup, instance_lock, proxies, redaction, startup, terminal
+from services import checkup, terminal
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
-from services.delivery import DiscordDelivery
-from services.retention import Janitor
+from services.delivery.adapter import DiscordDelivery
+from services.media.retention import Janitor
+from services.process import instance_lock, proxies, redaction, startup
+from services.process.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
 from services.runtime import Runtime, open_runtime
-from services.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
-from services.store import JobStore
+from services.store.jobstore import JobStore
 
 log = logging.getLogger("grok_video_bot")
 

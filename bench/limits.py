@@ -33,17 +33,17 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.budget import RequestBudget
 from services.config import Secret
-from services.jobs import JobService
-from services.limits import Refused, Requester
-from services.listener import NullListener
-from services.models import JobRequest, Mode, Origin, VideoOptions
-from services.policy import LimitDefaults
-from services.rules import ServerRules
-from services.scheduler import Scheduler, SchedulerSettings
-from services.store import JobStore
-from services.xai import XaiClient
+from services.jobs.accepting import JobService
+from services.jobs.listener import NullListener
+from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
+from services.policy.guild_policy import LimitDefaults
+from services.policy.limits import Refused, Requester
+from services.policy.server_rules import ServerRules
+from services.scheduler.loop import Scheduler, SchedulerSettings
+from services.store.jobstore import JobStore
+from services.xai.budget import RequestBudget
+from services.xai.client import XaiClient
 
 GUILD = 1
 SERVERS = 10

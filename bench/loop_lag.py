@@ -28,8 +28,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.config import Secret
-from services.models import MediaInput
-from services.xai import EditRequest, XaiClient
+from services.jobs.models import MediaInput
+from services.xai.client import EditRequest, XaiClient
 from tests.emulators.xai_emulator import XaiEmulator
 
 TICK_S = 0.001

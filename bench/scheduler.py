@@ -28,15 +28,15 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.budget import RequestBudget
-from services.cadence import CadenceSettings, PollCadence
 from services.config import Secret
-from services.jobs import JobService
-from services.listener import NullListener
-from services.models import JobRequest, JobStatus, Mode, Origin, VideoOptions
-from services.scheduler import Scheduler, SchedulerSettings
-from services.store import JobStore
-from services.xai import XaiClient
+from services.jobs.accepting import JobService
+from services.jobs.listener import NullListener
+from services.jobs.models import JobRequest, JobStatus, Mode, Origin, VideoOptions
+from services.scheduler.loop import Scheduler, SchedulerSettings
+from services.store.jobstore import JobStore
+from services.xai.budget import RequestBudget
+from services.xai.cadence import CadenceSettings, PollCadence
+from services.xai.client import XaiClient
 from tests.emulators.xai_emulator import XaiEmulator
 
 

@@ -14,11 +14,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.limits import MODE_WORDS, span_words
-from services.models import MAX_DURATION_S, RESOLUTIONS, Mode
-from services.policy import GuildPolicy, PolicyError
-from services.retention import DAY_S, Forgotten, kept_for
-from services.rules import ServerRules
+from services.jobs.models import MAX_DURATION_S, RESOLUTIONS, Mode
+from services.media.retention import DAY_S, Forgotten, kept_for
+from services.policy.guild_policy import GuildPolicy, PolicyError
+from services.policy.limits import MODE_WORDS, span_words
+from services.policy.server_rules import ServerRules
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from cogs.replies import GuardedView, report
-from services.models import MAX_EDIT_INPUT_S, Job
+from services.jobs.models import MAX_EDIT_INPUT_S, Job
 
 if TYPE_CHECKING:
     from cogs.followups import FollowUpCog

@@ -36,10 +36,10 @@ from cogs.video import (
     requester_of,
     requester_of_message,
 )
-from services.limits import Refused
-from services.messages import MODE_NAMES, safe_echo
-from services.models import Job, JobRequest, Mode, Origin, VideoOptions
-from services.validation import InputError, check_media, clean_prompt, parse_options
+from services.jobs.models import Job, JobRequest, Mode, Origin, VideoOptions
+from services.jobs.validation import InputError, check_media, clean_prompt, parse_options
+from services.jobs.wording import MODE_NAMES, safe_echo
+from services.policy.limits import Refused
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.replies import GuardedModal
-from services.models import ASPECT_RATIOS, Mode
-from services.validation import DEFAULT_MAX_PROMPT_CHARS
+from services.jobs.models import ASPECT_RATIOS, Mode
+from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS
 
 if TYPE_CHECKING:
     from cogs.followups import FollowUpCog

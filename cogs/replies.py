@@ -14,7 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from services.patience import is_busy
+from services.store.patience import is_busy
 
 log = logging.getLogger(__name__)
 

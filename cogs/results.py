@@ -19,11 +19,11 @@ import discord
 
 from cogs.forms import EditResultModal
 from cogs.video import permission_problem
-from services.models import MAX_EDIT_INPUT_S, CancelResult, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
-from services.patience import patiently
-from services.retention import kept_for
-from services.status_texts import ending_text
-from services.validation import InputError, check_media, clean_prompt
+from services.delivery.status_texts import ending_text
+from services.jobs.models import MAX_EDIT_INPUT_S, CancelResult, Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
+from services.jobs.validation import InputError, check_media, clean_prompt
+from services.media.retention import kept_for
+from services.store.patience import patiently
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot

@@ -1,7 +1,7 @@
 """``/usage``: who used the video bot here, how much, what it cost and what failed, for moderators.
 
 The same permission as ``/videoadmin`` (checked in code, see cogs/admin.py). The sums and the CSV are
-worked out in a thread (services/usage_export.py), since a long history takes a second to add up, and
+worked out in a thread (services/policy/usage_export.py), since a long history takes a second to add up, and
 every file is sized for this answer's upload limit: a big CSV comes zipped, or, when even that is too
 big, the answer says so and how to ask for less.
 """
@@ -17,10 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.admin import require_manage_server
-from services.messages import safe_echo
-from services.usage import Period, UsageReport
-from services.usage_chart import render_png_in_thread
-from services.usage_export import export_usage
+from services.jobs.wording import safe_echo
+from services.policy.usage import Period, UsageReport
+from services.policy.usage_chart import render_png_in_thread
+from services.policy.usage_export import export_usage
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot

@@ -11,11 +11,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from services.hosts import discord_attachment_hosts
-from services.jobs import Quota
-from services.limits import Refusal, Refused, Requester, span_words
-from services.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, JobRequest, Mode, Origin
-from services.validation import (
+from services.jobs.accepting import Quota
+from services.jobs.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, JobRequest, Mode, Origin
+from services.jobs.validation import (
     DEFAULT_MAX_PROMPT_CHARS,
     MAX_EDIT_VIDEO_BYTES,
     MAX_IMAGE_BYTES,
@@ -25,6 +23,8 @@ from services.validation import (
     clean_prompt,
     parse_options,
 )
+from services.media.hosts import discord_attachment_hosts
+from services.policy.limits import Refusal, Refused, Requester, span_words
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot

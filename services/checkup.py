@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
-from services import instance_lock, proxies
 from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
-from services.migrations import MIGRATIONS
-from services.patience import is_busy
-from services.xai import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError, XaiUnavailable
+from services.process import instance_lock, proxies
+from services.store.migrations import MIGRATIONS
+from services.store.patience import is_busy
+from services.xai.client import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError, XaiUnavailable
 
 DISCORD_API = "https://discord.com/api/v10"
 ADMINISTRATOR = 1 << 3
@@ -345,7 +345,7 @@ async def run_checks(settings: Settings) -> Report:
     report = Report()
     report.add(True, "Settings: every setting is present and well formed")
     timeout = aiohttp.ClientTimeout(total=max(10.0, settings.xai.request_timeout_s))
-    # The proxy variables apply and netrc does not, as for the bot itself (services/proxies.py).
+    # The proxy variables apply and netrc does not, as for the bot itself (services/process/proxies.py).
     if settings.discord is not None:
         async with proxies.session(timeout=timeout) as session:
             await check_discord(session, settings.discord, report)

@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
-from services.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
-from services.policy import LimitDefaults
+from services.media.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
+from services.policy.guild_policy import LimitDefaults
 
 T = TypeVar("T")
 
@@ -91,7 +91,7 @@ class DiscordSettings:
 
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
-    """How long finished videos and stored inputs are kept, and how often the janitor looks (services/retention.py)."""
+    """How long finished videos and stored inputs are kept, and how often the janitor looks (services/media/retention.py)."""
 
     keep_days: float | None = 7.0  # after a job ended; None (MEDIA_RETENTION_DAYS=0) keeps them forever
     sweep_interval_s: float = 3600.0
@@ -235,7 +235,7 @@ def read_env_file(env_file: str | Path | None) -> dict[str, str]:
     return {key: value for key, value in parsed.items() if value is not None}
 
 
-# Read from the process environment itself (services/proxies.py), not from our settings; netrc is never read.
+# Read from the process environment itself (services/process/proxies.py), not from our settings; netrc is never read.
 PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY"})
 
 

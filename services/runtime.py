@@ -11,18 +11,18 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services import proxies
-from services.budget import RequestBudget
-from services.cadence import CadenceSettings, PollCadence
 from services.config import XaiSettings
-from services.hosts import xai_download_hosts
-from services.jobs import JobService
-from services.listener import JobListener, NullListener
-from services.policy import LimitDefaults
-from services.rules import ServerRules
-from services.scheduler import Scheduler, SchedulerSettings
-from services.store import JobStore
-from services.xai import XaiClient
+from services.jobs.accepting import JobService
+from services.jobs.listener import JobListener, NullListener
+from services.media.hosts import xai_download_hosts
+from services.policy.guild_policy import LimitDefaults
+from services.policy.server_rules import ServerRules
+from services.process import proxies
+from services.scheduler.loop import Scheduler, SchedulerSettings
+from services.store.jobstore import JobStore
+from services.xai.budget import RequestBudget
+from services.xai.cadence import CadenceSettings, PollCadence
+from services.xai.client import XaiClient
 
 
 @dataclass(slots=True)
@@ -45,7 +45,7 @@ async def open_runtime(
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
     """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
-    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, netrc never does (services/proxies.py). xAI's client talks to one
+    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, netrc never does (services/process/proxies.py). xAI's client talks to one
     # host, so its session carries that host's proxy; downloads come from other hosts and pick theirs per request.
     async with proxies.session(reaching=xai.base_url) as xai_session, proxies.session() as session:
         budget = RequestBudget(xai.max_requests_per_minute)

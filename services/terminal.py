@@ -18,13 +18,14 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TextIO
 
-from services import media, proxies
 from services.config import Settings
-from services.listener import DeliveryReceipt
-from services.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
+from services.jobs.listener import DeliveryReceipt
+from services.jobs.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
+from services.jobs.validation import InputError, check_media, choose_mode, clean_prompt, parse_options
+from services.media import media
+from services.process import proxies
+from services.process.startup import open_store
 from services.runtime import open_runtime
-from services.startup import open_store
-from services.validation import InputError, check_media, choose_mode, clean_prompt, parse_options
 
 MAX_INPUT_DOWNLOAD_BYTES = 50 * 1024 * 1024
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bot import GrokVideoBot
 from services.config import Settings, load_settings
-from services.models import Job, JobStatus
+from services.jobs.models import Job, JobStatus
 from services.runtime import open_runtime
-from services.store import JobStore
+from services.store.jobstore import JobStore
 from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord, run_client
 from tests.emulators.xai_emulator import XaiEmulator
 

@@ -15,17 +15,17 @@ from typing import Any
 
 import aiohttp
 
-from services.budget import RequestBudget
-from services.cadence import CadenceSettings, PollCadence
 from services.config import Secret
-from services.jobs import JobService
-from services.listener import DeliveryReceipt
-from services.models import Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
-from services.policy import LimitDefaults
-from services.rules import ServerRules
-from services.scheduler import Scheduler, SchedulerSettings
-from services.store import JobStore
-from services.xai import XaiClient
+from services.jobs.accepting import JobService
+from services.jobs.listener import DeliveryReceipt
+from services.jobs.models import Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
+from services.policy.guild_policy import LimitDefaults
+from services.policy.server_rules import ServerRules
+from services.scheduler.loop import Scheduler, SchedulerSettings
+from services.store.jobstore import JobStore
+from services.xai.budget import RequestBudget
+from services.xai.cadence import CadenceSettings, PollCadence
+from services.xai.client import XaiClient
 from tests.emulators.xai_emulator import XaiEmulator
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.cadence import CadenceSettings, PollCadence
+from services.xai.cadence import CadenceSettings, PollCadence
 
 
 def test_first_poll_uses_the_default_until_a_job_has_finished() -> None:

@@ -16,9 +16,9 @@ import random
 import signal
 from pathlib import Path
 
-from services.messages import failure_text
-from services.models import Job, JobStatus
-from services.store import JobStore
+from services.jobs.models import Job, JobStatus
+from services.jobs.wording import failure_text
+from services.store.jobstore import JobStore
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord
 from tests.emulators.xai_emulator import Outcome, XaiEmulator

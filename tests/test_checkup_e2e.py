@@ -7,7 +7,7 @@ import sqlite3
 
 from bot import invite_permissions
 from services.checkup import ALL_PERMISSIONS, base_permissions, channel_permissions, needed_mask
-from services.store import JobStore
+from services.store.jobstore import JobStore
 from tests.botprocess import run_command
 from tests.emulators.discord_models import ATTACH_FILES, DEFAULT_MEMBER_PERMISSIONS, EMBED_LINKS, VIEW_CHANNEL
 from tests.harness import BotRig

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from services.listener import DeliveryError, DeliveryReceipt
-from services.models import ErrorCode, Job, JobStatus
-from services.policy import GuildPolicy
-from services.usage import job_cost
+from services.jobs.listener import DeliveryError, DeliveryReceipt
+from services.jobs.models import ErrorCode, Job, JobStatus
+from services.policy.guild_policy import GuildPolicy
+from services.policy.usage import job_cost
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for_status
 

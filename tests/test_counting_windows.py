@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from services.jobs import JobService
-from services.limits import Limit, Refused
-from services.models import JobRequest, JobStatus, Mode, Origin, VideoOptions
-from services.policy import GuildPolicy, LimitDefaults
-from services.rules import ServerRules
+from services.jobs.accepting import JobService
+from services.jobs.models import JobRequest, JobStatus, Mode, Origin, VideoOptions
+from services.policy.guild_policy import GuildPolicy, LimitDefaults
+from services.policy.limits import Limit, Refused
+from services.policy.server_rules import ServerRules
 from tests.scheduler_rig import Rig, open_rig, text_request
 
 DAY = 86400.0

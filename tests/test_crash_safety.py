@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.models import ErrorCode
+from services.jobs.models import ErrorCode
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator, MessageRecord
 from tests.emulators.xai_emulator import Outcome, XaiEmulator

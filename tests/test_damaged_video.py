@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from services import media
-from services.models import ErrorCode, JobStatus
+from services.jobs.models import ErrorCode, JobStatus
+from services.media import media
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
 from tests.harness import BotRig

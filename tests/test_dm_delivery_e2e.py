@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from services.models import JobStatus
+from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import MessageRecord
 from tests.emulators.discord_models import (
     ATTACH_FILES,

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services import media
-from services.hosts import AllowedHosts
+from services.media import media
+from services.media.hosts import AllowedHosts
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_BYTES = 1000

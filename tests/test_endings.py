@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services import endings
-from services.charging import started_nothing
-from services.messages import failure_text
-from services.models import ErrorCode, Job, JobStatus, Mode, Origin, VideoOptions
-from services.xai import (
+from services.jobs import endings
+from services.jobs.charging import started_nothing
+from services.jobs.models import ErrorCode, Job, JobStatus, Mode, Origin, VideoOptions
+from services.jobs.wording import failure_text
+from services.xai.client import (
     XaiAuthError,
     XaiCreditsExhausted,
     XaiError,

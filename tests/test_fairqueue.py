@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.fairqueue import FairQueue
+from services.jobs.queue import FairQueue
 
 
 def test_one_persons_burst_does_not_starve_others() -> None:

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from services.models import JobStatus
+from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import MessageRecord
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
@@ -99,7 +99,7 @@ async def test_a_long_discord_rate_limit_holds_up_no_other_job(rig: BotRig) -> N
 
 async def test_a_locked_database_delays_jobs_but_loses_none(rig: BotRig, caplog: pytest.LogCaptureFixture) -> None:
     """Another process holds the write lock past busy_timeout: the job's steps wait, then it is delivered once."""
-    caplog.set_level(logging.WARNING, logger="services.patience")
+    caplog.set_level(logging.WARNING, logger="services.store.patience")
     rig.xai.outcomes.append(Outcome(generation_s=0.5))
     locked, release = threading.Event(), threading.Event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from services.models import JobStatus
+from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import InteractionRecord, MessageRecord
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.models import JobStatus
-from services.store import JobStore
+from services.jobs.models import JobStatus
+from services.store.jobstore import JobStore
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import open_rig, text_request, unlimited_service
 

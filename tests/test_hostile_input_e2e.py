@@ -7,7 +7,7 @@ import struct
 import zlib
 from typing import Any
 
-from services.models import ErrorCode, JobStatus
+from services.jobs.models import ErrorCode, JobStatus
 from tests.harness import BotRig
 from tests.mediafactory import make_image, make_mp4
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from services.models import ErrorCode, Job, JobStatus
+from services.jobs.models import ErrorCode, Job, JobStatus
 from tests.emulators.xai_emulator import Outcome
 from tests.mediafactory import make_mp4
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service

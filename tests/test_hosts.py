@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services import media
 from services.config import ConfigError, load_settings
-from services.hosts import discord_attachment_hosts, xai_download_hosts
+from services.media import media
+from services.media.hosts import discord_attachment_hosts, xai_download_hosts
 
 
 def test_attachments_come_only_from_discords_cdn_over_https() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.instance_lock import InstanceLock, LockUnavailable, StoreInUse, holder, lock_path_for
+from services.process.instance_lock import InstanceLock, LockUnavailable, StoreInUse, holder, lock_path_for
 
 
 def test_one_process_cannot_take_its_own_lock_twice(tmp_path: Path) -> None:

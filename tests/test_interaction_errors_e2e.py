@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from services.models import JobStatus
+from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import InteractionRecord, MessageRecord
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig

@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from services.limits import Limit, Refusal, Refused, Requester, check_usage, next_affordable, next_free_slot, screen
-from services.models import JobRequest, Mode, Origin, Use, VideoOptions
-from services.policy import GuildPolicy, PolicyError, apply_overrides, validate
-from services.store import JobStore
-from services.usage import job_cost
+from services.jobs.models import JobRequest, Mode, Origin, Use, VideoOptions
+from services.policy.guild_policy import GuildPolicy, PolicyError, apply_overrides, validate
+from services.policy.limits import (
+    Limit,
+    Refusal,
+    Refused,
+    Requester,
+    check_usage,
+    next_affordable,
+    next_free_slot,
+    screen,
+)
+from services.policy.usage import job_cost
+from services.store.jobstore import JobStore
 
 
 def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT, channel: int = 2) -> JobRequest:

@@ -6,7 +6,7 @@ import asyncio
 
 import discord
 
-from services.models import JobStatus
+from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import InteractionRecord, MessageRecord
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.emulators.xai_emulator import Outcome

@@ -14,8 +14,8 @@ import av
 import pytest
 from aiohttp import web
 
-from services import decoding, media
-from services.hosts import AllowedHosts
+from services.media import decoding, media
+from services.media.hosts import AllowedHosts
 from tests.mediafactory import make_image, make_mp4
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.messages import safe_echo
+from services.jobs.wording import safe_echo
 
 
 def test_mentions_are_broken() -> None:

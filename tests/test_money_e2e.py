@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import discord
 
-from services.models import CancelResult, JobStatus
+from services.jobs.models import CancelResult, JobStatus
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig

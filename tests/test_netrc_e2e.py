@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from services import media, proxies
-from services.models import JobStatus
+from services.jobs.models import JobStatus
+from services.media import media
+from services.process import proxies
 from tests.botprocess import run_command
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
@@ -127,9 +128,9 @@ async def test_a_download_sends_no_credentials_to_the_host(
 
 
 def test_every_http_session_of_the_bot_is_made_by_proxies_session() -> None:
-    """No module but services/proxies.py builds an aiohttp session, so none can turn netrc back on."""
+    """No module but services/process/proxies.py builds an aiohttp session, so none can turn netrc back on."""
     root = Path(__file__).resolve().parent.parent
-    sources = [*root.glob("services/*.py"), *root.glob("cogs/*.py"), root / "bot.py"]
+    sources = [*root.glob("services/**/*.py"), *root.glob("cogs/*.py"), root / "bot.py"]
     builders = [
         path.name for path in sources if "ClientSession(" in path.read_text() or "trust_env=True" in path.read_text()
     ]

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from bot import build_parser
 from services.config import ConfigError, load_settings
-from services.hosts import valid_entry
-from services.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, Mode
+from services.jobs.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, Mode
+from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS, InputError, choose_mode, clean_prompt, parse_options
+from services.media.hosts import valid_entry
 from services.terminal import build_request
-from services.validation import DEFAULT_MAX_PROMPT_CHARS, InputError, choose_mode, clean_prompt, parse_options
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

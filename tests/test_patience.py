@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from services import patience
+from services.store import patience
 
 
 async def test_a_busy_database_is_retried_until_the_write_goes_through(monkeypatch: pytest.MonkeyPatch) -> None:

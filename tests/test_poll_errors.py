@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.models import CancelResult, ErrorCode, JobStatus
+from services.jobs.models import CancelResult, ErrorCode, JobStatus
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for
 

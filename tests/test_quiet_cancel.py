@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.models import CancelResult, JobStatus
-from services.polltable import PollTable, Tracked
+from services.jobs.models import CancelResult, JobStatus
+from services.scheduler.polltable import PollTable, Tracked
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for

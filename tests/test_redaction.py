@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from services.redaction import MASK, RedactingFormatter, Redactor, protect
+from services.process.redaction import MASK, RedactingFormatter, Redactor, protect
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GxYzAb.abcdefghijklmnopqrstuvwxyz012345"
 KEY = "xai-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from services import media
-from services.models import ErrorCode, Job, JobStatus
+from services.jobs.models import ErrorCode, Job, JobStatus
+from services.media import media
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from services.config import ConfigError, RetentionSettings, load_settings
-from services.migrations import MIGRATIONS
-from services.models import Job, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.policy import LimitDefaults
-from services.retention import Janitor, kept_for
-from services.rules import ServerRules
-from services.store import JobStore
-from services.usage import Period, build_report, to_csv
+from services.jobs.models import Job, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.media.retention import Janitor, kept_for
+from services.policy.guild_policy import LimitDefaults
+from services.policy.server_rules import ServerRules
+from services.policy.usage import Period, build_report, to_csv
+from services.store.jobstore import JobStore
+from services.store.migrations import MIGRATIONS
 from tests.mediafactory import make_image, make_mp4
 
 GUILD, USER, OTHER = 10, 20, 30
@@ -228,7 +228,7 @@ async def test_a_failing_sweep_is_logged_and_the_next_one_succeeds(
     other = sqlite3.connect(folder.store.path, timeout=0.1)
     other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
     keeper = janitor(folder, keep_days=7)
-    with caplog.at_level(logging.INFO, logger="services.retention"):
+    with caplog.at_level(logging.INFO, logger="services.media.retention"):
         assert await keeper.sweep_safely() is None
         other.rollback()
         other.close()

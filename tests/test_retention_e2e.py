@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.config import Settings
-from services.models import Job, JobStatus
+from services.jobs.models import Job, JobStatus
 from tests.emulators.discord_emulator import InteractionRecord, MessageRecord
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
@@ -192,7 +192,7 @@ async def test_the_janitor_starts_with_the_bot_and_stops_with_it(rig: BotRig, ca
         retention = dataclasses.replace(settings.retention, first_sweep_s=0.05, sweep_interval_s=0.05)
         return dataclasses.replace(settings, retention=retention)
 
-    with caplog.at_level(logging.INFO, logger="services.retention"):
+    with caplog.at_level(logging.INFO, logger="services.media.retention"):
         async with rig.running(adjust=quick) as bot:
             janitor = bot.janitor
             await rig.discord.wait_for(lambda: janitor.sweeps >= 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Mode, VideoOptions
+from services.jobs.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Mode, VideoOptions
 from tests.emulators.xai_emulator import Outcome
 from tests.mediafactory import make_image, make_mp4
 from tests.scheduler_rig import RecordingListener, Rig, fast_sleep, open_rig, text_request, unlimited_service

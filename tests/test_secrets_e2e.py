@@ -25,8 +25,8 @@ import pytest
 
 from bot import setup_logging
 from services.config import Settings, load_settings
-from services.models import ErrorCode, JobStatus
-from services.xai import XaiAuthError, XaiClient
+from services.jobs.models import ErrorCode, JobStatus
+from services.xai.client import XaiAuthError, XaiClient
 from tests.botprocess import HERMETIC
 from tests.emulators.discord_models import READ_MESSAGE_HISTORY, VIEW_CHANNEL
 from tests.emulators.xai_emulator import Outcome

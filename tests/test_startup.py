@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from services.proxies import proxy_for, proxy_passwords
-from services.startup import Backoff, Stopped, StopSignal, tidy_discord_log
+from services.process.proxies import proxy_for, proxy_passwords
+from services.process.startup import Backoff, Stopped, StopSignal, tidy_discord_log
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "WS_PROXY", "WSS_PROXY")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from services import counting
-from services.migrations import MIGRATIONS
-from services.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.policy import GuildPolicy
-from services.store import JobStore, TransitionError
+from services.jobs.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.policy.guild_policy import GuildPolicy
+from services.store import counting
+from services.store.jobstore import JobStore, TransitionError
+from services.store.migrations import MIGRATIONS
 
 
 def _request(prompt: str = "a cat surfing", media: MediaInput | None = None) -> JobRequest:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import EXIT_CONFIG
-from services.store import JobStore
+from services.store.jobstore import JobStore
 from tests.botprocess import run_command
 from tests.harness import BotRig
 

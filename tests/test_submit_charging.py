@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.budget import RequestBudget
-from services.models import ErrorCode, JobStatus
+from services.jobs.models import ErrorCode, JobStatus
+from services.xai.budget import RequestBudget
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator

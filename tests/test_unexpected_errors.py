@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.fetching import Fetched, ResultFetcher
-from services.models import ErrorCode, JobStatus
-from services.xai import EditRequest, GenerationRequest, PollResult, SubmitGate, XaiClient
+from services.jobs.models import ErrorCode, JobStatus
+from services.scheduler.fetching import Fetched, ResultFetcher
+from services.xai.client import EditRequest, GenerationRequest, PollResult, SubmitGate, XaiClient
 from tests.scheduler_rig import Rig, open_rig, text_request
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from services.charging import started_nothing
-from services.models import ErrorCode, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
-from services.xai import EditRequest, SubmitGate, XaiUnavailable
+from services.jobs.charging import started_nothing
+from services.jobs.models import ErrorCode, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.xai.client import EditRequest, SubmitGate, XaiUnavailable
 from tests.scheduler_rig import Rig, open_rig
 
 EDITS = r"^/v1/videos/edits$"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import discord
 
-from services.models import JobRequest, Mode, Origin, VideoOptions
-from services.store import JobStore
+from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
+from services.store.jobstore import JobStore
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig

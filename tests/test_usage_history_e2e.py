@@ -19,11 +19,11 @@ import zipfile
 
 import discord
 
-from services.models import Job, JobStatus, Mode, Origin, VideoOptions
-from services.policy import LimitDefaults, default_policy
-from services.store import JobStore
-from services.usage import Period
-from services.usage_export import export_usage
+from services.jobs.models import Job, JobStatus, Mode, Origin, VideoOptions
+from services.policy.guild_policy import LimitDefaults, default_policy
+from services.policy.usage import Period
+from services.policy.usage_export import export_usage
+from services.store.jobstore import JobStore
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig
 from tests.test_limits_e2e import reply, text_of

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.models import ASPECT_RATIOS, RESOLUTIONS, Mode, VideoOptions
-from services.validation import InputError, choose_mode, clean_prompt, parse_options
+from services.jobs.models import ASPECT_RATIOS, RESOLUTIONS, Mode, VideoOptions
+from services.jobs.validation import InputError, choose_mode, clean_prompt, parse_options
 
 
 def test_prompt_is_cleaned_of_invisible_and_control_characters() -> None:

@@ -6,7 +6,7 @@ import time
 
 import discord
 
-from services.models import ErrorCode, JobStatus
+from services.jobs.models import ErrorCode, JobStatus
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
 from tests.mediafactory import make_image, make_mp4

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.config import Secret
-from services.models import MediaInput, VideoOptions
-from services.xai import EditRequest, GenerationRequest, XaiClient, encoded_submission, submission
+from services.jobs.models import MediaInput, VideoOptions
+from services.xai.client import EditRequest, GenerationRequest, XaiClient, encoded_submission, submission
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

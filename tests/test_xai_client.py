@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.budget import RequestBudget
 from services.config import Secret
-from services.models import MediaInput, VideoOptions
-from services.xai import (
+from services.jobs.models import MediaInput, VideoOptions
+from services.xai.budget import RequestBudget
+from services.xai.client import (
     FAILURE_WORDS,
     Done,
     EditRequest,

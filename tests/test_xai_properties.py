@@ -11,8 +11,8 @@ import yarl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.hosts import AllowedHosts
-from services.xai import (
+from services.media.hosts import AllowedHosts
+from services.xai.client import (
     Done,
     Expired,
     Failed,

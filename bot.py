@@ -25,18 +25,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import replies
-from services import checkup, terminal
+from cogs.cancel import CancelButton, status_view
+from cogs.results import RESULT_BUTTONS, ResultsCog, result_view
+from services import checkup, permissions, terminal
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
-from services.delivery.adapter import DiscordDelivery
+from services.delivery.adapter import PROGRESS_INTERVAL_S, DiscordDelivery
 from services.media.retention import Janitor
 from services.process import instance_lock, proxies, redaction, startup
 from services.process.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
-from services.runtime import Runtime, open_runtime
-from services.store.jobstore import JobStore
+from services.runtime import Runtime, Sessions, build_runtime, open_sessions
+from services.store.store import Store
 
 log = logging.getLogger("grok_video_bot")
 
-EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.followups", "cogs.admin")
+# Commands and triggers. The buttons are not extensions: the delivery needs their views when it is built.
+EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.menus", "cogs.mentions", "cogs.myvideos", "cogs.admin", "cogs.usage")
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
 EXIT_STORE_IN_USE = 75  # EX_TEMPFAIL: another bot holds DATABASE_PATH; this one can start once it has stopped
@@ -46,15 +49,8 @@ UNREACHABLE = (OSError, aiohttp.ClientError, TimeoutError, discord.DiscordServer
 
 
 def invite_permissions() -> discord.Permissions:
-    """Exactly what the bot needs to post videos, and nothing more."""
-    return discord.Permissions(
-        view_channel=True,
-        send_messages=True,
-        send_messages_in_threads=True,
-        attach_files=True,
-        embed_links=True,
-        read_message_history=True,
-    )
+    """Exactly what the bot needs to post videos, and nothing more (services/permissions.py)."""
+    return discord.Permissions(permissions.mask())
 
 
 def invite_url(application_id: int) -> str:
@@ -78,7 +74,15 @@ class GrokVideoBot(commands.Bot):
     delivery: DiscordDelivery
     janitor: Janitor
 
-    def __init__(self, *, settings: Settings, runtime: Runtime, sync_only: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        sessions: Sessions,
+        sync_only: bool = False,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
+    ) -> None:
         assert settings.discord is not None
         intents = discord.Intents.default()
         # Only the opt-in reply trigger needs the privileged Message Content intent.
@@ -93,11 +97,14 @@ class GrokVideoBot(commands.Bot):
             **discord_proxy_options(settings.discord),
         )
         self.settings = settings
-        self.runtime = runtime
         self.sync_only = sync_only
-        self.delivery = DiscordDelivery(self, runtime.store)
+        self.delivery = DiscordDelivery(
+            self, store, result_view=result_view, status_view=status_view, progress_interval_s=progress_interval_s
+        )
+        # Built, not started: setup_hook starts the scheduler, which reports to the delivery from the first job.
+        self.runtime = build_runtime(settings.xai, store, sessions, listener=self.delivery, limits=settings.limits)
         # Removes finished media after MEDIA_RETENTION_DAYS, and at once for Delete and /videoadmin forget.
-        self.janitor = Janitor(runtime.store, runtime.scheduler.media_dir, settings.retention)
+        self.janitor = Janitor(store, self.runtime.scheduler.media_dir, settings.retention)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -105,10 +112,11 @@ class GrokVideoBot(commands.Bot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("Failed to load %s", extension)
+        self.add_dynamic_items(*RESULT_BUTTONS, CancelButton)  # they work on messages of earlier runs too
+        await self.add_cog(ResultsCog(self))
         await self.sync_commands(force=self.sync_only)
         if self.sync_only:
             return
-        self.runtime.scheduler.listener = self.delivery
         await self.runtime.scheduler.start()
         self.janitor.start()
         log.info("Invite me with: %s", invite_url(self.application_id or self.user.id))
@@ -124,11 +132,11 @@ class GrokVideoBot(commands.Bot):
         digest = hashlib.sha256(
             json.dumps({"guild": guild_id, "commands": payload}, sort_keys=True).encode()
         ).hexdigest()
-        if not force and await self.runtime.store.get_value(COMMAND_HASH_KEY) == digest:
+        if not force and await self.runtime.store.kv.get(COMMAND_HASH_KEY) == digest:
             log.info("Slash commands unchanged since the last sync; not syncing")
             return False
         synced = await self.tree.sync(guild=guild)
-        await self.runtime.store.set_value(COMMAND_HASH_KEY, digest)
+        await self.runtime.store.kv.set(COMMAND_HASH_KEY, digest)
         log.info("Synced %d command(s) %s", len(synced), f"to server {guild_id}" if guild_id else "globally")
         return True
 
@@ -193,17 +201,18 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         return 0
 
 
-async def _start_once(settings: Settings, store: JobStore, stop: StopSignal, *, sync_only: bool) -> int:
+async def _start_once(settings: Settings, store: Store, stop: StopSignal, *, sync_only: bool) -> int:
     """One try at logging in and connecting. Raises Unreachable when Discord cannot be reached this time.
 
-    Each try builds a fresh runtime and bot, so nothing half-started by a failed try is reused.
+    Each try opens fresh sessions and builds a fresh bot (and its runtime), so nothing half-started by a failed
+    try is reused.
     """
     discord_settings = settings.discord
     assert discord_settings is not None
     where = discord_settings.api_base_url or DISCORD_API
     await stop.unless_stopped(configure_endpoints(discord_settings))
-    async with open_runtime(settings.xai, store, limits=settings.limits) as runtime:
-        bot = GrokVideoBot(settings=settings, runtime=runtime, sync_only=sync_only)
+    async with open_sessions(settings.xai) as sessions:
+        bot = GrokVideoBot(settings=settings, store=store, sessions=sessions, sync_only=sync_only)
         async with bot:
             try:
                 await stop.unless_stopped(bot.login(discord_settings.token.reveal()))

@@ -40,8 +40,9 @@ from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
 from services.policy.guild_policy import LimitDefaults
 from services.policy.limits import Refused, Requester
 from services.policy.server_rules import ServerRules
-from services.scheduler.loop import Scheduler, SchedulerSettings
-from services.store.jobstore import JobStore
+from services.scheduler.loop import Scheduler
+from services.scheduler.settings import SchedulerSettings
+from services.store.store import Store
 from services.xai.budget import RequestBudget
 from services.xai.client import XaiClient
 
@@ -97,12 +98,12 @@ def fill_history(path: Path, past_jobs: int, users: int, seed: int) -> None:
 
 
 async def prepare(path: Path) -> None:
-    async with await JobStore.open(path):
+    async with await Store.open(path):
         pass  # creates the schema
 
 
 async def burst(path: Path, users: int, requests: int, limits: LimitDefaults) -> dict[str, object]:
-    async with aiohttp.ClientSession() as session, await JobStore.open(path) as store:
+    async with aiohttp.ClientSession() as session, await Store.open(path) as store:
         budget = RequestBudget(60)
         client = XaiClient(session, api_key=Secret("unused"), base_url="http://127.0.0.1:9", budget=budget)
         scheduler = Scheduler(  # never started: the bench measures accepting, not generating

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.config import Secret
 from services.jobs.models import MediaInput
-from services.xai.client import EditRequest, XaiClient
+from services.xai.bodies import EditRequest
+from services.xai.client import XaiClient
 from tests.emulators.xai_emulator import XaiEmulator
 
 TICK_S = 0.001

@@ -1,8 +1,8 @@
-"""``/videoadmin`` (and, through cogs/usage.py, ``/usage``): the moderators' face. Parses, checks
-permissions, presents.
+"""``/videoadmin``: the moderators' face (with ``/usage``, cogs/usage.py). Parses, checks permissions,
+presents; every command checks Manage Server again in code (cogs/moderators.py).
 
-Discord hides both commands from members without Manage Server by default, but a server can
-change that in its Integrations settings, so every command checks the permission again here.
+An option's help, as Discord shows it, is given with ``app_commands.describe`` or, for the commands
+with many options, in the ``Args:`` section of the command's docstring (discord.py reads both).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.moderators import MANAGE_SERVER, require_manage_server
 from services.jobs.models import MAX_DURATION_S, RESOLUTIONS, Mode
 from services.media.retention import DAY_S, Forgotten, kept_for
 from services.policy.guild_policy import GuildPolicy, PolicyError
@@ -25,17 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANAGE_SERVER = discord.Permissions(manage_guild=True)
-NOT_ALLOWED = "⛔ Only members with the Manage Server permission can do that."
 MAX_COUNT = 100_000
-
-
-def require_manage_server(interaction: discord.Interaction) -> bool:
-    """The permission, checked in code: Discord's default can be loosened by a server's settings."""
-    if interaction.guild_id is None or not interaction.permissions.manage_guild:
-        log.info("Refused %s to user %s: no Manage Server", _name(interaction), interaction.user.id)
-        raise app_commands.CheckFailure(NOT_ALLOWED)
-    return True
+Count = app_commands.Range[int, 0, MAX_COUNT]  # videos per window or per day (0 = no limit)
+AtOnce = app_commands.Range[int, 0, 100]  # videos in the making at once (0 = no limit)
 
 
 def _given_limits(**options: float | None) -> dict[str, Any]:
@@ -76,28 +69,30 @@ class AdminCog(commands.Cog):
         await _acknowledge(interaction)
         guild_id = _guild(interaction)
         policy = await self.rules.policy(guild_id)
-        banned = await self.bot.runtime.store.banned_users(guild_id)
+        banned = await self.bot.runtime.store.servers.banned_users(guild_id)
         await _private(interaction, embed=policy_embed(policy, banned))
 
     # -- limits ----------------------------------------------------------------------------------
 
     @admin.command(name="limits", description="Set the limits (0 = no limit); options left out stay as they are")
-    @app_commands.describe(
-        member_videos="Videos each member may make per window",
-        window_minutes="The window for member_videos, in minutes (60 = per hour)",
-        member_active="Videos each member may have in the making at once",
-        server_videos_per_day="Videos the whole server may make in 24 hours",
-        server_dollars_per_day="US dollars the whole server may spend in 24 hours",
-    )
     async def limits(
         self,
         interaction: discord.Interaction,
-        member_videos: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        member_videos: Count | None = None,
         window_minutes: app_commands.Range[int, 1, 7 * 24 * 60] | None = None,
-        member_active: app_commands.Range[int, 0, 100] | None = None,
-        server_videos_per_day: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        member_active: AtOnce | None = None,
+        server_videos_per_day: Count | None = None,
         server_dollars_per_day: app_commands.Range[float, 0, 100_000] | None = None,
     ) -> None:
+        """The members' and the whole server's limits (the options' help, as Discord shows it, is below).
+
+        Args:
+            member_videos: Videos each member may make per window
+            window_minutes: The window for member_videos, in minutes (60 = per hour)
+            member_active: Videos each member may have in the making at once
+            server_videos_per_day: Videos the whole server may make in 24 hours
+            server_dollars_per_day: US dollars the whole server may spend in 24 hours
+        """
         changes = _given_limits(
             user_videos=member_videos,
             user_window_minutes=window_minutes,  # at least 1, so never read as "no limit"
@@ -108,20 +103,22 @@ class AdminCog(commands.Cog):
         await self._change(interaction, changes)
 
     @admin.command(name="staff", description="Who counts as staff, and their own limits (0 = no limit)")
-    @app_commands.describe(
-        role="Members with this role count as staff (Manage Server always does)",
-        videos="Videos each staff member may make per window (0 = no limit)",
-        active="Videos each staff member may have in the making at once (0 = no limit)",
-        remove_role="Stop treating the staff role as staff",
-    )
     async def staff(
         self,
         interaction: discord.Interaction,
         role: discord.Role | None = None,
-        videos: app_commands.Range[int, 0, MAX_COUNT] | None = None,
-        active: app_commands.Range[int, 0, 100] | None = None,
+        videos: Count | None = None,
+        active: AtOnce | None = None,
         remove_role: bool = False,
     ) -> None:
+        """The staff role and the staff's own limits (the options' help, as Discord shows it, is below).
+
+        Args:
+            role: Members with this role count as staff (Manage Server always does)
+            videos: Videos each staff member may make per window (0 = no limit)
+            active: Videos each staff member may have in the making at once (0 = no limit)
+            remove_role: Stop treating the staff role as staff
+        """
         changes = _given_limits(staff_videos=videos, staff_active_jobs=active)
         if role is not None:
             changes["staff_role_id"] = role.id
@@ -199,7 +196,7 @@ class AdminCog(commands.Cog):
         await _acknowledge(interaction)
         policy = await self.rules.reset(_guild(interaction), by=interaction.user.id)
         log.info("Guild %s settings reset by user %s", interaction.guild_id, interaction.user.id)
-        banned = await self.bot.runtime.store.banned_users(_guild(interaction))
+        banned = await self.bot.runtime.store.servers.banned_users(_guild(interaction))
         await _private(interaction, "✅ Back to the bot's defaults.", embed=policy_embed(policy, banned))
 
     # -- bans ------------------------------------------------------------------------------------
@@ -207,7 +204,9 @@ class AdminCog(commands.Cog):
     @admin.command(name="ban", description="Block a member from making videos in this server")
     async def ban(self, interaction: discord.Interaction, member: discord.Member, reason: str | None = None) -> None:
         await _acknowledge(interaction)
-        added = await self.bot.runtime.store.ban(_guild(interaction), member.id, by=interaction.user.id, reason=reason)
+        added = await self.bot.runtime.store.servers.ban(
+            _guild(interaction), member.id, by=interaction.user.id, reason=reason
+        )
         log.info("User %s banned from the bot in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
         text = f"✅ {member.mention} can no longer make videos here." if added else f"{member.mention} already was."
         await _private(interaction, text)
@@ -215,7 +214,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="unban", description="Let a blocked member make videos again")
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await _acknowledge(interaction)
-        removed = await self.bot.runtime.store.unban(_guild(interaction), member.id)
+        removed = await self.bot.runtime.store.servers.unban(_guild(interaction), member.id)
         log.info("User %s unbanned in guild %s by %s", member.id, interaction.guild_id, interaction.user.id)
         text = f"✅ {member.mention} can make videos again." if removed else f"{member.mention} was not blocked."
         await _private(interaction, text)
@@ -246,7 +245,7 @@ class AdminCog(commands.Cog):
                 return
             log.info("Guild %s settings changed by user %s: %s", guild_id, interaction.user.id, sorted(changes))
             note = "✅ Saved."
-        banned = await self.bot.runtime.store.banned_users(guild_id)
+        banned = await self.bot.runtime.store.servers.banned_users(guild_id)
         await _private(interaction, note, embed=policy_embed(policy, banned))
 
 
@@ -268,10 +267,6 @@ async def _private(interaction: discord.Interaction, content: str = "", *, embed
 def _guild(interaction: discord.Interaction) -> int:
     assert interaction.guild_id is not None  # every command here is guild-only
     return interaction.guild_id
-
-
-def _name(interaction: discord.Interaction) -> str:
-    return interaction.command.qualified_name if interaction.command else "a command"
 
 
 def forget_text(result: Forgotten, who: str, sweep_interval_s: float) -> str:
@@ -340,7 +335,4 @@ def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
 
 
 async def setup(bot: GrokVideoBot) -> None:
-    from cogs.usage import UsageCog  # imported here: cogs.usage uses this module's permission check
-
     await bot.add_cog(AdminCog(bot))
-    await bot.add_cog(UsageCog(bot))

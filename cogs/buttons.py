@@ -1,31 +1,26 @@
 """Buttons that keep working after a restart: the job id lives in each button's custom id.
 
-Each button only parses its custom id and hands over to the follow-ups cog, which does the work. Whatever
-goes wrong in there is answered through the shared handler (cogs/replies.py), never left as "This
-interaction failed": discord.py only logs a DynamicItem's errors.
+``JobButton`` is what every button shares: its custom id ``gv:<action>:<job>``, reading it back, and
+one answer for whatever goes wrong in a handler (cogs/replies.py), never "This interaction failed":
+discord.py only logs a DynamicItem's errors. Each button and its handler live together, the result
+buttons in cogs/results.py, Cancel in cogs/cancel.py; bot.py registers them all at start.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
 
-from cogs.replies import GuardedView, report
-from services.jobs.models import MAX_EDIT_INPUT_S, Job
+from cogs.replies import report
+from services.jobs.models import Job
 
 if TYPE_CHECKING:
-    from cogs.followups import FollowUpCog
+    from bot import GrokVideoBot
 
 
-def _followups(interaction: discord.Interaction) -> FollowUpCog:
-    cog = interaction.client.get_cog("FollowUpCog")  # type: ignore[attr-defined]
-    assert cog is not None, "the follow-ups cog is not loaded"
-    return cog  # type: ignore[no-any-return]
-
-
-class _JobButton:
+class JobButton:
     """A button bound to one job; each subclass (also a DynamicItem) says what it is called and does."""
 
     action: str = ""
@@ -49,58 +44,21 @@ class _JobButton:
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            await self.act(_followups(interaction), interaction)
+            await self.act(interaction)
         except Exception as error:
             await report(interaction, error, what=f"button gv:{self.action}:{self.job_id}")
 
-    async def act(self, cog: FollowUpCog, interaction: discord.Interaction) -> None:
+    async def act(self, interaction: discord.Interaction) -> None:
         raise NotImplementedError
 
 
-class AgainButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:again:(?P<job>\d{1,20})"):
-    action, label, emoji = "again", "Again", "🔁"
-
-    async def act(self, cog: FollowUpCog, interaction: discord.Interaction) -> None:
-        await cog.results.again(interaction, self.job_id)
+def bot_of(interaction: discord.Interaction) -> GrokVideoBot:
+    """The bot a click came to (discord.py types ``interaction.client`` as any Client)."""
+    return cast("GrokVideoBot", interaction.client)
 
 
-class EditButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:edit:(?P<job>\d{1,20})"):
-    action, label, emoji = "edit", "Edit", "✏️"
-
-    async def act(self, cog: FollowUpCog, interaction: discord.Interaction) -> None:
-        await cog.results.edit_result(interaction, self.job_id)
-
-
-class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:delete:(?P<job>\d{1,20})"):
-    action, label, emoji = "delete", "Delete", "🗑️"
-    style = discord.ButtonStyle.danger
-
-    async def act(self, cog: FollowUpCog, interaction: discord.Interaction) -> None:
-        await cog.results.delete_result(interaction, self.job_id)
-
-
-class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:cancel:(?P<job>\d{1,20})"):
-    action, label, emoji = "cancel", "Cancel", "✖️"
-
-    async def act(self, cog: FollowUpCog, interaction: discord.Interaction) -> None:
-        await cog.results.cancel(interaction, self.job_id)
-
-
-BUTTON_TYPES = (AgainButton, EditButton, DeleteButton, CancelButton)
-
-
-def result_view(job: Job) -> discord.ui.View:
-    """Buttons under a delivered video. Edit only where xAI can edit it (at most 8.7 seconds)."""
-    view = GuardedView(timeout=None)
-    view.add_item(AgainButton(job.id))
-    if job.video_duration_s is not None and job.video_duration_s <= MAX_EDIT_INPUT_S:
-        view.add_item(EditButton(job.id))
-    view.add_item(DeleteButton(job.id))
-    return view
-
-
-def status_view(job_id: int) -> discord.ui.View:
-    """The Cancel button on a status message while the job waits or runs."""
-    view = GuardedView(timeout=None)
-    view.add_item(CancelButton(job_id))
-    return view
+def may_manage(interaction: discord.Interaction, job: Job | None) -> bool:
+    """The requester, or anyone who may manage messages here, may delete or cancel a job."""
+    if job is None:
+        return bool(interaction.permissions.manage_messages)
+    return interaction.user.id == job.origin.user_id or bool(interaction.permissions.manage_messages)

@@ -3,29 +3,35 @@
 A form lives in the bot's memory only, so a form opened before a restart (or left open past its
 timeout) would be submitted into the void. Each form's custom id therefore carries what it is about,
 ``gv:form:<kind>:<target>:<source>:<nonce>``, and its answers are read from the submitted data, not
-from the form object: the follow-ups cog does the same work for a live form and for a late one.
+from the form object: its owner (the context menus, or the Edit button of a result) does the same
+work for a live form and for a late one, which ``late_form`` recognises.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from cogs.replies import GuardedModal
+from cogs.replies import GuardedModal, report
 from services.jobs.models import ASPECT_RATIOS, Mode
 from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS
 
-if TYPE_CHECKING:
-    from cogs.followups import FollowUpCog
+log = logging.getLogger(__name__)
 
 FORM_PREFIX = "gv:form:"
 FORM_TIMEOUT_S = 900.0  # how long a form object waits in memory; a later submit is still understood
 _FORM_ID = re.compile(r"gv:form:(?P<kind>image|edit|result):(?P<target>\d{1,20}):(?P<source>\d{1,20}):[0-9a-f]{8}")
+RESULT = "result"  # the kind of a result's Edit form; "image" and "edit" are the context menus' (Mode values)
+UNREADABLE = ""  # the kind of a late form whose id this version cannot read
+
+# What a form's owner does with its answers, for a live form and a late one alike.
+FormAnswer = Callable[[discord.Interaction, dict[str, str]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,32 +75,59 @@ def form_values(data: Mapping[str, Any] | None) -> dict[str, str]:
     return values
 
 
-class _Form(GuardedModal):
-    """A form the cog keeps track of, so it can tell a live form's submit from a late one."""
+def late_form(interaction: discord.Interaction, open_forms: set[str]) -> FormRef | None:
+    """What a submitted form is about when no live form object answers it (the bot restarted, or stopped
+    waiting); None for anything else: not a form, not one of ours, or one in ``open_forms``."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return None
+    custom_id = interaction.custom_id or ""
+    if not custom_id.startswith(FORM_PREFIX) or custom_id in open_forms:
+        return None  # not ours, or the live form object answers it
+    form = parse_form_id(custom_id)
+    if form is None:
+        return FormRef(UNREADABLE, 0, None)
+    log.info("Form %s arrived for a form this run did not open; answering it from its id", custom_id)
+    return form
 
-    def __init__(self, cog: FollowUpCog, *, title: str, custom_id: str) -> None:
+
+async def answer_late(interaction: discord.Interaction, answer: FormAnswer) -> None:
+    """Answer a late form from its submitted data; a failure is told to the person, as for a live form."""
+    try:
+        await answer(interaction, form_values(interaction.data))
+    except Exception as error:
+        await report(interaction, error, what=f"form {interaction.custom_id} (opened before a restart)")
+
+
+class _Form(GuardedModal):
+    """A form its owner keeps track of in ``open_forms``, so a live form's submit is told from a late one."""
+
+    def __init__(self, open_forms: set[str], answer: FormAnswer, *, title: str, custom_id: str) -> None:
         super().__init__(title=title, custom_id=custom_id, timeout=FORM_TIMEOUT_S)
-        self.cog = cog
-        cog.open_forms.add(custom_id)
+        self.open_forms = open_forms
+        self.answer = answer
+        open_forms.add(custom_id)
 
     def stop(self) -> None:
-        self.cog.open_forms.discard(self.custom_id)
+        self.open_forms.discard(self.custom_id)
         super().stop()
 
     async def on_timeout(self) -> None:
-        self.cog.open_forms.discard(self.custom_id)
+        self.open_forms.discard(self.custom_id)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.answer(interaction, form_values(interaction.data))
 
 
 class PromptModal(_Form):
     """Asks for the prompt (and, to animate, duration and aspect ratio) for a context-menu job."""
 
-    def __init__(self, cog: FollowUpCog, mode: Mode, source: discord.Message, attachment: discord.Attachment):
+    def __init__(self, open_forms: set[str], answer: FormAnswer, mode: Mode, source: discord.Message) -> None:
         super().__init__(
-            cog,
+            open_forms,
+            answer,
             title="Animate with Grok" if mode is Mode.IMAGE else "Edit video with Grok",
             custom_id=form_id(mode.value, source.id, None),
         )
-        self.mode, self.source, self.attachment = mode, source, attachment
         self.add_item(
             discord.ui.TextInput(
                 label="Prompt",
@@ -121,17 +154,13 @@ class PromptModal(_Form):
                 )
             )
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        values = form_values(interaction.data)
-        await self.cog.submit_prompt_form(interaction, self.mode, self.source.id, values, self.attachment)
-
 
 class EditResultModal(_Form):
     """Asks how a delivered video should change; the edit is made from that result."""
 
-    def __init__(self, cog: FollowUpCog, job_id: int, source_message_id: int | None) -> None:
-        super().__init__(cog, title="Edit this video", custom_id=form_id("result", job_id, source_message_id))
-        self.job_id, self.source_message_id = job_id, source_message_id
+    def __init__(self, open_forms: set[str], answer: FormAnswer, job_id: int, source_message_id: int | None) -> None:
+        custom_id = form_id(RESULT, job_id, source_message_id)
+        super().__init__(open_forms, answer, title="Edit this video", custom_id=custom_id)
         self.add_item(
             discord.ui.TextInput(
                 label="How should the video change?",
@@ -141,7 +170,3 @@ class EditResultModal(_Form):
                 max_length=DEFAULT_MAX_PROMPT_CHARS,
             )
         )
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        values = form_values(interaction.data)
-        await self.cog.results.submit_result_form(interaction, self.job_id, self.source_message_id, values)

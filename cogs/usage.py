@@ -1,6 +1,6 @@
 """``/usage``: who used the video bot here, how much, what it cost and what failed, for moderators.
 
-The same permission as ``/videoadmin`` (checked in code, see cogs/admin.py). The sums and the CSV are
+The same permission as ``/videoadmin`` (checked in code, see cogs/moderators.py). The sums and the CSV are
 worked out in a thread (services/policy/usage_export.py), since a long history takes a second to add up, and
 every file is sized for this answer's upload limit: a big CSV comes zipped, or, when even that is too
 big, the answer says so and how to ask for less.
@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.admin import require_manage_server
+from cogs.moderators import require_manage_server
 from services.jobs.wording import safe_echo
 from services.policy.usage import Period, UsageReport
 from services.policy.usage_chart import render_png_in_thread
@@ -50,7 +50,7 @@ class UsageCog(commands.Cog):
         chosen = Period(period.value) if period else Period.WEEK
         now = time.time()
         policy = await self.bot.runtime.jobs.rules.policy(guild_id)
-        jobs = await self.bot.runtime.store.jobs_in_guild(
+        jobs = await self.bot.runtime.store.usage.in_guild(
             guild_id, since=chosen.since(now), user_id=user.id if user else None
         )
         stem = f"usage-{chosen.value}" + (f"-{user.id}" if user else "")
@@ -100,3 +100,7 @@ def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Emb
             lines.append(f"…and {more} more (see the CSV)")
         embed.add_field(name=f"Blocked by moderation ({len(report.rejections)})", value="\n".join(lines)[:1024])
     return embed
+
+
+async def setup(bot: GrokVideoBot) -> None:
+    await bot.add_cog(UsageCog(bot))

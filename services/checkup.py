@@ -20,24 +20,16 @@ import aiohttp
 import aiosqlite
 
 from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
+from services.permissions import VIEW_CHANNEL, missing
 from services.process import instance_lock, proxies
 from services.store.migrations import MIGRATIONS
 from services.store.patience import is_busy
-from services.xai.client import XaiAuthError, XaiClient, XaiCreditsExhausted, XaiError, XaiUnavailable
+from services.xai.client import XaiClient
+from services.xai.errors import XaiAuthError, XaiCreditsExhausted, XaiError, XaiUnavailable
 
 DISCORD_API = "https://discord.com/api/v10"
 ADMINISTRATOR = 1 << 3
-VIEW_CHANNEL = 1 << 10
 ALL_PERMISSIONS = (1 << 53) - 1
-# What the bot needs in a server to post videos (the same set the invite link asks for).
-NEEDED_PERMISSIONS: tuple[tuple[int, str], ...] = (
-    (VIEW_CHANNEL, "View Channel"),
-    (1 << 11, "Send Messages"),
-    (1 << 38, "Send Messages in Threads"),
-    (1 << 15, "Attach Files"),
-    (1 << 14, "Embed Links"),
-    (1 << 16, "Read Message History"),
-)
 TEXT_CHANNEL_TYPES = frozenset({0, 5})  # text and announcement channels
 MAX_CHANNELS_LISTED = 5
 MAX_RETRIES_429 = 3
@@ -68,17 +60,6 @@ class Report:
 
     def add(self, ok: bool, text: str, *, note: bool = False) -> None:
         self.findings.append(Finding(ok, text, note))
-
-
-def needed_mask() -> int:
-    mask = 0
-    for bit, _ in NEEDED_PERMISSIONS:
-        mask |= bit
-    return mask
-
-
-def missing_names(permissions: int) -> list[str]:
-    return [name for bit, name in NEEDED_PERMISSIONS if not permissions & bit]
 
 
 # -- permission arithmetic, as Discord documents it -----------------------------------------------------
@@ -113,7 +94,7 @@ def channel_permissions(
     member = [o for o in overwrites if str(o.get("id")) == user_id and int(o.get("type", 1)) == 1]
     if member:
         permissions = (permissions & ~int(member[0].get("deny") or 0)) | int(member[0].get("allow") or 0)
-    return permissions if permissions & VIEW_CHANNEL else 0
+    return permissions if permissions & VIEW_CHANNEL.bit else 0
 
 
 # -- Discord ----------------------------------------------------------------------------------------------
@@ -198,12 +179,12 @@ async def _check_guild(api: _DiscordApi, guild_id: str, user_id: str, report: Re
     role_ids = [str(role) for role in member.get("roles") or []]
     base = base_permissions(guild, role_ids, user_id)
     name = guild.get("name") or guild_id
-    missing = missing_names(base)
-    if missing:
+    lacking = missing(base)
+    if lacking:
         report.add(
             False,
-            f'Server "{name}": the bot is missing {", ".join(missing)}. Give its role '
-            f"{'this permission' if len(missing) == 1 else 'these permissions'} in Server Settings > Roles, "
+            f'Server "{name}": the bot is missing {", ".join(lacking)}. Give its role '
+            f"{'this permission' if len(lacking) == 1 else 'these permissions'} in Server Settings > Roles, "
             "or re-invite it with the link below",
         )
         return
@@ -214,9 +195,9 @@ async def _check_guild(api: _DiscordApi, guild_id: str, user_id: str, report: Re
         if channel.get("type") not in TEXT_CHANNEL_TYPES:
             continue
         allowed = channel_permissions(base, guild_id, role_ids, user_id, channel.get("permission_overwrites") or [])
-        lacking = missing_names(allowed) if allowed & VIEW_CHANNEL else ["cannot see it"]
-        if lacking:
-            blocked.append(f"#{channel.get('name')} ({', '.join(lacking)})")
+        absent = missing(allowed) if allowed & VIEW_CHANNEL.bit else ["cannot see it"]
+        if absent:
+            blocked.append(f"#{channel.get('name')} ({', '.join(absent)})")
     if blocked:
         more = f" and {len(blocked) - MAX_CHANNELS_LISTED} more" if len(blocked) > MAX_CHANNELS_LISTED else ""
         report.add(

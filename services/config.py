@@ -91,7 +91,10 @@ class DiscordSettings:
 
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
-    """How long finished videos and stored inputs are kept, and how often the janitor looks (services/media/retention.py)."""
+    """How long finished videos and stored inputs are kept, and how often the janitor looks.
+
+    The janitor is ``services/media/retention.py``.
+    """
 
     keep_days: float | None = 7.0  # after a job ended; None (MEDIA_RETENTION_DAYS=0) keeps them forever
     sweep_interval_s: float = 3600.0
@@ -214,11 +217,6 @@ def env_folders() -> list[Path]:
     if BOT_DIR not in folders:
         folders.append(BOT_DIR)
     return folders
-
-
-def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
-    """The process environment over the values of ``env_file`` (the real environment wins)."""
-    return {**read_env_file(env_file), **os.environ}
 
 
 def read_env_file(env_file: str | Path | None) -> dict[str, str]:

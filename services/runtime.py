@@ -1,6 +1,8 @@
-"""Wiring: build the store, budget, client, scheduler and job service from the settings, once.
+"""Wiring: build the budget, client, scheduler and job service from the settings, once.
 
-The bot, the terminal command and the benchmarks all run the same parts through this.
+The bot, the terminal command and the benchmarks all run the same parts through this. Everything is given
+what it needs when it is built (the listener too), and nothing is started here: the caller starts
+``runtime.scheduler`` when it is ready to hear from it, and stops it.
 """
 
 from __future__ import annotations
@@ -13,22 +15,29 @@ import aiohttp
 
 from services.config import XaiSettings
 from services.jobs.accepting import JobService
-from services.jobs.listener import JobListener, NullListener
+from services.jobs.listener import JobListener
 from services.media.hosts import xai_download_hosts
 from services.policy.guild_policy import LimitDefaults
 from services.policy.server_rules import ServerRules
 from services.process import proxies
-from services.scheduler.loop import Scheduler, SchedulerSettings
-from services.store.jobstore import JobStore
+from services.scheduler.loop import Scheduler
+from services.scheduler.poll_policy import PolicySettings
+from services.scheduler.settings import SchedulerSettings
+from services.store.store import Store
 from services.xai.budget import RequestBudget
-from services.xai.cadence import CadenceSettings, PollCadence
 from services.xai.client import XaiClient
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    xai: aiohttp.ClientSession  # carries the proxy for xAI's host
+    downloads: aiohttp.ClientSession  # no proxy of its own; each request picks its own
 
 
 @dataclass(slots=True)
 class Runtime:
     session: aiohttp.ClientSession  # for downloads: no proxy of its own, each request names its own
-    store: JobStore
+    store: Store
     budget: RequestBudget
     client: XaiClient
     scheduler: Scheduler
@@ -36,46 +45,70 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
+async def open_sessions(xai: XaiSettings) -> AsyncIterator[Sessions]:
+    """The two HTTP sessions, closed on exit.
+
+    HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, netrc never does (services/process/proxies.py). xAI's client talks
+    to one host, so its session carries that host's proxy; downloads come from other hosts and pick theirs per
+    request.
+    """
+    async with proxies.session(reaching=xai.base_url) as xai_session, proxies.session() as downloads:
+        yield Sessions(xai=xai_session, downloads=downloads)
+
+
+def build_runtime(
+    xai: XaiSettings,
+    store: Store,
+    sessions: Sessions,
+    *,
+    listener: JobListener,
+    limits: LimitDefaults | None = None,
+    resume_origins: frozenset[str] = frozenset({"discord"}),
+) -> Runtime:
+    """Everything needed to run jobs, built and not started; ``listener`` hears every job's progress."""
+    budget = RequestBudget(xai.max_requests_per_minute)
+    client = XaiClient(
+        sessions.xai,
+        api_key=xai.api_key,
+        base_url=xai.base_url,
+        model=xai.model,
+        budget=budget,
+        request_timeout_s=xai.request_timeout_s,
+    )
+    scheduler = Scheduler(
+        store,
+        client,
+        budget,
+        listener,
+        session=sessions.downloads,
+        media_dir=store.path.parent / "videos",
+        settings=SchedulerSettings(
+            max_concurrent=xai.max_concurrent_jobs,
+            job_timeout_s=xai.job_timeout_s,
+            max_download_bytes=xai.max_download_bytes,
+            download_hosts=xai_download_hosts(xai.base_url, xai.download_hosts),
+            polling=PolicySettings(max_interval_s=xai.max_poll_interval_s),
+            first_poll_s=xai.first_poll_s,  # where a fresh bot's first poll lands: the policy's prior
+        ),
+        resume_origins=resume_origins,
+    )
+    jobs = JobService(store, scheduler, ServerRules(store, limits))
+    return Runtime(sessions.downloads, store, budget, client, scheduler, jobs)
+
+
+@contextlib.asynccontextmanager
 async def open_runtime(
     xai: XaiSettings,
-    store: JobStore,
+    store: Store,
     *,
-    listener: JobListener | None = None,
+    listener: JobListener,
     limits: LimitDefaults | None = None,
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
-    """Everything needed to run jobs. The scheduler is built but not started: set its listener, then start it."""
-    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply, netrc never does (services/process/proxies.py). xAI's client talks to one
-    # host, so its session carries that host's proxy; downloads come from other hosts and pick theirs per request.
-    async with proxies.session(reaching=xai.base_url) as xai_session, proxies.session() as session:
-        budget = RequestBudget(xai.max_requests_per_minute)
-        client = XaiClient(
-            xai_session,
-            api_key=xai.api_key,
-            base_url=xai.base_url,
-            model=xai.model,
-            budget=budget,
-            request_timeout_s=xai.request_timeout_s,
-        )
-        scheduler = Scheduler(
-            store,
-            client,
-            budget,
-            listener or NullListener(),
-            session=session,
-            media_dir=store.path.parent / "videos",
-            settings=SchedulerSettings(
-                max_concurrent=xai.max_concurrent_jobs,
-                job_timeout_s=xai.job_timeout_s,
-                max_download_bytes=xai.max_download_bytes,
-                download_hosts=xai_download_hosts(xai.base_url, xai.download_hosts),
-            ),
-            cadence=PollCadence(CadenceSettings(first_poll_s=xai.first_poll_s, max_interval_s=xai.max_poll_interval_s)),
-            resume_origins=resume_origins,
-        )
-        jobs = JobService(store, scheduler, ServerRules(store, limits))
-        runtime = Runtime(session, store, budget, client, scheduler, jobs)
+    """``open_sessions`` and ``build_runtime`` together; the scheduler (if the caller started it) stops on exit."""
+    async with open_sessions(xai) as sessions:
+        runtime = build_runtime(xai, store, sessions, listener=listener, limits=limits, resume_origins=resume_origins)
         try:
             yield runtime
         finally:
-            await scheduler.stop()
+            await runtime.scheduler.stop()

@@ -22,7 +22,7 @@ from services.config import Settings
 from services.jobs.listener import DeliveryReceipt
 from services.jobs.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
 from services.jobs.validation import InputError, check_media, choose_mode, clean_prompt, parse_options
-from services.media import media
+from services.media import downloading, sizes
 from services.process import proxies
 from services.process.startup import open_store
 from services.runtime import open_runtime
@@ -108,9 +108,9 @@ async def _read_input(location: str) -> tuple[bytes, str]:
             folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="grok-video-input-"))
             target = folder / "input"
             try:
-                await media.download(session, location, target, max_bytes=MAX_INPUT_DOWNLOAD_BYTES, timeout_s=60)
+                await downloading.download(session, location, target, max_bytes=MAX_INPUT_DOWNLOAD_BYTES, timeout_s=60)
                 return await asyncio.to_thread(target.read_bytes), name
-            except media.DownloadError as error:
+            except downloading.DownloadError as error:
                 raise InputError(f"Could not fetch {name}: {error}") from None
             finally:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -170,7 +170,7 @@ def cancelled_words(result: CancelResult | None) -> str:
 def _report(outcome: _Outcome, stream: TextIO) -> int:
     job = outcome.job
     if outcome.saved_to is not None:
-        size = media.describe_size(outcome.saved_to.stat().st_size)
+        size = sizes.describe_size(outcome.saved_to.stat().st_size)
         print(f"Saved {outcome.saved_to} ({size}) in {job.elapsed_s:.0f} s", file=stream)
         return Exit.OK
     reason = job.error_message or "the job did not finish"

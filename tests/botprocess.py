@@ -2,19 +2,28 @@
 
 Crash tests need a process that can die for real (no ``finally`` runs, no goodbye to the gateway), so
 they use this instead of ``BotRig.running()``. Logs go to files (a pipe nobody reads would stall the
-bot) and are kept per run, so a failing test can show what the bot said.
+bot) and are kept per run, so a failing test can show what the bot said. Each process is forked from a
+helper that has the bot's libraries imported already (tests/warmstart.py), unless a fork cannot stand in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import itertools
+import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Protocol
 
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
@@ -25,23 +34,150 @@ ROOT = Path(__file__).resolve().parent.parent
 HERMETIC = {"ENV_FILE": "none"}
 
 
+class BotChild(Protocol):
+    """What the tests use of a running ``python bot.py``, started for real or forked warm."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    async def wait(self) -> int: ...
+
+
+class _WarmStarter:
+    """The helper of tests/warmstart.py for this test process: started on first use, shared by every test.
+
+    A thread reads its answers, so any test's event loop can wait for a pid or an exit status by polling."""
+
+    def __init__(self) -> None:
+        helper_env = {"PATH": os.environ.get("PATH", ""), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        self._helper = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, str(ROOT / "tests" / "warmstart.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=helper_env,
+        )
+        assert self._helper.stdin is not None and self._helper.stdout is not None
+        self._to_helper: IO[bytes] = self._helper.stdin
+        self._from_helper: IO[bytes] = self._helper.stdout
+        self.ready = json.loads(self._from_helper.readline() or b'{"ready": false}').get("ready") is True
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.pids: dict[int, int] = {}
+        self.statuses: dict[int, int] = {}
+        threading.Thread(target=self._read, name="warmstart-reader", daemon=True).start()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """At the test process's end: the helper sees its input close, and goes."""
+        self._to_helper.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._helper.wait(5)
+
+    def _read(self) -> None:
+        for line in self._from_helper:
+            message = json.loads(line)
+            with self._lock:
+                if "status" in message:
+                    self.statuses[message["pid"]] = message["status"]
+                else:
+                    self.pids[message["id"]] = message["pid"]
+
+    async def start(self, argv: list[str], env: dict[str, str], cwd: Path, stdout: Path, stderr: Path) -> WarmChild:
+        number = next(self._ids)
+        request = {
+            "id": number,
+            "argv": argv,
+            "env": env,
+            "cwd": str(cwd),
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        with self._lock:
+            self._to_helper.write((json.dumps(request) + "\n").encode())
+            self._to_helper.flush()
+        while number not in self.pids:
+            await asyncio.sleep(0.005)
+        return WarmChild(self, self.pids[number])
+
+
+_starter: _WarmStarter | None = None
+
+
+def _warm_starter(env: dict[str, str], preexec: Callable[[], None] | None) -> _WarmStarter | None:
+    """The shared helper, or None where only a real exec will do (a preexec, interpreter variables)."""
+    global _starter
+    if preexec is not None or any(name.startswith("PYTHON") for name in env):
+        return None
+    if _starter is None:
+        _starter = _WarmStarter()
+    return _starter if _starter.ready else None
+
+
+class WarmChild:
+    """A bot process forked by the helper: signalled directly, its exit status reported by the helper."""
+
+    def __init__(self, starter: _WarmStarter, pid: int) -> None:
+        self._starter = starter
+        self.pid = pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._starter.statuses.get(self.pid)
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    async def wait(self) -> int:
+        while (status := self.returncode) is None:
+            await asyncio.sleep(0.01)
+        return status
+
+
+async def start_bot(
+    args: tuple[str, ...],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    stdout: Path,
+    stderr: Path,
+    preexec: Callable[[], None] | None = None,
+) -> BotChild:
+    """``python bot.py ARGS`` with its output appended to ``stdout``/``stderr`` (files that exist)."""
+    argv = [str(ROOT / "bot.py"), *args]
+    starter = _warm_starter(env, preexec)
+    if starter is not None:
+        return await starter.start(argv, env, cwd, stdout, stderr)
+    with stdout.open("ab") as out, stderr.open("ab") as err:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out if stderr == stdout else err,
+            preexec_fn=preexec,
+        )
+
+
 async def run_command(
     *args: str, env: dict[str, str], cwd: Path, timeout_s: float = 60, preexec: Callable[[], None] | None = None
 ) -> tuple[int, str, str]:
     """``python bot.py ARGS`` run to its end (PATH added to ``env``); returns (exit status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bot.py"),
-        *args,
-        cwd=cwd,
-        env={"PATH": os.environ.get("PATH", ""), **HERMETIC, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=preexec,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout_s)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    with tempfile.TemporaryDirectory(prefix="bot-output-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        out.touch()
+        err.touch()
+        environment = {"PATH": os.environ.get("PATH", ""), **HERMETIC, **env}
+        process = await start_bot(args, env=environment, cwd=cwd, stdout=out, stderr=err, preexec=preexec)
+        status = await asyncio.wait_for(process.wait(), timeout_s)
+        return status, out.read_text(errors="replace"), err.read_text(errors="replace")
 
 
 @dataclass
@@ -51,7 +187,7 @@ class BotProcess:
     tmp_path: Path
     overrides: dict[str, str] = field(default_factory=dict)
     preexec: Callable[[], None] | None = None
-    process: asyncio.subprocess.Process | None = None
+    process: BotChild | None = None
     runs: int = 0
 
     @property
@@ -87,18 +223,11 @@ class BotProcess:
         """Start ``python bot.py ARGS`` without waiting for anything (the log collects what it says)."""
         assert not self.alive, "the bot is already running"
         self.runs += 1
-        with self.log_path().open("wb") as sink:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ROOT / "bot.py"),
-                *args,
-                cwd=self.tmp_path,
-                env=self.environment(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=sink,
-                stderr=sink,
-                preexec_fn=self.preexec,
-            )
+        log = self.log_path()
+        log.write_bytes(b"")
+        self.process = await start_bot(
+            args, env=self.environment(), cwd=self.tmp_path, stdout=log, stderr=log, preexec=self.preexec
+        )
 
     async def wait_for_log(self, text: str, timeout: float = 30.0, *, count: int = 1) -> str:
         """Wait until this run's log holds ``text`` (``count`` times); return the log."""

@@ -16,8 +16,8 @@ from pathlib import Path
 from bot import GrokVideoBot
 from services.config import Settings, load_settings
 from services.jobs.models import Job, JobStatus
-from services.runtime import open_runtime
-from services.store.jobstore import JobStore
+from services.runtime import open_sessions
+from services.store.store import Store
 from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord, run_client
 from tests.emulators.xai_emulator import XaiEmulator
 
@@ -66,11 +66,12 @@ class BotRig:
         settings = load_settings(self.environment(**overrides))
         if adjust is not None:
             settings = adjust(settings)
-        store = await JobStore.open(settings.database_path)
+        store = await Store.open(settings.database_path)
         try:
-            async with open_runtime(settings.xai, store, limits=settings.limits) as runtime:
-                bot = GrokVideoBot(settings=settings, runtime=runtime)
-                bot.delivery.progress_interval_s = progress_interval_s
+            async with open_sessions(settings.xai) as sessions:
+                bot = GrokVideoBot(
+                    settings=settings, store=store, sessions=sessions, progress_interval_s=progress_interval_s
+                )
                 async with run_client(bot, self.discord):
                     self.bot = bot
                     try:
@@ -82,13 +83,13 @@ class BotRig:
 
     async def job(self, job_id: int) -> Job:
         assert self.bot is not None
-        job = await self.bot.runtime.store.get(job_id)
+        job = await self.bot.runtime.store.jobs.get(job_id)
         assert job is not None
         return job
 
     async def latest_job(self) -> Job:
         assert self.bot is not None
-        jobs = await self.bot.runtime.store.jobs_of_user(self.discord.user_id, limit=1)
+        jobs = await self.bot.runtime.store.jobs.of_user(self.discord.user_id, limit=1)
         assert jobs, "no job was recorded"
         return jobs[0]
 
@@ -100,9 +101,9 @@ class BotRig:
         while True:
             assert self.bot is not None
             jobs = (
-                [await self.bot.runtime.store.get(job_id)]
+                [await self.bot.runtime.store.jobs.get(job_id)]
                 if job_id
-                else await self.bot.runtime.store.jobs_of_user(self.discord.user_id, limit=1)
+                else await self.bot.runtime.store.jobs.of_user(self.discord.user_id, limit=1)
             )
             job = jobs[0] if jobs else None
             if job is not None and predicate(job):

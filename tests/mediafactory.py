@@ -1,7 +1,12 @@
-"""Real media files for the tests, made with PyAV: MP4s of any length and size, and still images."""
+"""Real media files for the tests, made with PyAV: MP4s of any length and size, and still images.
+
+Encoding costs real CPU (a minute of audio takes seconds), and the same few clips serve hundreds of tests,
+so each file is made once per test process and handed out again: bytes cannot be changed by the taker.
+"""
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +16,7 @@ import av
 import numpy as np
 
 
+@functools.cache
 def make_mp4(
     seconds: float = 1.0,
     *,
@@ -64,6 +70,7 @@ def _encode(
             container.mux(sound.encode(None))
 
 
+@functools.cache
 def make_image(fmt: str = "PNG", *, width: int = 32, height: int = 24) -> bytes:
     """A small still image in ``fmt`` ("PNG", "JPEG" or "WEBP"), encoded by FFmpeg through PyAV."""
     codec = {"PNG": "png", "JPEG": "mjpeg", "WEBP": "libwebp"}[fmt.upper()]

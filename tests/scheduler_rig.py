@@ -21,10 +21,11 @@ from services.jobs.listener import DeliveryReceipt
 from services.jobs.models import Job, JobRequest, JobStatus, Mode, Origin, VideoOptions
 from services.policy.guild_policy import LimitDefaults
 from services.policy.server_rules import ServerRules
-from services.scheduler.loop import Scheduler, SchedulerSettings
-from services.store.jobstore import JobStore
+from services.scheduler.loop import Scheduler
+from services.scheduler.poll_policy import PolicySettings
+from services.scheduler.settings import Clocks, SchedulerSettings
+from services.store.store import Store
 from services.xai.budget import RequestBudget
-from services.xai.cadence import CadenceSettings, PollCadence
 from services.xai.client import XaiClient
 from tests.emulators.xai_emulator import XaiEmulator
 
@@ -60,7 +61,11 @@ class RecordingListener:
             future.set_result(job)
 
 
+SUBMIT = r"^/v1/videos/generations$"  # xAI's submit path, for the emulator's injected failures
+
 FAST_SETTINGS = SchedulerSettings(
+    polling=PolicySettings(min_gap_s=0.05, max_interval_s=0.5),
+    first_poll_s=0.1,
     download_retry_delays_s=(0.01, 0.01, 0.01),
     delivery_retry_delays_s=(0.01, 0.01),
     notify_retry_delays_s=(0.01, 0.01),
@@ -70,7 +75,7 @@ FAST_SETTINGS = SchedulerSettings(
 @dataclass
 class Rig:
     xai: XaiEmulator
-    store: JobStore
+    store: Store
     listener: RecordingListener
     session: aiohttp.ClientSession
     tmp_path: Path
@@ -106,7 +111,7 @@ class Rig:
             sleep=fast_sleep,
             **upload,
         )
-        extra: dict[str, Any] = {} if wall_clock is None else {"wall_clock": wall_clock}
+        clocks = Clocks() if wall_clock is None else Clocks(wall=wall_clock)
         scheduler = Scheduler(
             self.store,
             client,
@@ -115,8 +120,7 @@ class Rig:
             session=self.session,
             media_dir=self.tmp_path / "videos",
             settings=replace(FAST_SETTINGS, max_concurrent=max_concurrent, job_timeout_s=timeout_s, **settings),
-            cadence=PollCadence(CadenceSettings(first_poll_s=0.1, min_interval_s=0.05, max_interval_s=0.5)),
-            **extra,
+            clocks=clocks,
         )
         self.schedulers.append(scheduler)
         return scheduler
@@ -141,7 +145,7 @@ async def open_rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with (
         XaiEmulator(generation_s=0.3) as xai,
         aiohttp.ClientSession() as session,
-        await JobStore.open(tmp_path / "jobs.sqlite3") as store,
+        await Store.open(tmp_path / "jobs.sqlite3") as store,
     ):
         rig = Rig(xai, store, RecordingListener(), session, tmp_path, RequestBudget(6000))
         try:
@@ -151,7 +155,7 @@ async def open_rig(tmp_path: Path) -> AsyncIterator[Rig]:
                 await scheduler.stop(grace_s=1)
 
 
-def unlimited_service(store: JobStore, scheduler: Scheduler) -> JobService:
+def unlimited_service(store: Store, scheduler: Scheduler) -> JobService:
     """The scheduler's tests are about the scheduler: no server limits in the way."""
     unlimited = LimitDefaults(
         user_videos=None, user_active_jobs=None, server_videos_per_day=None, server_usd_per_day=None
@@ -172,12 +176,12 @@ def text_request(prompt: str = "a lighthouse in a storm", user: int = 1) -> JobR
     )
 
 
-async def wait_for(store: JobStore, job_id: int, predicate: Callable[[Job], bool], timeout: float = 10) -> Job:
+async def wait_for(store: Store, job_id: int, predicate: Callable[[Job], bool], timeout: float = 10) -> Job:
     """The stored job once ``predicate`` holds for it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        job = await store.get(job_id)
+        job = await store.jobs.get(job_id)
         if job is not None and predicate(job):
             return job
         if loop.time() > deadline:
@@ -185,5 +189,15 @@ async def wait_for(store: JobStore, job_id: int, predicate: Callable[[Job], bool
         await asyncio.sleep(0.01)
 
 
-async def wait_for_status(store: JobStore, job_id: int, status: JobStatus) -> Job:
+async def until(condition: Callable[[], object], timeout: float = 10) -> None:
+    """Wait (looking every 10 ms) until ``condition()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.01)
+
+
+async def wait_for_status(store: Store, job_id: int, status: JobStatus) -> Job:
     return await wait_for(store, job_id, lambda job: job.status is status)

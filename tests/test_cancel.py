@@ -17,9 +17,7 @@ import pytest
 
 from services.jobs.models import CancelResult, ErrorCode, JobStatus
 from tests.emulators.xai_emulator import Outcome
-from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for, wait_for_status
-
-SUBMIT = r"^/v1/videos/generations$"
+from tests.scheduler_rig import SUBMIT, Rig, open_rig, text_request, unlimited_service, until, wait_for, wait_for_status
 
 
 @pytest.fixture
@@ -28,28 +26,18 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield rig
 
 
-async def _until(condition: object, timeout: float = 10) -> None:
-    assert callable(condition)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the condition never held")
-        await asyncio.sleep(0.01)
-
-
 async def test_cancel_while_the_budget_is_paused_by_a_429_sends_nothing(rig: Rig) -> None:
     """xAI turns the submit away with Retry-After: 30; a Cancel during that pause stops it at once, for free."""
     rig.xai.fail_requests("POST", SUBMIT, status=429, headers={"Retry-After": "30"})
     scheduler = rig.scheduler()
     await scheduler.start()
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
-    await _until(lambda: rig.xai.submits())
+    await until(lambda: rig.xai.submits())
     assert rig.budget.delay() > 20  # everyone waits for the pause: the submit is waiting for a slot
     assert await scheduler.cancel(job.id) is CancelResult.BEFORE_SENDING
-    stored = await rig.store.get(job.id)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.CANCELLED and not stored.charged
-    assert await rig.store.counted_count(1, 1, 0) == 0  # handed back
+    assert await rig.store.usage.counted_count(1, 1, 0) == 0  # handed back
     await asyncio.sleep(0.2)
     assert [r.status for r in rig.xai.submits()] == [429] and not rig.xai.jobs  # xAI never got a job
     assert scheduler.generating == 0
@@ -61,7 +49,7 @@ async def test_cancel_between_429_retries_sends_no_retry(rig: Rig) -> None:
     scheduler = rig.scheduler()
     await scheduler.start()
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
-    await _until(lambda: rig.xai.submits())
+    await until(lambda: rig.xai.submits())
     assert await scheduler.cancel(job.id) is CancelResult.AFTER_SENDING  # on the wire: it may reach xAI
     ended = await wait_for(rig.store, job.id, lambda j: j.status.is_terminal)
     assert ended.status is JobStatus.CANCELLED and not ended.charged  # xAI turned it away: it costs nothing
@@ -71,7 +59,7 @@ async def test_cancel_between_429_retries_sends_no_retry(rig: Rig) -> None:
 
 async def test_cancel_between_admission_and_the_wire_sends_nothing(rig: Rig, tmp_path: Path) -> None:
     """Admitted while another program holds the database: the Cancel lands before the submit could be sent."""
-    job = await rig.store.create_job(text_request())
+    job = await rig.store.jobs.create(text_request())
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:
@@ -86,13 +74,13 @@ async def test_cancel_between_admission_and_the_wire_sends_nothing(rig: Rig, tmp
     await asyncio.to_thread(locked.wait, 10)
     scheduler = rig.scheduler()
     await scheduler.start()  # resumes the queued job and admits it; its first write waits for the lock
-    await _until(lambda: scheduler.generating == 1)
+    await until(lambda: scheduler.generating == 1)
     cancel = asyncio.create_task(scheduler.cancel(job.id))
     await asyncio.sleep(0.1)
     release.set()
     await holder
     assert await asyncio.wait_for(cancel, 10) is CancelResult.BEFORE_SENDING
-    stored = await rig.store.get(job.id)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.CANCELLED and not stored.charged
     await asyncio.sleep(0.2)
     assert not rig.xai.requests
@@ -105,18 +93,18 @@ async def test_cancel_during_a_submit_on_the_wire_ends_it_cancelled_and_counted(
     scheduler = rig.scheduler()
     await scheduler.start()
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
-    await _until(lambda: rig.xai.jobs)  # xAI made the job; the answer is still on the way
+    await until(lambda: rig.xai.jobs)  # xAI made the job; the answer is still on the way
     assert await scheduler.cancel(job.id) is CancelResult.AFTER_SENDING
     assert await scheduler.cancel(job.id) is CancelResult.AFTER_SENDING  # a second click says the same
     ended = await wait_for(rig.store, job.id, lambda j: j.status.is_terminal)
     assert (ended.status, ended.error_code) == (JobStatus.CANCELLED, ErrorCode.CANCELLED)
     assert ended.charged and ended.request_id in rig.xai.jobs  # xAI may bill it: it counts
-    assert await rig.store.counted_count(1, 1, 0) == 1
+    assert await rig.store.usage.counted_count(1, 1, 0) == 1
     settled = await wait_for(rig.store, job.id, lambda j: j.ended_at is not None)  # xAI finished it meanwhile
     assert settled.cost_usd_ticks == 1_500_000_000  # at xAI's own figure
     assert len(rig.xai.submits()) == 1 and rig.polls_of(ended.request_id) >= 1
     assert not rig.xai.downloads and job.id not in rig.listener.delivered
-    await _until(lambda: scheduler.generating == 0)
+    await until(lambda: scheduler.generating == 0)
     assert await scheduler.cancel(job.id) is None
 
 
@@ -127,10 +115,10 @@ async def test_a_cancel_racing_the_poll_that_finds_it_done_wins(rig: Rig) -> Non
     scheduler = rig.scheduler()
     await scheduler.start()
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
-    await _until(lambda: any(r.method == "GET" for r in rig.xai.requests))
+    await until(lambda: any(r.method == "GET" for r in rig.xai.requests))
     assert await scheduler.cancel(job.id) is CancelResult.AFTER_SENDING
     await asyncio.sleep(0.6)
-    stored = await rig.store.get(job.id)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.CANCELLED and stored.charged
     assert rig.xai.jobs[str(stored.request_id)].ready_at is not None  # xAI answered "done"...
     assert not rig.xai.downloads and job.id not in rig.listener.delivered  # ...and nothing was fetched
@@ -145,7 +133,7 @@ async def test_cancel_twice_while_waiting_in_line(rig: Rig) -> None:
     waiting = (await service.accept(text_request("second"))).job
     assert await service.cancel(waiting.id) is CancelResult.BEFORE_SENDING
     assert await service.cancel(waiting.id) is None
-    stored = await rig.store.get(waiting.id)
+    stored = await rig.store.jobs.get(waiting.id)
     assert stored is not None and stored.status is JobStatus.CANCELLED and not stored.charged
 
 
@@ -155,9 +143,9 @@ async def test_a_shutdown_puts_an_unsent_submit_back_in_line(rig: Rig) -> None:
     first = rig.scheduler()
     await first.start()
     job = (await unlimited_service(rig.store, first).accept(text_request())).job
-    await _until(lambda: rig.xai.submits())
+    await until(lambda: rig.xai.submits())
     await first.stop(grace_s=2)
-    stored = await rig.store.get(job.id)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.QUEUED and not stored.charged
     second = rig.scheduler(rpm=6000)  # a fresh process: a fresh budget
     await second.start()

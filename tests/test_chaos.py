@@ -3,7 +3,7 @@
 What it proves, from the emulators' own records: every accepted job ends either with exactly one message
 carrying its MP4 (channel, followup or DM) or with exactly one message telling the requester why not, never
 both, never two; and xAI received at most one submit per job. Each kill strikes when the bot has done a few
-more of one kind of work (submits, polls, uploads, acknowledgements), and faults come with chosen requests,
+more of one kind of work (submits, polls, uploads, requests accepted as jobs), and faults come with chosen requests,
 all drawn from one seed, so a run's kill moments and faults replay from its printed seed:
 ``CHAOS_SEED=<seed> pytest -s tests/test_chaos.py`` (the exact interleaving of the two processes still varies).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from services.jobs.models import Job, JobStatus
 from services.jobs.wording import failure_text
-from services.store.jobstore import JobStore
+from services.store.store import Store
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
@@ -26,7 +26,9 @@ from tests.mediafactory import make_image, make_mp4
 
 JOBS = 50
 KILLS = 6
-KILL_CUES = ("submit", "poll", "upload", "ack")
+KILL_CUES = ("submit", "poll", "upload", "accept")
+MAX_STEPS = 5  # a kill strikes after 1 to MAX_STEPS more of its cue
+LEAD = 6  # requests sent past a kill's cue work before the injector waits for the kill (see _held_back)
 ACTIVE = ("queued", "submitting", "running", "downloading", "delivering")
 SUBMIT_PATHS = ("/v1/videos/generations", "/v1/videos/edits")
 FAILURE_ENDINGS = (JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED)
@@ -92,8 +94,18 @@ def _discord_fault(rng: random.Random, emu: DiscordEmulator) -> str:
 def _kill_plan(rng: random.Random) -> list[tuple[int, str, int]]:
     """When each kill strikes, as moments of the bot's work, never as spans of wall-clock time: once request
     ``n`` has been sent, after the bot has done ``steps`` more of one thing (all three chosen by the seed)."""
-    armed_at = sorted(rng.sample(range(JOBS), KILLS))
-    return [(n, rng.choice(KILL_CUES), rng.randint(1, 5)) for n in armed_at]
+    armed_at = sorted(rng.sample(range(JOBS - MAX_STEPS - LEAD), KILLS))  # each with requests left to cue it
+    return [(n, rng.choice(KILL_CUES), rng.randint(1, MAX_STEPS)) for n in armed_at]
+
+
+def _held_back(n: int, plan: list[tuple[int, str, int]], struck: int) -> bool:
+    """Whether request ``n`` must wait for the next kill: no more than ``steps + LEAD`` requests go out past the
+    one a kill is armed at before it strikes, so its cue has work to come from however fast either side runs
+    (a fast injector no longer sends everything before a slow restart is done and leaves the cue nothing)."""
+    if struck >= len(plan):
+        return False
+    armed_at, _, steps = plan[struck]
+    return n > armed_at + steps + LEAD
 
 
 def _work_done(cue: str, emu: DiscordEmulator, xai: XaiEmulator, injected: dict[int, InteractionRecord]) -> int:
@@ -104,7 +116,7 @@ def _work_done(cue: str, emu: DiscordEmulator, xai: XaiEmulator, injected: dict[
         return sum(1 for r in xai.requests if r.method == "GET" and r.path.startswith("/v1/videos/"))
     if cue == "upload":
         return len(emu.requests_matching("POST", r"/channels/\d+/messages$"))
-    return sum(1 for interaction in injected.values() if interaction.acked)  # "ack"
+    return sum(1 for interaction in injected.values() if "(job #" in _answer(emu, interaction))  # "accept"
 
 
 async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
@@ -135,12 +147,18 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
         injected: dict[int, InteractionRecord] = {}
         kills: list[tuple[int, int]] = []  # (exit status of the killed process, jobs it had in flight)
         all_injected = asyncio.Event()
+        waiting = asyncio.Event()  # the injector is holding back until the next kill has struck
         try:
             await bot.start()
 
             async def inject() -> None:
                 """One /video after another, each once the previous was answered, with faults on cue."""
                 for n, (options, channel, fault, which) in enumerate(requests):
+                    waiting.clear()
+                    while _held_back(n, plan, len(kills)):
+                        waiting.set()  # the kill may strike on an idle bot now: nothing more comes until it has
+                        await asyncio.sleep(0.05)
+                    waiting.clear()
                     await emu.wait_for(lambda: bot.alive and bool(emu.gateway.connected_sessions()), 60)
                     if fault:
                         events.append(_xai_fault(rng, xai) if which < 0.5 else _discord_fault(rng, emu))
@@ -154,8 +172,9 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
                 all_injected.set()
 
             async def idle() -> bool:
-                """Everything sent and nothing left in flight: the cue may never come, so strike now."""
-                if not all_injected.is_set():
+                """Nothing more will be sent before this kill and nothing is left in flight: the cue may never
+                come, so strike now."""
+                if not (all_injected.is_set() or waiting.is_set()):
                     return False
                 return not any(row["status"] in ACTIVE for row in await jobs_now(bot.database_path))
 
@@ -166,9 +185,10 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
                     target = _work_done(cue, emu, xai, injected) + steps
                     while _work_done(cue, emu, xai, injected) < target and not await idle():
                         await asyncio.sleep(0.05)
-                    in_flight = sum(1 for row in await jobs_now(bot.database_path) if row["status"] in ACTIVE)
                     await bot.kill()
                     assert bot.process is not None and bot.process.returncode is not None
+                    # Read after the kill: the dead process's database holds exactly what it had in flight.
+                    in_flight = sum(1 for row in await jobs_now(bot.database_path) if row["status"] in ACTIVE)
                     kills.append((bot.process.returncode, in_flight))
                     events.append(f"kill {k + 1} after request {armed_at}, {steps} more {cue}: {in_flight} in flight")
                     await bot.start()
@@ -183,8 +203,8 @@ async def test_fifty_jobs_survive_kills_and_faults(tmp_path: Path) -> None:
             print(bot.all_logs()[-20000:])
             raise
 
-        async with await JobStore.open(bot.database_path) as store:
-            jobs = await store.jobs_with_status(JobStatus)
+        async with await Store.open(bot.database_path) as store:
+            jobs = await store.jobs.with_status(JobStatus)
         try:
             report = _check(emu, xai, jobs, injected)
         except AssertionError:

@@ -6,8 +6,9 @@ import contextlib
 import sqlite3
 
 from bot import invite_permissions
-from services.checkup import ALL_PERMISSIONS, base_permissions, channel_permissions, needed_mask
-from services.store.jobstore import JobStore
+from services.checkup import ALL_PERMISSIONS, base_permissions, channel_permissions
+from services.permissions import mask as needed_mask
+from services.store.store import Store
 from tests.botprocess import run_command
 from tests.emulators.discord_models import ATTACH_FILES, DEFAULT_MEMBER_PERMISSIONS, EMBED_LINKS, VIEW_CHANNEL
 from tests.harness import BotRig
@@ -96,7 +97,7 @@ async def test_a_channel_that_takes_permissions_away_is_a_note_not_a_failure(rig
 
 async def test_a_locked_store_is_explained(rig: BotRig) -> None:
     """Another program holding the write lock: the check says the store is locked, and fails."""
-    async with await JobStore.open(rig.database_path):
+    async with await Store.open(rig.database_path):
         pass
     holder = sqlite3.connect(rig.database_path, isolation_level=None)
     try:
@@ -131,7 +132,7 @@ async def test_a_file_that_is_not_a_database_is_explained(rig: BotRig) -> None:
 
 async def test_an_up_to_date_store_passes(rig: BotRig) -> None:
     """A store the bot already made is at the current schema and writable."""
-    async with await JobStore.open(rig.database_path):
+    async with await Store.open(rig.database_path):
         pass
     status, out, _ = await _check(rig)
     assert status == 0, out
@@ -174,7 +175,7 @@ def test_permission_arithmetic_follows_discords_order() -> None:
 
 async def test_an_older_schema_is_a_note_and_a_newer_one_a_failure(rig: BotRig) -> None:
     """An older store is upgraded on the next start (fine); one from a newer bot cannot be used by this one."""
-    async with await JobStore.open(rig.database_path):
+    async with await Store.open(rig.database_path):
         pass
     with contextlib.closing(sqlite3.connect(rig.database_path)) as db:
         db.execute("PRAGMA user_version = 1")

@@ -34,9 +34,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 async def _counted(rig: Rig, job: Job) -> tuple[int, float, float]:
     """(jobs counted, dollars counted by the limits, dollars /usage shows) for the rig's one member."""
-    count = await rig.store.counted_count(1, 1, 0)
-    spend = await rig.store.spend_total(1, 0, POLICY)
-    stored = await rig.store.get(job.id)
+    count = await rig.store.usage.counted_count(1, 1, 0)
+    spend = await rig.store.usage.spend_total(1, 0, POLICY)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None
     return count, round(spend, 4), round(job_cost(stored, POLICY)[0], 4)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import ErrorCode, JobStatus
-from services.media import media
+from services.media import probing
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
 from tests.harness import BotRig
@@ -28,10 +28,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield rig
 
 
-async def _playable(rig: Rig, data: bytes) -> media.VideoInfo:
+async def _playable(rig: Rig, data: bytes) -> probing.VideoInfo:
     path = rig.tmp_path / "delivered.mp4"
     path.write_bytes(data)
-    return await media.check_result_video(path)
+    return await probing.check_result_video(path)
 
 
 async def test_a_damaged_first_copy_is_fetched_again_and_the_whole_one_delivered(rig: Rig) -> None:
@@ -106,4 +106,4 @@ async def test_the_bot_posts_the_whole_copy_and_only_that(
     assert [m.id for m in videos] == [posted.id]
     path = tmp_path / "posted.mp4"
     path.write_bytes(posted.attachments[0].data)
-    assert (await media.check_result_video(path)).duration_s == pytest.approx(3.0, abs=0.1)
+    assert (await probing.check_result_video(path)).duration_s == pytest.approx(3.0, abs=0.1)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.media import media
+from services.media import downloading
 from services.media.hosts import AllowedHosts
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,7 +87,9 @@ def _fetch(url: str, rules: AllowedHosts | None) -> tuple[int | Exception, list[
 
     async def go(dest: Path) -> int:
         async with aiohttp.ClientSession() as session:
-            return await media.download(session, url, dest, max_bytes=MAX_BYTES, timeout_s=2.0, allowed_hosts=rules)
+            return await downloading.download(
+                session, url, dest, max_bytes=MAX_BYTES, timeout_s=2.0, allowed_hosts=rules
+            )
 
     with tempfile.TemporaryDirectory() as folder:
         dest = Path(folder) / "video.mp4"
@@ -105,7 +107,7 @@ def _check(outcome: int | Exception, left: list[str]) -> None:
     if isinstance(outcome, int):
         assert 0 <= outcome <= MAX_BYTES and left == ["video.mp4"]
         return
-    assert isinstance(outcome, media.DownloadError), repr(outcome)
+    assert isinstance(outcome, downloading.DownloadError), repr(outcome)
     assert str(outcome) and left == []
 
 
@@ -210,7 +212,7 @@ def test_garbled_redirects_and_odd_statuses_are_download_errors(
     outcome, left = _fetch(
         f"http://127.0.0.1:{raw_server.port}/{token}", AllowedHosts(any_scheme_entries=[f"127.0.0.1:{raw_server.port}"])
     )
-    assert isinstance(outcome, media.DownloadError) and words in str(outcome), repr(outcome)
+    assert isinstance(outcome, downloading.DownloadError) and words in str(outcome), repr(outcome)
     assert outcome.transient is transient and left == []
 
 
@@ -222,5 +224,5 @@ def test_a_redirect_loop_stops(raw_server: RawServer) -> None:
     outcome, left = _fetch(
         f"http://127.0.0.1:{raw_server.port}/{token}", AllowedHosts(any_scheme_entries=[f"127.0.0.1:{raw_server.port}"])
     )
-    assert isinstance(outcome, media.DownloadError) and "redirects too many times" in str(outcome)
-    assert len(raw_server.requests) - before == media.MAX_REDIRECTS + 1 and left == []
+    assert isinstance(outcome, downloading.DownloadError) and "redirects too many times" in str(outcome)
+    assert len(raw_server.requests) - before == downloading.MAX_REDIRECTS + 1 and left == []

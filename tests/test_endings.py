@@ -8,7 +8,7 @@ from services.jobs import endings
 from services.jobs.charging import started_nothing
 from services.jobs.models import ErrorCode, Job, JobStatus, Mode, Origin, VideoOptions
 from services.jobs.wording import failure_text
-from services.xai.client import (
+from services.xai.errors import (
     XaiAuthError,
     XaiCreditsExhausted,
     XaiError,

@@ -161,7 +161,7 @@ async def test_again_after_a_restart_makes_a_new_job_for_whoever_clicks(rig: Bot
         await emu.wait_for_message(
             lambda m: bool(m.attachments) and m.id != posted.id and m.mentions == [emu.other_user_id]
         )
-        clicked = await bot.runtime.store.jobs_of_user(emu.other_user_id, limit=1)
+        clicked = await bot.runtime.store.jobs.of_user(emu.other_user_id, limit=1)
         again = await rig.wait_until_terminal(clicked[0].id)
     assert again.parent_job_id == job_id and again.prompt == "a kite" and again.options.duration == 3
     assert again.status is JobStatus.DELIVERED
@@ -215,7 +215,7 @@ async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
         second = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(second, "In line")
         await rig.wait_for_answer(first, "Generating")
-        first_job, second_job = sorted(j.id for j in await bot.runtime.store.jobs_of_user(emu.user_id))
+        first_job, second_job = sorted(j.id for j in await bot.runtime.store.jobs.of_user(emu.user_id))
         await emu.wait_for(
             lambda: f"gv:cancel:{second_job}" in _custom_ids(emu.messages[second.original_message_id or 0])
         )

@@ -14,23 +14,22 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import JobStatus
-from services.store.jobstore import JobStore
+from services.store.store import Store
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import open_rig, text_request, unlimited_service
 
 FULL = "The disk holding the database is full"
 
 
-async def _fill_the_disk(store: JobStore) -> None:
+async def _fill_the_disk(store: Store) -> None:
     """No room for one more page of the store's file (the connection's own cap, set on the store's connection)."""
-    async with store._db.execute("PRAGMA page_count") as cursor:
-        row = await cursor.fetchone()
+    row = await store.database.fetch_one("PRAGMA page_count")
     assert row is not None
-    await store._db.execute(f"PRAGMA max_page_count = {int(row[0])}")
+    await store.database.execute(f"PRAGMA max_page_count = {int(row[0])}")
 
 
-async def _free_space(store: JobStore) -> None:
-    await store._db.execute("PRAGMA max_page_count = 1073741823")
+async def _free_space(store: Store) -> None:
+    await store.database.execute("PRAGMA max_page_count = 1073741823")
 
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 10.0) -> None:
@@ -53,7 +52,7 @@ async def test_a_job_whose_step_meets_a_full_disk_ends_once_space_is_freed(
         await _fill_the_disk(rig.store)
         await scheduler.start()
         await _logged(caplog, FULL)
-        stuck = await rig.store.get(job.id)
+        stuck = await rig.store.jobs.get(job.id)
         assert stuck is not None and not stuck.status.is_terminal
         await _free_space(rig.store)
         ended = await rig.ended(job.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from services.delivery.adapter import TOKEN_SAFETY_MARGIN_S
+from services.delivery.board import TOKEN_SAFETY_MARGIN_S
 from services.jobs.models import JobStatus
 from tests.emulators.discord_emulator import InteractionRecord, MessageRecord
 from tests.emulators.discord_models import READ_MESSAGE_HISTORY, VIEW_CHANNEL

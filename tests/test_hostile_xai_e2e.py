@@ -210,6 +210,6 @@ async def test_a_burst_of_jobs_under_a_stream_of_hostile_answers_all_end(
     ended: list[Job] = list(await asyncio.gather(*(rig.ended(job_id, timeout=30) for job_id in ids)))
     assert all(job.status.is_terminal for job in ended)
     assert all(job.error_message for job in ended if job.status is not JobStatus.DELIVERED)
-    assert not await rig.store.active_jobs()
+    assert not await rig.store.jobs.active()
     assert len({job.status for job in ended}) >= 3  # the hostile answers shaped the endings
     _no_crashes(caplog)

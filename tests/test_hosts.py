@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from services.config import ConfigError, load_settings
-from services.media import media
+from services.media import downloading
 from services.media.hosts import discord_attachment_hosts, xai_download_hosts
 
 
@@ -77,11 +77,11 @@ async def test_a_redirect_to_a_foreign_host_is_refused_before_it_is_followed(tmp
     rules = xai_download_hosts(f"http://127.0.0.1:{port}/v1")
     try:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(media.DownloadError, match="localhost are not allowed"):
-                await media.download(
+            with pytest.raises(downloading.DownloadError, match="localhost are not allowed"):
+                await downloading.download(
                     session, f"http://127.0.0.1:{port}/start", tmp_path / "a", max_bytes=100, allowed_hosts=rules
                 )
-            size = await media.download(
+            size = await downloading.download(
                 session, f"http://127.0.0.1:{port}/hop", tmp_path / "b", max_bytes=100, allowed_hosts=rules
             )
     finally:

@@ -53,7 +53,7 @@ async def test_a_button_whose_handler_raises_gets_a_polite_answer(
     emu = rig.discord
     async with rig.running() as bot:
         posted, job_id = await _deliver_one(rig)
-        monkeypatch.setattr(bot.runtime.store, "get", _boom)
+        monkeypatch.setattr(bot.runtime.store.jobs, "get", _boom)
         click = await emu.click(posted.id, f"gv:again:{job_id}")
         answer = await _answered(rig, click, POLITE)
     assert "Traceback" not in answer and "RuntimeError" not in answer
@@ -68,7 +68,7 @@ async def test_a_button_failing_after_its_token_died_answers_in_the_channel(
     emu = rig.discord
     async with rig.running() as bot:
         posted, job_id = await _deliver_one(rig)
-        monkeypatch.setattr(bot.runtime.store, "get", _boom)
+        monkeypatch.setattr(bot.runtime.store.jobs, "get", _boom)
         await emu.click(posted.id, f"gv:again:{job_id}", user_id=emu.other_user_id, created_at=time.time() - 16 * 60)
         note = await emu.wait_for_message(lambda m: m.via == "bot" and POLITE in m.content, timeout=5)
     assert note.channel_id == emu.channel_id and note.mentions == [emu.other_user_id]
@@ -84,7 +84,7 @@ async def test_a_database_lock_is_explained_as_a_busy_database(rig: BotRig, monk
     emu = rig.discord
     async with rig.running() as bot:
         posted, job_id = await _deliver_one(rig)
-        monkeypatch.setattr(bot.runtime.store, "get", locked)
+        monkeypatch.setattr(bot.runtime.store.jobs, "get", locked)
         click = await emu.click(posted.id, f"gv:delete:{job_id}")
         answer = await _answered(rig, click, "database is busy")
     assert "try again in a minute" in answer and not emu.messages[posted.id].deleted
@@ -113,7 +113,7 @@ async def test_a_context_menu_whose_handler_raises_gets_a_polite_answer(
         photo = emu.add_attachment(make_image("PNG"), "sky.png", "image/png")
         source = await emu.user_message("look", attachments=[photo])
         # The module the running bot loaded (discord.py loads extensions afresh on every start).
-        monkeypatch.setattr(sys.modules["cogs.followups"], "usable_attachment", lambda *args: _raise())
+        monkeypatch.setattr(sys.modules["cogs.menus"], "usable_attachment", lambda *args: _raise())
         menu = await emu.message_command("Animate with Grok", source.id)
         answer = await _answered(rig, menu, POLITE)
     assert menu.ephemeral and "Traceback" not in answer
@@ -131,7 +131,7 @@ async def test_cancel_is_acknowledged_while_another_program_holds_the_database(r
         await emu.slash("video", {"prompt": "forever"})
         waiting = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(waiting, "In line")
-        job_id = max(job.id for job in await bot.runtime.store.jobs_of_user(emu.user_id))
+        job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))
         status_id = waiting.original_message_id or 0
         await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
         holder = sqlite3.connect(rig.database_path, isolation_level=None)
@@ -157,7 +157,7 @@ async def test_cancel_by_a_stranger_is_refused_privately_and_the_job_goes_on(rig
     async with rig.running() as bot:
         inter = await emu.slash("video", {"prompt": "mine"})
         await rig.wait_for_answer(inter, "Generating")
-        job_id = (await bot.runtime.store.jobs_of_user(emu.user_id))[0].id
+        job_id = (await bot.runtime.store.jobs.of_user(emu.user_id))[0].id
         status_id = inter.original_message_id or 0
         await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
         click = await emu.click(status_id, f"gv:cancel:{job_id}", user_id=emu.other_user_id)
@@ -185,7 +185,7 @@ async def test_videoadmin_is_acknowledged_while_another_program_holds_the_databa
             holder.execute("ROLLBACK")
             holder.close()
         answer = await rig.wait_for_answer(ban, "can no longer make videos")
-        banned = await bot.runtime.store.banned_users(emu.guild_id)
+        banned = await bot.runtime.store.servers.banned_users(emu.guild_id)
     assert ban.ephemeral and not ban.ack_rejected and banned_at_ack == 0
     assert banned == [emu.other_user_id] and f"<@{emu.other_user_id}>" in answer
 
@@ -199,7 +199,7 @@ async def test_a_double_click_on_again_makes_one_video(rig: BotRig) -> None:
         second = await emu.click(posted.id, f"gv:again:{job_id}")
         await rig.wait_for_answer(first, "Done")
         await emu.wait_for(lambda: second.acked)
-        children = [job for job in await bot.runtime.store.jobs_of_user(emu.user_id) if job.parent_job_id == job_id]
+        children = [job for job in await bot.runtime.store.jobs.of_user(emu.user_id) if job.parent_job_id == job_id]
     assert len(children) == 1
     assert "second click" in rig.answer_to(second) and second.ephemeral
 
@@ -212,7 +212,7 @@ async def test_a_double_click_on_cancel_cancels_once_and_says_so(rig: BotRig) ->
         await emu.slash("video", {"prompt": "forever"})
         waiting = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(waiting, "In line")
-        job_id = max(job.id for job in await bot.runtime.store.jobs_of_user(emu.user_id))
+        job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))
         status_id = waiting.original_message_id or 0
         await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
         first = await emu.click(status_id, f"gv:cancel:{job_id}")
@@ -281,5 +281,5 @@ async def test_a_form_for_a_message_deleted_meanwhile_says_so(rig: BotRig) -> No
     async with rig.running() as bot:
         submit = await emu.submit_modal(menu, {"prompt": "clouds drifting"})
         answer = await _answered(rig, submit, "❌")
-        jobs = await bot.runtime.store.jobs_of_user(emu.user_id)
+        jobs = await bot.runtime.store.jobs.of_user(emu.user_id)
     assert "deleted" in answer and not jobs and not rig.xai.requests

@@ -20,7 +20,7 @@ from services.policy.limits import (
     screen,
 )
 from services.policy.usage import job_cost
-from services.store.jobstore import JobStore
+from services.store.store import Store
 
 
 def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT, channel: int = 2) -> JobRequest:
@@ -99,42 +99,42 @@ def test_policy_validation_names_the_problem() -> None:
     assert loaded.channel_ids == {3, 4} and loaded.allowed_modes == {Mode.TEXT}
 
 
-async def _accept_all(store: JobStore, policy: GuildPolicy, requests: list[JobRequest]) -> list[object]:
+async def _accept_all(store: Store, policy: GuildPolicy, requests: list[JobRequest]) -> list[object]:
     async def one(request: JobRequest) -> object:
         async def refuse(now: float) -> Refusal | None:
             await asyncio.sleep(0)  # let the others run between the read and the write, if they could
-            return await check_usage(policy, Requester(), request, store, now)
+            return await check_usage(policy, Requester(), request, store.usage, now)
 
-        return await store.create_job_unless(request, refuse)
+        return await store.jobs.create_unless(request, refuse)
 
     return await asyncio.gather(*(one(request) for request in requests))
 
 
 async def test_twenty_racing_requests_cannot_pass_a_limit_of_five(tmp_path: Path) -> None:
-    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
         results = await _accept_all(store, GuildPolicy(user_videos=5, user_active_jobs=None), [_request()] * 20)
         assert sum(not isinstance(result, Refusal) for result in results) == 5
-        assert len(await store.counted_uses(1, 7, 0)) == 5
+        assert len(await store.usage.counted_uses(1, 7, 0)) == 5
 
 
 async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
     """Two connections to one file (as two bot processes would have): SQLite's write lock orders them."""
     path = tmp_path / "jobs.sqlite3"
     policy = GuildPolicy(user_videos=None, user_active_jobs=None, server_videos_per_day=6)
-    async with await JobStore.open(path) as first, await JobStore.open(path) as second:
+    async with await Store.open(path) as first, await Store.open(path) as second:
         results = await asyncio.gather(
             _accept_all(first, policy, [_request(user=n) for n in range(10)]),
             _accept_all(second, policy, [_request(user=100 + n) for n in range(10)]),
         )
         accepted = [r for batch in results for r in batch if not isinstance(r, Refusal)]
         assert len(accepted) == 6
-        assert len(await first.counted_uses(1, None, 0)) == 6
+        assert len(await first.usage.counted_uses(1, None, 0)) == 6
 
 
 async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -> None:
     """SQLite's sum (the fast path) and the per-job figures (used to tell when) follow one rule."""
     policy = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
-    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
         specs = [  # charged: the submit may have reached xAI
             (Mode.TEXT, 5, "480p", "delivered", 3_000_000_000, True),
             (Mode.TEXT, None, "720p", "queued", None, False),
@@ -147,14 +147,14 @@ async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -
         ]
         for mode, duration, resolution, status, ticks, charged in specs:
             request = JobRequest(mode, "x", VideoOptions(duration=duration, resolution=resolution), Origin(1, 2, 3))
-            job = await store.create_job(request)
-            await store._db.execute(
+            job = await store.jobs.create(request)
+            await store.database.execute(
                 "UPDATE jobs SET status = ?, cost_usd_ticks = ?, charged = ? WHERE id = ?",
                 (status, ticks, charged, job.id),
             )
-        uses = await store.spend_uses(1, 0, policy)
-        total = await store.spend_total(1, 0, policy)
-        jobs = await store.jobs_in_guild(1)
+        uses = await store.usage.spend_uses(1, 0, policy)
+        total = await store.usage.spend_total(1, 0, policy)
+        jobs = await store.usage.in_guild(1)
     # $0.30 reported + 8 s at 720p + 9 s edit at 720p (its resolution is its input's) + $0.10 reported + 4 s at
     # 480p + 6 s at 480p
     expected = round(0.30 + 0.56 + 0.63 + 0.10 + 0.20 + 0.30, 6)

@@ -50,7 +50,7 @@ async def make_video(rig: BotRig, prompt: str, user_id: int | None = None, **opt
     inter = await rig.discord.slash("video", {k: v for k, v in chosen.items() if v is not None}, user_id=user_id)
     await rig.wait_for_answer(inter, "Done")
     assert rig.bot is not None
-    jobs = await rig.bot.runtime.store.jobs_of_user(user_id or rig.discord.user_id, limit=1)
+    jobs = await rig.bot.runtime.store.jobs.of_user(user_id or rig.discord.user_id, limit=1)
     return jobs[0].id
 
 
@@ -61,8 +61,7 @@ async def refused(rig: BotRig, prompt: str, user_id: int | None = None, **option
 
 async def stored_jobs(rig: BotRig) -> int:
     assert rig.bot is not None
-    async with rig.bot.runtime.store._db.execute("SELECT COUNT(*) FROM jobs") as cursor:
-        row = await cursor.fetchone()
+    row = await rig.bot.runtime.store.database.fetch_one("SELECT COUNT(*) FROM jobs")
     return int(row[0]) if row else 0
 
 
@@ -112,7 +111,7 @@ async def test_spend_per_server_per_day(rig: BotRig) -> None:
         over = await refused(rig, "ten seconds", duration=10, resolution="480p")
         # 15 s at 720p is more than the whole budget: waiting would not help.
         never = await refused(rig, "fifteen", duration=15, resolution="720p")
-    assert "spent $0.60 of its $1.00 daily budget" in over and moment(first.created_at + DAY) in over
+    assert "spent $0.60 of its $1.00 daily budget" in over and moment(first.counts_from + DAY) in over
     assert "more than this server's daily budget" in never and "<t:" not in never
 
 
@@ -175,7 +174,7 @@ async def test_members_without_manage_server_are_refused_in_code(rig: BotRig) ->
         ban = await emu.slash("videoadmin", {"member": ("user", emu.other_user_id)}, subcommand="ban")
         usage = await emu.slash("usage", {})
         await emu.wait_for(lambda: ban.acked and usage.acked)
-        banned = await rig.bot.runtime.store.banned_users(emu.guild_id) if rig.bot else None
+        banned = await rig.bot.runtime.store.servers.banned_users(emu.guild_id) if rig.bot else None
     for inter in (ban, usage):
         assert "Manage Server" in rig.answer_to(inter) or "Manage Server" in str(inter.ack_payload)
     assert banned == []
@@ -243,7 +242,7 @@ async def test_quota_says_what_is_left_and_when_it_resets(rig: BotRig) -> None:
         after = text_of(await reply(rig, await rig.discord.slash("quota", {})))
     assert "**3** of your 3 videos per hour left" in fresh and "<t:" not in fresh
     assert "**2** of your 3 videos per hour left" in after
-    assert f"<t:{int(first.created_at + HOUR) + 1}:R>" in after
+    assert f"<t:{int(first.counts_from + HOUR) + 1}:R>" in after
     assert "1 of 10 videos in the last 24 hours" in after
 
 
@@ -251,7 +250,7 @@ async def test_a_refused_request_stores_nothing_and_sends_nothing(rig: BotRig) -
     async with rig.running(LIMIT_USER_VIDEOS="1"):
         await make_video(rig, "one")
         await refused(rig, "two")
-        jobs = await rig.bot.runtime.store.jobs_of_user(rig.discord.user_id) if rig.bot else []
+        jobs = await rig.bot.runtime.store.jobs.of_user(rig.discord.user_id) if rig.bot else []
     assert [job.status for job in jobs] == [JobStatus.DELIVERED]
 
 

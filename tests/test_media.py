@@ -14,7 +14,7 @@ import av
 import pytest
 from aiohttp import web
 
-from services.media import decoding, media
+from services.media import decoding, downloading, probing, shrinking
 from services.media.hosts import AllowedHosts
 from tests.mediafactory import make_image, make_mp4
 
@@ -22,7 +22,7 @@ from tests.mediafactory import make_image, make_mp4
 @pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
 async def test_images_are_recognised_by_their_content(fmt: str, mime: str) -> None:
     """PNG, JPEG and WebP pass with their real type and size."""
-    info = await media.check_image(make_image(fmt, width=32, height=24))
+    info = await probing.check_image(make_image(fmt, width=32, height=24))
     assert (info.mime_type, info.width, info.height) == (mime, 32, 24)
 
 
@@ -36,8 +36,8 @@ async def test_images_are_recognised_by_their_content(fmt: str, mime: str) -> No
 )
 async def test_bad_images_are_refused_in_words(data: bytes, words: str) -> None:
     """Empty, foreign and truncated images each get a sentence saying what to do."""
-    with pytest.raises(media.MediaError, match=words):
-        await media.check_image(data)
+    with pytest.raises(probing.MediaError, match=words):
+        await probing.check_image(data)
 
 
 async def test_a_decompression_bomb_is_refused_from_its_header() -> None:
@@ -45,19 +45,19 @@ async def test_a_decompression_bomb_is_refused_from_its_header() -> None:
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + header
     png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    with pytest.raises(media.MediaError, match="100000x100000 pixels"):
-        await media.check_image(png)
+    with pytest.raises(probing.MediaError, match="100000x100000 pixels"):
+        await probing.check_image(png)
 
 
 async def test_an_image_over_the_byte_cap_is_refused() -> None:
     """The size limit is stated in the message."""
-    with pytest.raises(media.MediaError, match="the limit is"):
-        await media.check_image(make_image("PNG"), max_bytes=10)
+    with pytest.raises(probing.MediaError, match="the limit is"):
+        await probing.check_image(make_image("PNG"), max_bytes=10)
 
 
 async def test_a_short_mp4_is_accepted_for_editing() -> None:
     """A 2-second H.264 MP4 passes with its duration."""
-    info = await media.check_edit_video(make_mp4(2.0))
+    info = await probing.check_edit_video(make_mp4(2.0))
     assert info.video_codec == "h264" and 1.9 <= info.duration_s <= 2.1
 
 
@@ -73,8 +73,8 @@ async def test_a_short_mp4_is_accepted_for_editing() -> None:
 )
 async def test_bad_edit_inputs_are_refused_in_words(data: bytes, words: str) -> None:
     """Too long, an image in disguise, empty, garbage and truncated videos are refused with a reason."""
-    with pytest.raises(media.MediaError, match=words):
-        await media.check_edit_video(data)
+    with pytest.raises(probing.MediaError, match=words):
+        await probing.check_edit_video(data)
 
 
 async def test_a_non_mp4_container_is_refused(tmp_path: Path) -> None:
@@ -88,15 +88,15 @@ async def test_a_non_mp4_container_is_refused(tmp_path: Path) -> None:
             frame.pts = index
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    with pytest.raises(media.MediaError, match="not an MP4"):
-        await media.check_edit_video(path.read_bytes())
+    with pytest.raises(probing.MediaError, match="not an MP4"):
+        await probing.check_edit_video(path.read_bytes())
 
 
 async def test_a_file_that_fits_is_copied_unchanged(tmp_path: Path) -> None:
     """No re-encoding when the video is already small enough."""
     source = tmp_path / "in.mp4"
     source.write_bytes(make_mp4(1.0))
-    await media.fit_to_size(source, tmp_path / "out.mp4", 10 * 1024 * 1024)
+    await shrinking.fit_to_size(source, tmp_path / "out.mp4", 10 * 1024 * 1024)
     assert (tmp_path / "out.mp4").read_bytes() == source.read_bytes()
 
 
@@ -105,7 +105,7 @@ async def test_a_large_video_is_squeezed_under_the_limit_and_still_plays(tmp_pat
     source = tmp_path / "big.mp4"
     source.write_bytes(make_mp4(3.0, width=640, height=360, fps=24, noise=True))
     assert source.stat().st_size > 2 * 1024 * 1024
-    info = await media.fit_to_size(source, tmp_path / "small.mp4", 2 * 1024 * 1024)
+    info = await shrinking.fit_to_size(source, tmp_path / "small.mp4", 2 * 1024 * 1024)
     data = (tmp_path / "small.mp4").read_bytes()
     assert len(data) <= 2 * 1024 * 1024 and info.audio_codec == "aac" and abs(info.duration_s - 3.0) < 0.5
     with av.open(io.BytesIO(data), "r") as container:
@@ -127,7 +127,7 @@ async def test_a_whole_result_with_sound_passes(tmp_path: Path) -> None:
     """Every box inside the file, video and audio decodable to the end: its facts come back."""
     path = tmp_path / "whole.mp4"
     path.write_bytes(make_mp4(3.0))
-    info = await media.check_result_video(path)
+    info = await probing.check_result_video(path)
     assert info.video_codec == "h264" and info.audio_codec == "aac" and info.duration_s == pytest.approx(3.0, abs=0.1)
 
 
@@ -137,9 +137,9 @@ async def test_a_result_cut_off_with_a_matching_length_is_refused(tmp_path: Path
     path = tmp_path / "cut.mp4"
     data = make_mp4(3.0, audio=audio)
     path.write_bytes(data[: len(data) * 2 // 3])
-    assert (await media.probe_video(path)).duration_s == pytest.approx(3.0, abs=0.1)  # looks fine
-    with pytest.raises(media.MediaError, match="cut off"):
-        await media.check_result_video(path)
+    assert (await probing.probe_video(path)).duration_s == pytest.approx(3.0, abs=0.1)  # looks fine
+    with pytest.raises(probing.MediaError, match="cut off"):
+        await probing.check_result_video(path)
 
 
 async def test_a_result_whose_boxes_fit_but_whose_samples_are_missing_is_refused(tmp_path: Path) -> None:
@@ -147,14 +147,14 @@ async def test_a_result_whose_boxes_fit_but_whose_samples_are_missing_is_refused
     path = tmp_path / "mended.mp4"
     path.write_bytes(_cut_with_boxes_mended(make_mp4(3.0)))
     assert decoding.mp4_file_complete(path)
-    with pytest.raises(media.MediaError):
-        await media.check_result_video(path)
+    with pytest.raises(probing.MediaError):
+        await probing.check_result_video(path)
 
 
 async def test_an_edit_input_whose_samples_are_missing_is_refused() -> None:
     """An edit input gets the same full decode of every stream."""
-    with pytest.raises(media.MediaError):
-        await media.check_edit_video(_cut_with_boxes_mended(make_mp4(3.0)))
+    with pytest.raises(probing.MediaError):
+        await probing.check_edit_video(_cut_with_boxes_mended(make_mp4(3.0)))
 
 
 # -- bounded decoding: a file's claims bound nothing ---------------------------------------------
@@ -176,8 +176,10 @@ def _claiming(data: bytes, seconds: float) -> bytes:
 async def test_an_edit_input_that_says_it_is_too_long_is_refused_before_any_decoding() -> None:
     """A minute-long file whose later samples are gone gets "60.0 seconds long", not "cut off": nothing was decoded."""
     data = _cut_with_boxes_mended(make_mp4(60.0, fps=4, audio=False))
-    with pytest.raises(media.MediaError, match=r"That video is 60\.0 seconds long; xAI can edit at most 8\.7 seconds"):
-        await media.check_edit_video(data)
+    with pytest.raises(
+        probing.MediaError, match=r"That video is 60\.0 seconds long; xAI can edit at most 8\.7 seconds"
+    ):
+        await probing.check_edit_video(data)
 
 
 async def test_an_edit_input_that_claims_two_seconds_but_holds_a_minute_is_refused() -> None:
@@ -188,30 +190,30 @@ async def test_an_edit_input_that_claims_two_seconds_but_holds_a_minute_is_refus
         with pytest.raises(decoding.Overlong) as stopped:
             decoding.decode_every_stream(container, 8.75)
     assert stopped.value.frames <= 8.75 * 12 + 2  # about 105 of the 720 frames were decoded
-    with pytest.raises(media.MediaError, match=r"runs longer than 8\.7 seconds"):
-        await media.check_edit_video(data)
+    with pytest.raises(probing.MediaError, match=r"runs longer than 8\.7 seconds"):
+        await probing.check_edit_video(data)
 
 
 async def test_an_edit_input_with_more_frames_than_its_length_can_hold_is_refused() -> None:
     """Timestamps can lie too: past 240 frames a second for 8.7 s, decoding stops whatever the clock says."""
     data = make_mp4(1.0, fps=2400, audio=False)
-    with pytest.raises(media.MediaError, match=r"more frames than 8\.7 seconds can hold"):
-        await media.check_edit_video(data)
+    with pytest.raises(probing.MediaError, match=r"more frames than 8\.7 seconds can hold"):
+        await probing.check_edit_video(data)
 
 
 async def test_a_result_longer_than_xai_makes_is_refused(tmp_path: Path) -> None:
     """A result says 20 s (xAI makes at most 15): refused before decoding; one claiming 3 s but holding 60 too."""
     says_so = tmp_path / "long.mp4"
     says_so.write_bytes(make_mp4(20.0, fps=4, audio=False))
-    with pytest.raises(media.MediaError, match="longer than any video xAI makes"):
-        await media.check_result_video(says_so)
+    with pytest.raises(probing.MediaError, match="longer than any video xAI makes"):
+        await probing.check_result_video(says_so)
     lies = tmp_path / "lies.mp4"
     lies.write_bytes(_claiming(make_mp4(60.0, fps=12), 3.0))
-    with pytest.raises(media.MediaError, match="longer than any video xAI makes"):
-        await media.check_result_video(lies)
+    with pytest.raises(probing.MediaError, match="longer than any video xAI makes"):
+        await probing.check_result_video(lies)
     whole = tmp_path / "fifteen.mp4"
     whole.write_bytes(make_mp4(15.0, fps=4))
-    assert (await media.check_result_video(whole)).duration_s == pytest.approx(15.0, abs=0.2)
+    assert (await probing.check_result_video(whole)).duration_s == pytest.approx(15.0, abs=0.2)
 
 
 # -- downloads ---------------------------------------------------------------------------------
@@ -239,7 +241,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         request.transport.close()
         return response
     if name == "hang":
-        await asyncio.sleep(5)
+        await asyncio.sleep(1)  # past the 0.5 s the download allows; the fixture's teardown waits out the rest
     return web.Response(status=404)
 
 
@@ -259,7 +261,7 @@ async def server() -> AsyncIterator[str]:
 async def test_a_download_lands_whole(server: str, tmp_path: Path) -> None:
     """The body is streamed into the destination and its size returned."""
     async with aiohttp.ClientSession() as session:
-        size = await media.download(session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=1_000_000)
+        size = await downloading.download(session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=1_000_000)
     assert size == len(PAYLOAD) and (tmp_path / "a.mp4").read_bytes() == PAYLOAD
 
 
@@ -278,8 +280,8 @@ async def test_downloads_fail_safely(
 ) -> None:
     """Too big (with or without Content-Length), cut short, missing and hanging downloads leave no file behind."""
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(media.DownloadError, match=words) as caught:
-            await media.download(
+        with pytest.raises(downloading.DownloadError, match=words) as caught:
+            await downloading.download(
                 session, f"http://{server}/{name}", tmp_path / "a.mp4", max_bytes=max_bytes, timeout_s=0.5
             )
     assert caught.value.transient is transient
@@ -289,8 +291,8 @@ async def test_downloads_fail_safely(
 async def test_downloads_only_from_allowed_hosts(server: str, tmp_path: Path) -> None:
     """A URL on another host is refused before any connection."""
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(media.DownloadError, match="not allowed"):
-            await media.download(
+        with pytest.raises(downloading.DownloadError, match="not allowed"):
+            await downloading.download(
                 session,
                 f"http://{server}/ok",
                 tmp_path / "a.mp4",

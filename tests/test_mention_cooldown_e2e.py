@@ -16,7 +16,7 @@ from tests.mediafactory import make_image
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
-    from cogs.followups import FollowUpCog
+    from cogs.mentions import MentionsCog
 
 
 class FakeClock:
@@ -30,7 +30,7 @@ class FakeClock:
 
 
 def _use_clock(bot: GrokVideoBot) -> FakeClock:
-    cog: FollowUpCog = bot.get_cog("FollowUpCog")  # type: ignore[assignment]
+    cog: MentionsCog = bot.get_cog("MentionsCog")  # type: ignore[assignment]
     clock = FakeClock()
     cog.answers.clock = clock
     return clock

@@ -23,7 +23,7 @@ async def cancelled_while_generating(rig: BotRig, prompt: str, user_id: int | No
     inter = await emu.slash("video", {"prompt": prompt, "duration": 3, "resolution": "480p"}, user_id=user_id)
     await rig.wait_for_answer(inter, "Generating")
     assert rig.bot is not None and inter.original_message_id is not None
-    jobs = await rig.bot.runtime.store.jobs_of_user(user_id or emu.user_id, limit=1)
+    jobs = await rig.bot.runtime.store.jobs.of_user(user_id or emu.user_id, limit=1)
     job_id = jobs[0].id
     await emu.click(inter.original_message_id, f"gv:cancel:{job_id}", user_id=user_id)
     job = await rig.wait_for_job(lambda j: j.status is JobStatus.CANCELLED, job_id)
@@ -77,16 +77,16 @@ async def test_quota_and_usage_show_the_numbers_the_limits_use(rig: BotRig) -> N
         behind = await emu.slash("video", {"prompt": "slow 2", "duration": 3, "resolution": "480p"})
         await rig.wait_for_answer(behind, "position")
         assert rig.bot is not None and behind.original_message_id is not None
-        waiting = (await rig.bot.runtime.store.jobs_of_user(emu.user_id, limit=1))[0]
+        waiting = (await rig.bot.runtime.store.jobs.of_user(emu.user_id, limit=1))[0]
         assert await rig.bot.runtime.jobs.cancel(waiting.id) is CancelResult.BEFORE_SENDING
-        generating = (await rig.bot.runtime.store.jobs_of_user(emu.user_id, limit=2))[1]
+        generating = (await rig.bot.runtime.store.jobs.of_user(emu.user_id, limit=2))[1]
         assert await rig.bot.runtime.jobs.cancel(generating.id) is CancelResult.AFTER_SENDING
         quota = text_of(await reply(rig, await emu.slash("quota", {})))
         usage = text_of(await reply(rig, await emu.slash("usage", {"period": "today"}, user_id=emu.other_user_id)))
         store = rig.bot.runtime.store
-        counted = await store.counted_count(emu.guild_id, None, 0)
+        counted = await store.usage.counted_count(emu.guild_id, None, 0)
         policy = await rig.bot.runtime.jobs.rules.policy(emu.guild_id)
-        spend = await store.spend_total(emu.guild_id, 0, policy)
+        spend = await store.usage.spend_total(emu.guild_id, 0, policy)
     assert first and counted == 2 and round(spend, 2) == 0.30
     assert "**2** of your 3 videos per hour left" in quota  # mine: the one generating counts, the waiting one not
     assert "2 of 10 videos in the last 24 hours" in quota and "$0.30 of its $5.00 daily budget" in quota

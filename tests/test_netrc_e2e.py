@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from services.jobs.models import JobStatus
-from services.media import media
+from services.media import downloading
 from services.process import proxies
 from tests.botprocess import run_command
 from tests.emulators.xai_emulator import XaiEmulator
@@ -104,7 +104,7 @@ async def test_the_bot_delivers_beside_a_netrc_default_line(
 async def test_a_download_sends_no_credentials_to_the_host(
     tmp_path: Path, netrc_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """media.download through the bot's own session: the host sees no Authorization header at all."""
+    """downloading.download through the bot's own session: the host sees no Authorization header at all."""
     monkeypatch.setenv("NETRC", str(netrc_file))
     seen: list[str | None] = []
 
@@ -121,7 +121,7 @@ async def test_a_download_sends_no_credentials_to_the_host(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with proxies.session() as session:
-            await media.download(session, f"http://127.0.0.1:{port}/v.mp4", tmp_path / "v.mp4", max_bytes=100)
+            await downloading.download(session, f"http://127.0.0.1:{port}/v.mp4", tmp_path / "v.mp4", max_bytes=100)
     finally:
         await runner.cleanup()
     assert seen == [None]

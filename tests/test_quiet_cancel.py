@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import CancelResult, JobStatus
+from services.scheduler.poll_policy import JobEvidence, JobKind, Poll, PollPolicy
 from services.scheduler.polltable import PollTable, Tracked
 from tests.emulators.xai_emulator import Outcome
 from tests.harness import BotRig
@@ -28,16 +29,6 @@ from tests.test_money_e2e import cancelled_while_generating
 async def srig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with open_rig(tmp_path) as rig:
         yield rig
-
-
-async def _until(condition: object, timeout: float = 10) -> None:
-    assert callable(condition)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the condition never held")
-        await asyncio.sleep(0.01)
 
 
 def _generating_at_xai(rig: Rig | BotRig) -> int:
@@ -54,14 +45,14 @@ async def test_a_cancelled_job_keeps_its_slot_until_xai_is_done_with_it(srig: Ri
     await wait_for(srig.store, first.id, lambda job: job.status is JobStatus.RUNNING)
     second = (await service.accept(text_request("second"))).job
     assert await scheduler.cancel(first.id) is CancelResult.AFTER_SENDING
-    cancelled = await srig.store.get(first.id)
+    cancelled = await srig.store.jobs.get(first.id)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED and cancelled.in_flight
-    assert await srig.store.active_count(1, 1) == 2  # still in the making, with the one waiting behind it
+    assert await srig.store.usage.active_count(1, 1) == 2  # still in the making, with the one waiting behind it
     await asyncio.sleep(0.3)
     assert scheduler.generating == 1 and len(srig.xai.submits()) == 1  # the slot is still taken at xAI
     delivered = await srig.ended(second.id)  # sent once xAI finished the first one
     assert delivered.status is JobStatus.DELIVERED
-    settled = await srig.store.get(first.id)
+    settled = await srig.store.jobs.get(first.id)
     assert settled is not None and settled.ended_at is not None and not settled.in_flight
     assert settled.cost_usd_ticks == 2_000_000_000  # xAI's own figure, recorded when it came
     assert settled.status is JobStatus.CANCELLED and settled.charged
@@ -93,7 +84,7 @@ async def test_a_restart_follows_a_cancelled_job_again(srig: Rig) -> None:
     await wait_for(srig.store, job.id, lambda j: j.status is JobStatus.RUNNING)
     assert await first.cancel(job.id) is CancelResult.AFTER_SENDING
     await first.stop(grace_s=1)
-    stopped = await srig.store.get(job.id)
+    stopped = await srig.store.jobs.get(job.id)
     assert stopped is not None and stopped.in_flight  # xAI still on it
     second = srig.scheduler()
     await second.start()
@@ -106,10 +97,17 @@ async def test_a_restart_follows_a_cancelled_job_again(srig: Rig) -> None:
 def test_live_jobs_are_polled_before_quiet_ones() -> None:
     """Polls cost budget: a cancelled job is asked about only when no job someone waits for is due."""
     table = PollTable()
-    table.add(Tracked(1, "quiet", 0.0, 100.0, next_poll_at=1.0, quiet=True))
-    table.add(Tracked(2, "live", 0.0, 100.0, next_poll_at=5.0))
-    assert table.next_due(6.0) is table.get(2)
-    assert table.next_due(3.0) is table.get(1)  # nothing live due yet: the quiet one may have the slot
+    kind = JobKind("grok-imagine-video", "480p", 3, "text")
+    table.add(Tracked(1, "quiet", 0.0, 100.0, kind, JobEvidence().pending(1.0, 25), quiet=True))  # ready at ~4 s
+    table.add(Tracked(2, "live", 0.0, 100.0, kind, JobEvidence().pending(1.0, 20)))  # ready at about 5 s
+    policy = PollPolicy()
+
+    def polled(now: float) -> int | None:
+        decision = policy.decide(now, table.running(), waiting=0, free_concurrency=0, rate_per_s=1.0)
+        return decision.job_id if isinstance(decision, Poll) else None
+
+    assert polled(6.0) == 2  # both due: the live one first
+    assert polled(4.3) == 1  # nothing live due yet: the quiet one may have the slot
     assert table.generating == 2
 
 

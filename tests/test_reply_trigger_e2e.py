@@ -57,7 +57,7 @@ async def test_a_pinging_reply_under_a_delivered_video_starts_nothing_and_gets_n
         chat = await emu.user_message("lol this is great", reply_to=video.id, ping_reply=True)
         assert emu.bot_user_id in chat.mentions  # Discord's doing, not the person's
         await _help_for(rig, bot.user.id, or_until=lambda: bool(_bot_replies_to(rig, chat)))
-        jobs = await bot.runtime.store.jobs_of_user(emu.user_id)
+        jobs = await bot.runtime.store.jobs.of_user(emu.user_id)
     assert not _bot_replies_to(rig, chat)
     assert len(jobs) == 1 and len([r for r in rig.xai.requests if r.method == "POST"]) == submits_before
 
@@ -84,7 +84,7 @@ async def test_a_mention_outside_a_reply_gets_the_short_help_and_starts_nothing(
     async with rig.running(ENABLE_REPLY_TRIGGER=trigger) as bot:
         bare = await _help_for(rig, bot.user.id)
         worded = await _help_for(rig, bot.user.id, "a dragon over the sea", author_id=rig.discord.other_user_id)
-        jobs = await bot.runtime.store.jobs_of_user(rig.discord.user_id)
+        jobs = await bot.runtime.store.jobs.of_user(rig.discord.user_id)
     for answer in (bare, worded):
         assert answer is not None
         assert "/video" in answer.content and "Animate with Grok" in answer.content

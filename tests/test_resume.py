@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import ErrorCode, Job, JobStatus
-from services.media import media
+from services.media import probing
+from services.scheduler.poll_policy import JobKind
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for
 
@@ -31,15 +32,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 async def _left_by_an_earlier_run(rig: Rig, status: JobStatus, request_id: str | None, age_s: float) -> Job:
     """A job as a bot that stopped ``age_s`` after submitting it would have left it in the store."""
-    job = await rig.store.create_job(text_request())
+    job = await rig.store.jobs.create(text_request())
     submitted = time.time() - age_s
-    assert await rig.store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)
-    assert await rig.store.transition(
+    assert await rig.store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)
+    assert await rig.store.jobs.transition(
         job.id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id=request_id, submitted_at=submitted
     )
     if status is JobStatus.DOWNLOADING:
-        assert await rig.store.transition(job.id, JobStatus.RUNNING, status, finished_at=submitted + 60)
-    stored = await rig.store.get(job.id)
+        assert await rig.store.jobs.transition(job.id, JobStatus.RUNNING, status, finished_at=submitted + 60)
+    stored = await rig.store.jobs.get(job.id)
     assert stored is not None
     return stored
 
@@ -76,7 +77,7 @@ async def test_a_job_xai_cannot_be_asked_about_waits_instead_of_timing_out(rig: 
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
     await wait_for(rig.store, job.id, lambda j: j.status is JobStatus.RUNNING)
     while rig.xai.pending_faults():
-        stored = await rig.store.get(job.id)
+        stored = await rig.store.jobs.get(job.id)
         assert stored is not None and stored.status is JobStatus.RUNNING
         await asyncio.sleep(0.02)
     ended = await rig.ended(job.id)
@@ -134,7 +135,7 @@ async def test_a_downloading_job_without_its_request_id_fails_honestly_and_count
     await rig.scheduler().start()
     ended = await rig.ended(job.id)
     assert ended.status is JobStatus.FAILED and "lost the id" in (ended.error_message or "")
-    assert await rig.store.counted_count(1, 1, 0) == 1 and ended.charged
+    assert await rig.store.usage.counted_count(1, 1, 0) == 1 and ended.charged
 
 
 async def test_a_resumed_finished_video_is_checked_before_it_is_delivered(rig: Rig) -> None:
@@ -146,4 +147,19 @@ async def test_a_resumed_finished_video_is_checked_before_it_is_delivered(rig: R
     assert ended.status is JobStatus.DELIVERED
     delivered = rig.tmp_path / "delivered.mp4"
     delivered.write_bytes(rig.listener.delivered[job.id])
-    await media.check_result_video(delivered)
+    await probing.check_result_video(delivered)
+
+
+async def test_generation_times_are_stored_and_learnt_again_by_the_next_start(rig: Rig) -> None:
+    """A video found ready teaches its generation time, stored with its model; the next start begins from it. A
+    job resumed after a downtime teaches nothing (its age spans the downtime)."""
+    rig.xai.outcomes.append(Outcome(generation_s=0.3))
+    job = await rig.run_job(text_request())
+    assert job.status is JobStatus.DELIVERED and job.model == rig.xai.model
+    assert job.generation_s is not None and 0.1 < job.generation_s < 1.0
+    resumed = await _left_by_an_earlier_run(rig, JobStatus.RUNNING, rig.xai.add_job(finished=True), age_s=HOUR)
+    second = rig.scheduler()
+    await second.start()
+    assert second.policy.history.samples(JobKind(rig.xai.model, "480p", 3, "text")) == 1
+    ended = await rig.ended(resumed.id)
+    assert ended.status is JobStatus.DELIVERED and ended.generation_s is None

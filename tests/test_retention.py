@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from services.config import ConfigError, RetentionSettings, load_settings
-from services.jobs.models import Job, JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.jobs.models import Job, JobRequest, JobStatus, JobUpdate, MediaInput, Mode, Origin, VideoOptions
 from services.media.retention import Janitor, kept_for
 from services.policy.guild_policy import LimitDefaults
 from services.policy.server_rules import ServerRules
 from services.policy.usage import Period, build_report, to_csv
-from services.store.jobstore import JobStore
 from services.store.migrations import MIGRATIONS
+from services.store.store import Store
 from tests.mediafactory import make_image, make_mp4
 
 GUILD, USER, OTHER = 10, 20, 30
@@ -40,7 +40,7 @@ PATHS = {
 
 @dataclass
 class Folder:
-    store: JobStore
+    store: Store
     videos: Path
 
     async def job(
@@ -62,24 +62,24 @@ class Folder:
             origin=Origin(guild_id=GUILD, channel_id=1, user_id=user),
             media=image,
         )
-        job = await self.store.create_job(request)
+        job = await self.store.jobs.create(request)
         old = JobStatus.QUEUED
         for new in PATHS[status]:
-            fields = {"request_id": f"r{job.id}"} if new is JobStatus.RUNNING else {}
-            assert await self.store.transition(job.id, old, new, **fields)
+            fields: JobUpdate = {"request_id": f"r{job.id}"} if new is JobStatus.RUNNING else {}
+            assert await self.store.jobs.transition(job.id, old, new, **fields)
             old = new
         if with_file and status in (JobStatus.DELIVERED, JobStatus.RUNNING):
             path = self.videos / f"job-{job.id}.mp4"
             path.write_bytes(make_mp4(1.0))
             _age(path, 3 * DAY)
-            await self.store.update(job.id, output_path=str(path), output_bytes=path.stat().st_size)
+            await self.store.jobs.update(job.id, output_path=str(path), output_bytes=path.stat().st_size)
         ended = None if ended_days_ago is None else NOW - ended_days_ago * DAY
-        await self.store._db.execute(
+        await self.store.database.execute(
             "UPDATE jobs SET ended_at = ?, created_at = ?, notified_at = ?, cost_usd_ticks = ?, charged = 1 "
             "WHERE id = ?",
             (ended, NOW - 40 * DAY, ended if notified else None, cents * 100_000_000, job.id),
         )
-        fresh = await self.store.get(job.id)
+        fresh = await self.store.jobs.get(job.id)
         assert fresh is not None
         return fresh
 
@@ -96,7 +96,7 @@ def _age(path: Path, seconds: float) -> None:
 
 @pytest.fixture
 async def folder(tmp_path: Path) -> AsyncIterator[Folder]:
-    store = await JobStore.open(tmp_path / "data" / "bot.sqlite3")
+    store = await Store.open(tmp_path / "data" / "bot.sqlite3")
     videos = tmp_path / "data" / "videos"
     videos.mkdir()
     yield Folder(store, videos)
@@ -107,13 +107,13 @@ def janitor(folder: Folder, **settings: Any) -> Janitor:
     return Janitor(folder.store, folder.videos, RetentionSettings(**settings), clock=lambda: NOW)
 
 
-async def usage_figures(store: JobStore) -> tuple[object, ...]:
+async def usage_figures(store: Store) -> tuple[object, ...]:
     """What /usage, /quota and the limits read for the server: they must not change when media goes."""
     policy = await ServerRules(store, LimitDefaults()).policy(GUILD)
-    jobs = await store.jobs_in_guild(GUILD)
+    jobs = await store.usage.in_guild(GUILD)
     report = build_report(jobs, policy, Period.ALL, now=NOW)
-    counted = await store.counted_count(GUILD, USER, 0)
-    spend = await store.spend_total(GUILD, 0, policy)
+    counted = await store.usage.counted_count(GUILD, USER, 0)
+    spend = await store.usage.spend_total(GUILD, 0, policy)
     return len(jobs), dict(report.outcomes), round(report.usd, 4), report.video_seconds, counted, round(spend, 4)
 
 
@@ -131,11 +131,11 @@ async def test_old_endings_lose_files_and_inputs_while_recent_and_in_flight_ones
 
     report = await janitor(folder, keep_days=7).sweep()
 
-    gone = [await store.get(j.id) for j in (old_delivered, old_failed)]
-    kept = [await store.get(j.id) for j in (recent, running, queued, owed)]
+    gone = [await store.jobs.get(j.id) for j in (old_delivered, old_failed)]
+    kept = [await store.jobs.get(j.id) for j in (recent, running, queued, owed)]
     assert all(j is not None and j.media_purged_at == NOW and not j.has_media for j in gone)
     assert all(j is not None and j.media_purged_at is None and j.has_media for j in kept)
-    assert await store.get_input(old_delivered.id) is None and await store.get_input(recent.id) is not None
+    assert await store.jobs.get_input(old_delivered.id) is None and await store.jobs.get_input(recent.id) is not None
     assert not Path(old_delivered.output_path or "").exists()
     assert Path(recent.output_path or "").is_file() and Path(running.output_path or "").is_file() and part.is_file()
     assert report.media.jobs == 2 and report.media.files == 1
@@ -182,9 +182,9 @@ async def test_zero_days_keeps_media_forever_but_deleted_and_forgotten_ones_stil
     """MEDIA_RETENTION_DAYS=0 keeps every file by age; a Delete or a forget removes media all the same."""
     ancient = await folder.job(JobStatus.DELIVERED, ended_days_ago=400)
     deleted = await folder.job(JobStatus.DELIVERED, ended_days_ago=1)
-    await folder.store.update(deleted.id, deleted_at=NOW)
+    await folder.store.jobs.update(deleted.id, deleted_at=NOW)
     report = await janitor(folder, keep_days=None).sweep()
-    assert Path(ancient.output_path or "").is_file() and await folder.store.get_input(ancient.id) is not None
+    assert Path(ancient.output_path or "").is_file() and await folder.store.jobs.get_input(ancient.id) is not None
     assert not Path(deleted.output_path or "").exists() and report.media.jobs == 1
 
 
@@ -200,20 +200,20 @@ async def test_forget_erases_a_members_prompts_and_media_and_waits_for_one_in_fl
     result = await keeper.forget(GUILD, USER)
 
     assert (result.jobs, result.newly, result.waiting, result.freed.jobs) == (2, 2, 1, 1)
-    erased, waiting, other = [await store.get(j.id) for j in (finished, running, theirs)]
+    erased, waiting, other = [await store.jobs.get(j.id) for j in (finished, running, theirs)]
     assert erased is not None and erased.prompt == "" and erased.shown_prompt == "(forgotten)" and not erased.has_media
     assert not Path(finished.output_path or "").exists()
     assert waiting is not None and waiting.prompt == "prompt of 20" and waiting.has_media  # xAI may still need it
     assert waiting.shown_prompt == "(forgotten)"  # but no view shows it any more
     assert other is not None and other.prompt == "prompt of 30" and other.forgotten_at is None
     assert await usage_figures(store) == before
-    csv = to_csv(await store.jobs_in_guild(GUILD, user_id=USER), await ServerRules(store, None).policy(GUILD))
+    csv = to_csv(await store.usage.in_guild(GUILD, user_id=USER), await ServerRules(store, None).policy(GUILD))
     assert b"prompt of 20" not in csv and csv.count(b"(forgotten)") == 2
 
-    assert await store.transition(running.id, JobStatus.RUNNING, JobStatus.FAILED)
-    await store.update(running.id, notified_at=NOW)
+    assert await store.jobs.transition(running.id, JobStatus.RUNNING, JobStatus.FAILED)
+    await store.jobs.update(running.id, notified_at=NOW)
     await keeper.sweep()
-    done = await store.get(running.id)
+    done = await store.jobs.get(running.id)
     assert done is not None and done.prompt == "" and not done.has_media and done.media_purged_at == NOW
     again = await keeper.forget(GUILD, USER)
     assert (again.jobs, again.newly, again.waiting) == (2, 0, 0)
@@ -224,7 +224,7 @@ async def test_a_failing_sweep_is_logged_and_the_next_one_succeeds(
 ) -> None:
     """A locked database fails one sweep with a warning; the timer's next sweep does the work."""
     job = await folder.job(JobStatus.DELIVERED, ended_days_ago=8)
-    await folder.store._db.execute("PRAGMA busy_timeout = 50")
+    await folder.store.database.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(folder.store.path, timeout=0.1)
     other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
     keeper = janitor(folder, keep_days=7)
@@ -260,14 +260,14 @@ async def test_the_timer_sweeps_first_soon_then_on_its_interval_and_stops_cleanl
 
 async def test_ending_a_job_records_when_it_ended(tmp_path: Path) -> None:
     """Retention counts from the moment a job reached its final status, which the store writes itself."""
-    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
         request = JobRequest(Mode.TEXT, "p", VideoOptions(), Origin(guild_id=1, user_id=2))
-        job = await store.create_job(request)
-        assert await store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING)
-        assert (await store.get(job.id)).ended_at is None  # type: ignore[union-attr]
+        job = await store.jobs.create(request)
+        assert await store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING)
+        assert (await store.jobs.get(job.id)).ended_at is None  # type: ignore[union-attr]
         before = time.time()
-        assert await store.transition(job.id, JobStatus.SUBMITTING, JobStatus.CANCELLED)
-        ended = (await store.get(job.id)).ended_at  # type: ignore[union-attr]
+        assert await store.jobs.transition(job.id, JobStatus.SUBMITTING, JobStatus.CANCELLED)
+        ended = (await store.jobs.get(job.id)).ended_at  # type: ignore[union-attr]
     assert ended is not None and before <= ended <= time.time()
 
 
@@ -283,8 +283,8 @@ async def test_schema_6_dates_the_endings_of_earlier_jobs(tmp_path: Path) -> Non
                 "VALUES (1, 9, 'text', 'p', ?, ?)",
                 (status, delivered),
             )
-    async with await JobStore.open(path) as store:
-        jobs = await store.jobs_with_status(JobStatus)
+    async with await Store.open(path) as store:
+        jobs = await store.jobs.with_status(JobStatus)
     assert [job.ended_at for job in jobs] == [5.0, 9.0, None]
     assert all(job.media_purged_at is None and job.forgotten_at is None for job in jobs)
 

@@ -33,7 +33,7 @@ async def _image_video(rig: BotRig, prompt: str, user_id: int | None = None) -> 
     inter = await emu.slash("video", {"prompt": prompt, "duration": 3, "image": picture}, user_id=user_id)
     await rig.wait_for_answer(inter, "Done")
     assert rig.bot is not None
-    job = (await rig.bot.runtime.store.jobs_of_user(user_id or emu.user_id, limit=1))[0]
+    job = (await rig.bot.runtime.store.jobs.of_user(user_id or emu.user_id, limit=1))[0]
     return await _result_message(rig, job.id), await rig.wait_until_terminal(job.id)
 
 
@@ -84,7 +84,7 @@ async def test_after_a_sweep_again_and_edit_say_the_files_were_deleted_after_7_d
         edit_text = await _private_answer(rig, edit)
         text_again = await emu.click(text_posted.id, f"gv:again:{text_job}")
         await rig.wait_for_answer(text_again, "Done")
-        remade = await rig.wait_until_terminal((await bot.runtime.store.jobs_of_user(emu.user_id, limit=1))[0].id)
+        remade = await rig.wait_until_terminal((await bot.runtime.store.jobs.of_user(emu.user_id, limit=1))[0].id)
     assert f"{RETENTION_WORDS}, the image it was made from included, so I can't make it again" in again_text
     assert "attach the image once more" in again_text
     assert f"{RETENTION_WORDS}, so I can't edit it" in edit_text and "Edit video with Grok" in edit_text
@@ -113,11 +113,11 @@ async def test_delete_removes_the_video_file_and_the_stored_input(rig: BotRig) -
         posted, job = await _image_video(rig, "a red kite")
         store = bot.runtime.store
         output = Path(job.output_path or "")
-        assert output.is_file() and await store.get_input(job.id) is not None
+        assert output.is_file() and await store.jobs.get_input(job.id) is not None
         delete = await emu.click(posted.id, f"gv:delete:{job.id}")
         answer = await rig.wait_for_answer(delete, "Deleted")
         gone = await rig.job(job.id)
-        counted = await store.counted_count(emu.guild_id, emu.user_id, 0)
+        counted = await store.usage.counted_count(emu.guild_id, emu.user_id, 0)
     assert emu.messages[posted.id].deleted and "the bot's copy of the video with it" in answer
     assert not output.exists() and not list(output.parent.glob(f"job-{job.id}*"))
     assert gone.deleted_at is not None and gone.media_purged_at is not None and not gone.has_media
@@ -140,7 +140,7 @@ async def test_forget_erases_a_members_prompts_and_files_and_keeps_their_counts(
         answer = text_of(await reply(rig, await emu.slash("videoadmin", {"user": member}, subcommand="forget")))
         store = bot.runtime.store
         erased = [await rig.job(j.id) for j in (image_job, text_job)]
-        inputs = await store.get_input(image_job.id)
+        inputs = await store.jobs.get_input(image_job.id)
         usage = await reply(rig, await emu.slash("usage", {"period": "all"}))
         listing = text_of(await reply(rig, await emu.slash("myvideos", {}, user_id=member)))
         again = await emu.click(posted.id, f"gv:again:{image_job.id}")
@@ -170,10 +170,10 @@ async def test_forget_while_a_video_is_in_the_making_erases_it_once_it_is_over(r
         picture = emu.add_attachment(make_image("PNG"), "pic.png", "image/png")
         making = await emu.slash("video", {"prompt": "slow and secret", "image": picture}, user_id=member)
         await rig.wait_for_answer(making, "Generating")
-        job = (await bot.runtime.store.jobs_of_user(member, limit=1))[0]
+        job = (await bot.runtime.store.jobs.of_user(member, limit=1))[0]
         answer = text_of(await reply(rig, await emu.slash("videoadmin", {"user": member}, subcommand="forget")))
         waiting = await rig.job(job.id)
-        still_has_input = await bot.runtime.store.get_input(job.id) is not None
+        still_has_input = await bot.runtime.store.jobs.get_input(job.id) is not None
         posted = await _result_message(rig, job.id)
         await rig.wait_until_terminal(job.id)
         await _sweep_days_later(rig, 0)

@@ -84,12 +84,12 @@ async def test_a_restart_in_the_middle_of_a_running_job_still_completes(rig: Rig
     await first.start()
     accepted = await _service(rig.store, first).accept(_text())
     for _ in range(200):
-        job = await rig.store.get(accepted.job.id)
+        job = await rig.store.jobs.get(accepted.job.id)
         if job is not None and job.status is JobStatus.RUNNING:
             break
         await asyncio.sleep(0.01)
     await first.stop(grace_s=0)
-    job = await rig.store.get(accepted.job.id)
+    job = await rig.store.jobs.get(accepted.job.id)
     assert job is not None and job.status is JobStatus.RUNNING
 
     second = rig.scheduler()
@@ -102,8 +102,8 @@ async def test_a_restart_in_the_middle_of_a_running_job_still_completes(rig: Rig
 
 async def test_a_job_interrupted_while_submitting_is_failed_not_resent(rig: Rig) -> None:
     """After a crash mid-submit nobody knows if xAI got it; resending could bill twice, so it fails clearly."""
-    job = await rig.store.create_job(_text())
-    await rig.store.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)  # it went on the wire
+    job = await rig.store.jobs.create(_text())
+    await rig.store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)  # it went on the wire
     scheduler = rig.scheduler()
     await scheduler.start()
     ended = await asyncio.wait_for(rig.listener.ending(job.id), 5)
@@ -150,14 +150,14 @@ async def test_cancelling_queued_and_running_jobs(rig: Rig) -> None:
     waiting = (await service.accept(_text("second"))).job.id
     await scheduler.start()
     for _ in range(200):
-        job = await rig.store.get(running)
+        job = await rig.store.jobs.get(running)
         if job is not None and job.status is JobStatus.RUNNING:
             break
         await asyncio.sleep(0.01)
     assert await service.cancel(waiting) is CancelResult.BEFORE_SENDING
     assert await service.cancel(running) is CancelResult.AFTER_SENDING
     for job_id in (running, waiting):
-        job = await rig.store.get(job_id)
+        job = await rig.store.jobs.get(job_id)
         assert job is not None and job.status is JobStatus.CANCELLED
 
 
@@ -210,7 +210,7 @@ async def test_a_failure_nobody_could_be_told_about_is_told_on_the_next_start(ri
     await second.start()
     await asyncio.wait_for(rig.listener.ending(job.id), 5)
     await second.stop(grace_s=0)
-    assert await rig.store.unnotified_endings() == []
+    assert await rig.store.jobs.unnotified_endings() == []
 
     third = rig.scheduler()
     await third.start()

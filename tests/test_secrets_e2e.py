@@ -26,7 +26,8 @@ import pytest
 from bot import setup_logging
 from services.config import Settings, load_settings
 from services.jobs.models import ErrorCode, JobStatus
-from services.xai.client import XaiAuthError, XaiClient
+from services.xai.client import XaiClient
+from services.xai.errors import XaiAuthError
 from tests.botprocess import HERMETIC
 from tests.emulators.discord_models import READ_MESSAGE_HISTORY, VIEW_CHANNEL
 from tests.emulators.xai_emulator import Outcome
@@ -121,7 +122,7 @@ async def test_no_secret_reaches_logs_messages_requests_or_the_store(rig: BotRig
             jobs = []
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                jobs = await store.jobs_of_user(emu.user_id, limit=10)
+                jobs = await store.jobs.of_user(emu.user_id, limit=10)
                 if len(jobs) == 6 and all(job.status.is_terminal for job in jobs):
                     break
                 await asyncio.sleep(0.1)

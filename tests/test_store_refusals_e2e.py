@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import EXIT_CONFIG
-from services.store.jobstore import JobStore
+from services.store.store import Store
 from tests.botprocess import run_command
 from tests.harness import BotRig
 
@@ -27,7 +27,7 @@ def _error_line(err: str) -> str:
 
 
 async def _newer_store(path: Path) -> None:
-    async with await JobStore.open(path):
+    async with await Store.open(path):
         pass
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA user_version = 999")
@@ -109,7 +109,7 @@ async def test_a_read_only_folder_is_one_line(rig: BotRig, args: tuple[str, ...]
 
 async def test_a_read_only_database_file_is_one_line(rig: BotRig) -> None:
     """A store file the bot may read but not write (its folder writable): exit 78, one line, nothing sent."""
-    async with await JobStore.open(rig.database_path):
+    async with await Store.open(rig.database_path):
         pass
     files = sorted(rig.database_path.parent.iterdir())
     with _read_only(*files):

@@ -20,25 +20,13 @@ from services.xai.budget import RequestBudget
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
-from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for
-
-SUBMIT = r"^/v1/videos/generations$"
+from tests.scheduler_rig import SUBMIT, Rig, open_rig, text_request, unlimited_service, until, wait_for
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with open_rig(tmp_path) as rig:
         yield rig
-
-
-async def _until(condition: object, timeout: float = 10) -> None:
-    assert callable(condition)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the condition never held")
-        await asyncio.sleep(0.01)
 
 
 async def _killed(rig: Rig) -> None:
@@ -57,7 +45,7 @@ async def test_a_crash_while_waiting_out_a_429_puts_the_job_back_in_line(rig: Ri
     first = rig.scheduler()
     await first.start()
     job = (await unlimited_service(rig.store, first).accept(text_request())).job
-    await _until(lambda: rig.xai.submits())
+    await until(lambda: rig.xai.submits())
     waiting = await wait_for(rig.store, job.id, lambda j: j.status is JobStatus.SUBMITTING and not j.charged)
     assert waiting.charged_at is None  # turned away: nothing is at xAI, and the store says so
     await _killed(rig)
@@ -76,8 +64,8 @@ async def test_a_request_on_the_wire_is_charged_before_it_leaves(rig: Rig) -> No
     first = rig.scheduler()
     await first.start()
     job = (await unlimited_service(rig.store, first).accept(text_request())).job
-    await _until(lambda: rig.xai.submits())
-    on_the_wire = await rig.store.get(job.id)
+    await until(lambda: rig.xai.submits())
+    on_the_wire = await rig.store.jobs.get(job.id)
     assert on_the_wire is not None and on_the_wire.status is JobStatus.SUBMITTING and on_the_wire.charged
     assert on_the_wire.charged_at is not None
     await _killed(rig)

@@ -15,7 +15,10 @@ import pytest
 
 from services.jobs.models import ErrorCode, JobStatus
 from services.scheduler.fetching import Fetched, ResultFetcher
-from services.xai.client import EditRequest, GenerationRequest, PollResult, SubmitGate, XaiClient
+from services.xai.answers import PollResult
+from services.xai.bodies import EditRequest, GenerationRequest
+from services.xai.client import XaiClient
+from services.xai.gate import SubmitGate
 from tests.scheduler_rig import Rig, open_rig, text_request
 
 
@@ -59,9 +62,9 @@ async def test_a_submit_that_breaks_inside_the_bot_ends_the_job_in_words(rig: Ri
 
 async def test_a_download_that_breaks_inside_the_bot_ends_the_job_in_words(rig: Rig) -> None:
     scheduler = rig.scheduler()
-    steps: Any = scheduler._steps
-    fetcher = steps._fetcher
-    steps._fetcher = FetchBreaks(fetcher.session, fetcher.client, fetcher.settings, clock=fetcher._clock)
+    aftercare: Any = scheduler._aftercare
+    fetcher = aftercare.fetcher
+    aftercare.fetcher = FetchBreaks(fetcher.session, fetcher.client, fetcher.settings, fetcher.clocks)
     job = await rig.run_job(text_request(), scheduler)
     assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DOWNLOAD_FAILED)
     assert "xAI may still charge for it" in (job.error_message or "") and job.charged

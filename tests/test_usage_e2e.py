@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import discord
 
 from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
-from services.store.jobstore import JobStore
+from services.store.store import Store
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig
@@ -44,7 +44,7 @@ class Past:
 async def seed(rig: BotRig, jobs: list[Past]) -> None:
     """Write finished jobs straight into the store, as earlier runs of the bot would have left them."""
     now = time.time()
-    async with await JobStore.open(rig.database_path) as store:
+    async with await Store.open(rig.database_path) as store:
         for past in jobs:
             request = JobRequest(
                 mode=past.mode,
@@ -54,9 +54,9 @@ async def seed(rig: BotRig, jobs: list[Past]) -> None:
                     guild_id=past.guild or rig.discord.guild_id, channel_id=rig.discord.channel_id, user_id=past.user
                 ),
             )
-            job = await store.create_job(request)
+            job = await store.jobs.create(request)
             created = now - past.age_s
-            await store._db.execute(
+            await store.database.execute(
                 """
                 UPDATE jobs SET status = ?, created_at = ?, cost_usd_ticks = ?, video_duration_s = ?, error_code = ?,
                                 notified_at = ?, charged = ?

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from services.config import Secret
 from services.jobs.models import MediaInput, VideoOptions
-from services.xai.client import EditRequest, GenerationRequest, XaiClient, encoded_submission, submission
+from services.xai.bodies import EditRequest, GenerationRequest, encoded_submission, submission
+from services.xai.client import XaiClient
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

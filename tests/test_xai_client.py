@@ -11,18 +11,12 @@ from aiohttp import web
 
 from services.config import Secret
 from services.jobs.models import MediaInput, VideoOptions
+from services.xai.answers import FAILURE_WORDS, Done, Expired, Failed, Moderated, Pending
+from services.xai.bodies import EditRequest, GenerationRequest
 from services.xai.budget import RequestBudget
-from services.xai.client import (
-    FAILURE_WORDS,
-    Done,
-    EditRequest,
-    Expired,
-    Failed,
-    GenerationRequest,
-    Moderated,
-    Pending,
+from services.xai.client import XaiClient
+from services.xai.errors import (
     XaiAuthError,
-    XaiClient,
     XaiCreditsExhausted,
     XaiError,
     XaiProtocolError,

@@ -12,19 +12,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.media.hosts import AllowedHosts
-from services.xai.client import (
+from services.xai.answers import (
     Done,
     Expired,
     Failed,
     Moderated,
     Pending,
-    XaiError,
-    XaiProtocolError,
     error_text,
     http_error,
     read_poll,
     retry_after_seconds,
 )
+from services.xai.errors import XaiError, XaiProtocolError
 
 # The bounds the client promises, restated here rather than taken from the code under test.
 MAX_COST_TICKS = 10**14  # $10,000: no single video costs that; a bigger figure is garbage

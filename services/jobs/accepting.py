@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.jobs.models import CancelResult, Job, JobRequest
 from services.policy.guild_policy import GuildPolicy
 from services.policy.limits import DAY_S, Refusal, Refused, Requester, check_usage, next_free_slot, screen
 from services.policy.server_rules import ServerRules
-from services.scheduler.loop import Scheduler
-from services.store.jobstore import JobStore
+from services.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,18 @@ class Quota:
     server_spend_usd: float
 
 
+class JobRunner(Protocol):
+    """What accepting needs of whoever runs the jobs (``services/scheduler/loop.py``'s ``Scheduler``)."""
+
+    def enqueue(self, job: Job) -> None: ...
+
+    def queue_position(self, job_id: int) -> int | None: ...
+
+    async def cancel(self, job_id: int) -> CancelResult | None: ...
+
+
 class JobService:
-    def __init__(self, store: JobStore, scheduler: Scheduler, rules: ServerRules | None = None) -> None:
+    def __init__(self, store: Store, scheduler: JobRunner, rules: ServerRules | None = None) -> None:
         self.store = store
         self.scheduler = scheduler
         self.rules = rules or ServerRules(store)
@@ -71,21 +81,21 @@ class JobService:
         requester = requester or Requester()
         policy = await self.rules.policy(request.origin.guild_id)
         checked = await self._screened(policy, request, requester)
-        refusal = await check_usage(policy, requester, checked, self.store, time.time())
+        refusal = await check_usage(policy, requester, checked, self.store.usage, time.time())
         if refusal is not None:
             raise Refused(refusal)
 
     async def _admit(self, request: JobRequest, requester: Requester) -> Job | Refusal:
         if not _limited(request):
-            return await self.store.create_job(request)
+            return await self.store.jobs.create(request)
         assert request.origin.guild_id is not None
         policy = await self.rules.policy(request.origin.guild_id)
         checked = await self._screened(policy, request, requester)
 
         async def refuse(now: float) -> Refusal | None:
-            return await check_usage(policy, requester, checked, self.store, now)
+            return await check_usage(policy, requester, checked, self.store.usage, now)
 
-        return await self.store.create_job_unless(checked, refuse)
+        return await self.store.jobs.create_unless(checked, refuse)
 
     async def _screened(self, policy: GuildPolicy, request: JobRequest, requester: Requester) -> JobRequest:
         origin = request.origin
@@ -100,14 +110,14 @@ class JobService:
         videos_limit = policy.staff_videos if staff else policy.user_videos
         now = time.time()
         window = policy.user_window_s
-        used = await self.store.counted_uses(guild_id, user_id, now - window)
+        used = await self.store.usage.counted_uses(guild_id, user_id, now - window)
         next_at = None
         if used and videos_limit is not None:  # with no limit, nothing needs to free up
             # When the next video is possible, or (with some left) when the first one stops counting; None when
             # that waits on a video in the making finishing at xAI.
             next_at = next_free_slot(used, min(videos_limit, len(used)), window, now)
-        server_videos = await self.store.counted_count(guild_id, None, now - DAY_S)
-        spend = await self.store.spend_total(guild_id, now - DAY_S, policy)
+        server_videos = await self.store.usage.counted_count(guild_id, None, now - DAY_S)
+        spend = await self.store.usage.spend_total(guild_id, now - DAY_S, policy)
         return Quota(
             policy=policy,
             staff=staff,
@@ -115,7 +125,7 @@ class JobService:
             videos_used=len(used),
             videos_limit=videos_limit,
             next_video_at=next_at,
-            active=await self.store.active_count(guild_id, user_id),
+            active=await self.store.usage.active_count(guild_id, user_id),
             active_limit=policy.staff_active_jobs if staff else policy.user_active_jobs,
             server_videos_used=server_videos,
             server_spend_usd=spend,
@@ -126,7 +136,7 @@ class JobService:
         return await self.scheduler.cancel(job_id)
 
     async def get(self, job_id: int) -> Job | None:
-        return await self.store.get(job_id)
+        return await self.store.jobs.get(job_id)
 
 
 def _limited(request: JobRequest) -> bool:

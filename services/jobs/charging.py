@@ -28,7 +28,7 @@ answer, a 2xx without an id) may have started a billed job and stays charged.
 
 from __future__ import annotations
 
-from services.xai.client import XaiError
+from services.xai.errors import XaiError
 
 # 4xx answers that do not prove the request was refused before any work: a timeout or a conflict.
 _UNCLEAR_4XX = frozenset({408, 409})

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.jobs.models import ErrorCode, JobStatus
-from services.xai.client import Expired, Failed, Moderated, PollResult, XaiError
+from services.xai.answers import Expired, Failed, Moderated, PollResult
+from services.xai.errors import XaiError
 
 
 @dataclass(frozen=True, slots=True)

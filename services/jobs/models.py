@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypedDict
 
 ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
@@ -15,7 +16,6 @@ MIN_DURATION_S = 1
 MAX_DURATION_S = 15
 DEFAULT_DURATION_S = 8  # xAI's own default (the OpenAPI document says 8, not 10)
 MAX_EDIT_INPUT_S = 8.7
-IMAGE_MIME_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
 
 
 class Mode(StrEnum):
@@ -54,27 +54,67 @@ TERMINAL_STATUSES = frozenset(
     {JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.MODERATED, JobStatus.EXPIRED, JobStatus.CANCELLED}
 )
 
-# Which jobs count against the limits (per member, per server, spend) is one rule, ``is_counted()``: a job counts
-# while it is still active (waiting in line included) and, whatever its ending, once it is *charged*: from the
-# moment its submit may have reached xAI, which may then bill it. Only a job that provably never started
-# anything at xAI is handed back (see services/jobs/charging.py for when the flag is cleared). In the rolling windows a
-# job still in the making counts now, whatever its age; a finished one counts from when it was charged
-# (``Job.counts_from``), so a job that waited in line through a long outage counts on the day it was sent.
+# Which jobs count against the limits (per member, per server, spend) is one rule, written once here as data so
+# that Python (``Job.counted`` / ``Job.in_flight``) and the store's SQL (services/store/counting.py renders it)
+# cannot drift apart. A job counts while it is in the making (waiting in line included) and, whatever its
+# ending, once it is *charged*: from the moment its submit may have reached xAI, which may then bill it. Only a
+# job that provably never started anything at xAI is handed back (see services/jobs/charging.py for when the
+# flag is cleared). In the rolling windows a job still in the making counts now, whatever its age; a finished
+# one counts from when it was charged (``Job.counts_from``), so a job that waited through an outage counts on
+# the day it was sent. What a counted job costs is priced in Python only (``GuildPolicy.spend_usd``).
 
 
-def is_counted(status: JobStatus, charged: bool) -> bool:
-    """Whether a job counts against the limits. The store's SQL (``services/store/counting.py``) says the same."""
-    return status.is_active or charged
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One column holding one of ``values`` (none given: NULL), read both on a ``Job`` and as SQL."""
+
+    column: str  # a ``jobs`` column, named as the ``Job`` attribute that holds it
+    values: tuple[JobStatus | bool, ...] = ()
+
+    def holds(self, job: Job) -> bool:
+        value = getattr(job, self.column)
+        return value is None if not self.values else value in self.values
+
+    def sql(self) -> str:
+        if not self.values:
+            return f"{self.column} IS NULL"
+        literals = [_sql_literal(value) for value in self.values]
+        return f"{self.column} = {literals[0]}" if len(literals) == 1 else f"{self.column} IN ({', '.join(literals)})"
 
 
-def is_in_flight(status: JobStatus, charged: bool, ended_at: float | None) -> bool:
-    """Still in the making: active, or cancelled while xAI kept generating it and xAI has not said it is over.
+def _sql_literal(value: JobStatus | bool) -> str:
+    return repr(value.value) if isinstance(value, JobStatus) else str(int(value))
 
-    Such a "quiet" job is cancelled for its requester (nothing is fetched or posted), but xAI still works on it
-    and uses one of the account's concurrent slots, so it counts as in the making until xAI finishes it (the store
-    writes its ``ended_at`` only then). ``counting.IN_FLIGHT_SQL`` says the same in SQL.
-    """
-    return status.is_active or (status is JobStatus.CANCELLED and charged and ended_at is None)
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Any one of ``any_of``'s groups, each holding when all its conditions do."""
+
+    any_of: tuple[tuple[Condition, ...], ...]
+
+    def holds(self, job: Job) -> bool:
+        return any(all(condition.holds(job) for condition in group) for group in self.any_of)
+
+    def sql(self) -> str:
+        groups = [_all_of(group, alone=len(self.any_of) == 1) for group in self.any_of]
+        return f"({' OR '.join(groups)})"
+
+
+def _all_of(group: tuple[Condition, ...], *, alone: bool) -> str:
+    conditions = " AND ".join(condition.sql() for condition in group)
+    return conditions if alone or len(group) == 1 else f"({conditions})"
+
+
+CHARGED = Condition("charged", (True,))
+# Cancelled while xAI kept generating it, and xAI has not said it is over. Such a "quiet" job is cancelled for
+# its requester (nothing is fetched or posted), but xAI still works on it and uses one of the account's
+# concurrent slots, so it counts as in the making until xAI finishes it (the store writes its ``ended_at`` then).
+STILL_AT_XAI = Rule(((Condition("status", (JobStatus.CANCELLED,)), CHARGED, Condition("ended_at")),))
+# Still in the making: active, or still at xAI. Rendered, the WHERE clause of the ``jobs_in_flight`` index
+# (migration 7).
+IN_THE_MAKING = Rule(((Condition("status", tuple(sorted(s for s in JobStatus if s.is_active))),), *STILL_AT_XAI.any_of))
+# Counted against the limits: in the making, or charged (for good, in a window from its ``charged_at``).
+COUNTED = Rule((*IN_THE_MAKING.any_of, (CHARGED,)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +176,9 @@ class ErrorCode(StrEnum):
 class VideoOptions:
     """The knobs a person may turn. ``None`` means "let xAI decide" (or: not applicable to edits)."""
 
-    duration: int | None = None
-    aspect_ratio: str | None = None
-    resolution: str | None = None
+    duration: int | None = None  # seconds, MIN_DURATION_S to MAX_DURATION_S
+    aspect_ratio: str | None = None  # one of ASPECT_RATIOS
+    resolution: str | None = None  # one of RESOLUTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +208,12 @@ class Origin:
 class JobRequest:
     """Everything needed to accept a job; built by a cog (or the terminal) and handed to the services."""
 
-    mode: Mode
+    mode: Mode  # follows from the attachment: none, an image, or a video
     prompt: str
     options: VideoOptions
-    origin: Origin
-    media: MediaInput | None = None
-    parent_job_id: int | None = None
+    origin: Origin  # who asked, where, and where the video goes back to
+    media: MediaInput | None = None  # the attachment, already in memory
+    parent_job_id: int | None = None  # the job a follow-up (Edit, Again) starts from
     status_message_id: int | None = None  # the message that shows this job's progress
 
 
@@ -186,12 +226,12 @@ class Job:
     prompt: str
     options: VideoOptions
     origin: Origin
-    status: JobStatus
-    created_at: float
+    status: JobStatus  # only moves forward (``FORWARD``)
+    created_at: float  # when it was asked for
     updated_at: float
-    request_id: str | None = None
-    progress: int | None = None
-    submitted_at: float | None = None
+    request_id: str | None = None  # xAI's id for it, once a submit was answered
+    progress: int | None = None  # percent, as xAI last reported it
+    submitted_at: float | None = None  # when xAI answered its submit with a request id
     finished_at: float | None = None  # when xAI reported the video ready (as seen by us)
     downloaded_at: float | None = None
     delivered_at: float | None = None
@@ -213,6 +253,8 @@ class Job:
     ended_at: float | None = None  # when it reached a final status: its media is kept from then on
     media_purged_at: float | None = None  # its files and stored input were removed (the row stays)
     forgotten_at: float | None = None  # a moderator had its requester's prompts and files erased
+    model: str | None = None  # the xAI model it was sent to (None: sent before the bot stored it)
+    generation_s: float | None = None  # how long xAI took, as judged when its video was found ready
 
     @property
     def shown_prompt(self) -> str:
@@ -221,23 +263,58 @@ class Job:
 
     @property
     def counted(self) -> bool:
-        """Whether this job counts against the limits (see ``is_counted``)."""
-        return is_counted(self.status, self.charged)
+        """Whether this job counts against the limits (``COUNTED``)."""
+        return COUNTED.holds(self)
 
     @property
     def in_flight(self) -> bool:
-        """Still in the making, a quiet cancelled job included (see ``is_in_flight``)."""
-        return is_in_flight(self.status, self.charged, self.ended_at)
+        """Still in the making, a quiet cancelled job included (``IN_THE_MAKING``)."""
+        return IN_THE_MAKING.holds(self)
 
     @property
     def counts_from(self) -> float:
         """The moment a finished job counts from in the limits' windows: when it was sent, else its creation."""
         return self.charged_at if self.charged_at is not None else self.created_at
 
+    def counts_at(self, now: float) -> float:
+        """Where the limits' windows place this job: now while it is in the making, else ``counts_from``."""
+        return now if self.in_flight else self.counts_from
+
     @property
     def elapsed_s(self) -> float:
         end = self.finished_at or self.updated_at
         return max(0.0, end - self.created_at)
+
+
+class JobUpdate(TypedDict, total=False):
+    """The columns a step may set besides ``status`` (``JobRepository.transition`` and ``update``), typed.
+
+    Its keys are also the store's list of writable columns: a name never comes from user input.
+    """
+
+    status_message_id: int | None
+    request_id: str | None
+    progress: int | None
+    submitted_at: float | None
+    finished_at: float | None
+    downloaded_at: float | None
+    delivered_at: float | None
+    error_code: str | None
+    error_message: str | None
+    cost_usd_ticks: int | None
+    output_path: str | None
+    output_bytes: int | None
+    video_duration_s: float | None
+    delivered_channel_id: int | None
+    delivered_message_id: int | None
+    delivery_method: str | None
+    deleted_at: float | None
+    deleted_by: int | None
+    notified_at: float | None
+    charged: bool
+    charged_at: float | None
+    model: str | None
+    generation_s: float | None
 
 
 FORGOTTEN = "(forgotten)"  # what views and the CSV show instead of a prompt a moderator had erased

@@ -19,7 +19,7 @@ from services.jobs.models import (
     Mode,
     VideoOptions,
 )
-from services.media import media
+from services.media import probing
 
 DEFAULT_MAX_PROMPT_CHARS = 1000  # leaves room to echo it in a 2000-character Discord message
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # what xAI itself will fetch for an image
@@ -119,11 +119,11 @@ async def check_media(mode: Mode, data: bytes, filename: str) -> MediaInput:
     """Check an image (animate) or video (edit) by its content, whatever its name or declared type says."""
     try:
         if mode is Mode.IMAGE:
-            image = await media.check_image(data, max_bytes=MAX_IMAGE_BYTES)
+            image = await probing.check_image(data, max_bytes=MAX_IMAGE_BYTES)
             return MediaInput(data=data, mime_type=image.mime_type, filename=filename)
         if mode is Mode.EDIT:
-            await media.check_edit_video(data, max_seconds=MAX_EDIT_INPUT_S, max_bytes=MAX_EDIT_VIDEO_BYTES)
+            await probing.check_edit_video(data, max_seconds=MAX_EDIT_INPUT_S, max_bytes=MAX_EDIT_VIDEO_BYTES)
             return MediaInput(data=data, mime_type="video/mp4", filename=filename)
-    except media.MediaError as error:
+    except probing.MediaError as error:
         raise InputError(str(error)) from None
     raise InputError("This kind of job does not take an attachment.")

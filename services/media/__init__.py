@@ -1,4 +1,4 @@
-"""Files on the bot's disk: judging inputs by content, decoding, fitting to a destination, safe downloads, retention.
+"""Files on the bot's disk: judged by content (probing, decoding), shrunk and fitted, downloaded safely, retained.
 
-May import: services.jobs.models, services.store, services.process.proxies. Never discord.
+May import: services.config, services.jobs (models, listener), services.store, services.process.proxies. Never discord.
 """

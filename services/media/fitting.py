@@ -14,7 +14,7 @@ from pathlib import Path
 
 from services.jobs.listener import DeliveryError
 from services.jobs.models import Job
-from services.media import media
+from services.media import probing, shrinking, sizes
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,15 @@ async def fit(job: Job, video: Path, limit: int, *, where: str = "post here") ->
     log.info(
         "Job %d: video is %s, over the %s upload limit; re-encoding",
         job.id,
-        media.describe_size(video.stat().st_size),
-        media.describe_size(limit),
+        sizes.describe_size(video.stat().st_size),
+        sizes.describe_size(limit),
     )
     try:
-        await media.fit_to_size(video, target, limit)
-    except media.MediaError as error:
+        await shrinking.fit_to_size(video, target, limit)
+    except probing.MediaError as error:
         raise DeliveryError(
-            f"The video is too large to {where} ({media.describe_size(video.stat().st_size)}, the limit is "
-            f"{media.describe_size(limit)}) and could not be shrunk to fit: {error}",
+            f"The video is too large to {where} ({sizes.describe_size(video.stat().st_size)}, the limit is "
+            f"{sizes.describe_size(limit)}) and could not be shrunk to fit: {error}",
             permanent=True,
         ) from None
     return target

@@ -27,8 +27,8 @@ from typing import TypeVar
 
 from services.config import RetentionSettings
 from services.jobs.models import JobStatus
-from services.store.jobstore import JobStore
 from services.store.patience import patiently
+from services.store.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class Janitor:
 
     def __init__(
         self,
-        store: JobStore,
+        store: Store,
         media_dir: Path,
         settings: RetentionSettings | None = None,
         *,
@@ -159,7 +159,7 @@ class Janitor:
         days = self.settings.keep_days
         cutoff = None if days is None else now - days * DAY_S
         freed = Freed()
-        while ids := await self.store.media_to_purge(cutoff, limit=self.batch):
+        while ids := await self.store.media.to_purge(cutoff, limit=self.batch):
             batch = await self.purge(ids, now=now)
             freed += batch
             if batch.jobs < len(ids):
@@ -187,7 +187,7 @@ class Janitor:
         job, which the next sweep's stray pass removes. ``patient`` waits out a locked database (someone clicked).
         """
         when = self.clock() if now is None else now
-        rows, input_bytes = await self._write(lambda: self.store.purge_media(job_ids, when), patient, "media purge")
+        rows, input_bytes = await self._write(lambda: self.store.media.purge(job_ids, when), patient, "media purge")
         if not rows:
             return Freed()
         files, file_bytes = await asyncio.to_thread(self._delete_files_of, dict(rows))
@@ -199,10 +199,10 @@ class Janitor:
         """Erase a member's prompts, files and inputs in one server; the rows, counts and costs stay."""
         now = self.clock()
         total, newly, waiting = await self._write(
-            lambda: self.store.forget_member(guild_id, user_id, now), True, "forget"
+            lambda: self.store.media.forget_member(guild_id, user_id, now), True, "forget"
         )
         freed = Freed()
-        while ids := await self.store.media_to_purge(None, guild_id=guild_id, user_id=user_id, limit=self.batch):
+        while ids := await self.store.media.to_purge(None, guild_id=guild_id, user_id=user_id, limit=self.batch):
             batch = await self.purge(ids, now=now, patient=True)
             freed += batch
             if batch.jobs < len(ids):
@@ -264,7 +264,7 @@ class Janitor:
         candidates = await asyncio.to_thread(self._old_files, now)
         if not candidates:
             return 0, 0
-        states = await self.store.media_states(f.job_id for f in candidates)
+        states = await self.store.media.states(f.job_id for f in candidates)
         strays = [f for f in candidates if _is_stray(f, states.get(f.job_id))]
         return await asyncio.to_thread(_unlink, strays)
 

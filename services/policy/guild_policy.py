@@ -13,7 +13,6 @@ from typing import Any
 
 from services.jobs.models import DEFAULT_DURATION_S, MAX_DURATION_S, RESOLUTIONS, Mode, ticks_to_usd
 
-NO_LIMIT = 0  # in settings and in /videoadmin, 0 means "no limit"
 EDIT_ESTIMATE_S = 9  # an edit's length follows its input (at most 8.7 s): price it as 9 s until xAI says
 
 
@@ -66,7 +65,7 @@ class GuildPolicy:
         """What a video will cost before xAI says: seconds times the per-second price of its resolution.
 
         An edit keeps its input's resolution, which is not recorded: it is priced at 720p, so an edit is never
-        counted for less than it may cost (``counting._DOLLARS_SQL`` says the same)."""
+        counted for less than it may cost."""
         seconds = float(duration or (EDIT_ESTIMATE_S if mode is Mode.EDIT else DEFAULT_DURATION_S))
         at_720p = resolution == "720p" or (resolution is None and mode is Mode.EDIT)
         price = self.usd_per_second_720p if at_720p else self.usd_per_second_480p
@@ -75,8 +74,9 @@ class GuildPolicy:
     def spend_usd(
         self, cost_usd_ticks: int | None, counted: bool, mode: Mode, duration: int | None, resolution: str | None
     ) -> float:
-        """What a job counts for against spend: nothing unless it counts (``models.is_counted``); then xAI's
-        figure once reported, else the estimate."""
+        """What a job counts for against spend: nothing unless it counts (``Job.counted``); then xAI's figure
+        once reported, else the estimate. The one price rule: the spend limit, ``/quota`` and ``/usage`` all
+        price with it (the store's SQL only selects and groups the counted jobs)."""
         if not counted:
             return 0.0
         if cost_usd_ticks is not None:
@@ -85,15 +85,8 @@ class GuildPolicy:
 
 
 def default_policy(defaults: LimitDefaults) -> GuildPolicy:
-    return GuildPolicy(
-        user_videos=defaults.user_videos,
-        user_window_minutes=defaults.user_window_minutes,
-        user_active_jobs=defaults.user_active_jobs,
-        server_videos_per_day=defaults.server_videos_per_day,
-        server_usd_per_day=defaults.server_usd_per_day,
-        usd_per_second_480p=defaults.usd_per_second_480p,
-        usd_per_second_720p=defaults.usd_per_second_720p,
-    )
+    """A server with no changes of its own: the bot-wide defaults, field by field."""
+    return GuildPolicy(**{f.name: getattr(defaults, f.name) for f in fields(LimitDefaults)})
 
 
 # The fields a moderator may set, and how each is checked; prices stay bot-wide.

@@ -5,7 +5,7 @@ history, and the usage limits (per member per window, active jobs, per server pe
 day), which read recent jobs. The usage check runs inside the store's write transaction that
 inserts the job, so two quick requests cannot both slip past a limit.
 
-Which jobs count (``models.is_counted``, the same rule for the limits, /quota and /usage): a job counts
+Which jobs count (``models.COUNTED``, the same rule for the limits, /quota and /usage): a job counts
 while it waits or runs, and for good once its submit may have reached xAI, whatever its ending (cancelled
 while generating, timed out, moderated, failed, not delivered): xAI may bill it. Only a job that provably
 started nothing at xAI is handed back. Spend counts what xAI reported, or the estimate until it does. In a
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Protocol
 
 from services.jobs.models import MAX_DURATION_S, JobRequest, Mode, Use
@@ -39,14 +39,16 @@ class Requester:
 
 
 class Limit(StrEnum):
-    BANNED = "banned"
-    CHANNEL = "channel"
-    MODE = "mode"
-    DURATION = "duration"
-    USER_VIDEOS = "user_videos"
-    USER_ACTIVE = "user_active"
-    SERVER_VIDEOS = "server_videos"
-    SERVER_SPEND = "server_spend"
+    """Which rule refused a request (its value, the lower-case name, is what the logs and the bench show)."""
+
+    BANNED = auto()  # a moderator blocked the member
+    CHANNEL = auto()  # not one of the server's video channels
+    MODE = auto()  # the server turned this kind of video off
+    DURATION = auto()  # longer than the server allows
+    USER_VIDEOS = auto()  # the member's videos per window
+    USER_ACTIVE = auto()  # the member's videos in the making at once
+    SERVER_VIDEOS = auto()  # the server's videos per day
+    SERVER_SPEND = auto()  # the server's dollars per day
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ class Refused(Exception):
 
 
 class RecentUse(Protocol):
-    """The history the usage limits read (the store implements it, with ``services/store/counting.py``)."""
+    """The history the usage limits read (``Store.usage``, services/store/usage.py, implements it)."""
 
     async def counted_count(self, guild_id: int, user_id: int | None, since: float) -> int: ...
 

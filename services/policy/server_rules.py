@@ -16,13 +16,13 @@ from services.policy.guild_policy import (
     default_policy,
     validate,
 )
-from services.store.jobstore import JobStore
+from services.store.store import Store
 
 __all__ = ["PolicyError", "ServerRules"]
 
 
 class ServerRules:
-    def __init__(self, store: JobStore, defaults: LimitDefaults | None = None) -> None:
+    def __init__(self, store: Store, defaults: LimitDefaults | None = None) -> None:
         self.store = store
         self.defaults = defaults or LimitDefaults()
         self._base = default_policy(self.defaults)
@@ -31,7 +31,7 @@ class ServerRules:
     async def policy(self, guild_id: int) -> GuildPolicy:
         cached = self._cache.get(guild_id)
         if cached is None:
-            overrides = await self.store.policy_overrides(guild_id)
+            overrides = await self.store.servers.overrides(guild_id)
             try:
                 cached = apply_overrides(self._base, overrides)
             except (PolicyError, TypeError, ValueError):  # stored by an older version with other rules
@@ -41,18 +41,18 @@ class ServerRules:
 
     async def change(self, guild_id: int, changes: dict[str, Any], *, by: int | None) -> GuildPolicy:
         """Apply a moderator's changes (``None`` = no limit); raises PolicyError, saving nothing, if they clash."""
-        overrides = await self.store.policy_overrides(guild_id)
+        overrides = await self.store.servers.overrides(guild_id)
         overrides.update(changes)
         policy = validate(apply_overrides(self._base, overrides))
-        await self.store.save_policy_overrides(guild_id, overrides, by)
+        await self.store.servers.save_overrides(guild_id, overrides, by)
         self._cache[guild_id] = policy
         return policy
 
     async def reset(self, guild_id: int, *, by: int | None) -> GuildPolicy:
         """Forget every change this server made: back to the bot-wide defaults."""
-        await self.store.save_policy_overrides(guild_id, {}, by)
+        await self.store.servers.save_overrides(guild_id, {}, by)
         self._cache[guild_id] = self._base
         return self._base
 
     async def is_banned(self, guild_id: int, user_id: int) -> bool:
-        return await self.store.is_banned(guild_id, user_id)
+        return await self.store.servers.is_banned(guild_id, user_id)

@@ -1,7 +1,9 @@
 """What a server's members used: totals by outcome, seconds of video, spend, top users, per day.
 
-Pure arithmetic over jobs from the store, plus the CSV export. The chart lives in
-``services.policy.usage_chart`` so this module never loads matplotlib.
+Pure arithmetic over jobs from the store, plus the CSV export, by the limits' own rules: a job is priced by
+``GuildPolicy.spend_usd`` and placed in time as the limits' windows place it (``Job.counts_at``: when it was
+sent, else asked for; now while it is in the making). The chart lives in ``services.policy.usage_chart`` so
+this module never loads matplotlib.
 """
 
 from __future__ import annotations
@@ -82,10 +84,10 @@ class UsageReport:
 
 
 def job_cost(job: Job, policy: GuildPolicy) -> tuple[float, bool]:
-    """(dollars, estimated?) for one job, by the same rule the spend limit uses (``Job.counted``)."""
-    options = job.options
-    dollars = policy.spend_usd(job.cost_usd_ticks, job.counted, job.mode, options.duration, options.resolution)
-    return dollars, job.cost_usd_ticks is None and job.counted
+    """(dollars, estimated?) for one job, by the rule the spend limit uses (``GuildPolicy.spend_usd``)."""
+    options, counted = job.options, job.counted
+    dollars = policy.spend_usd(job.cost_usd_ticks, counted, job.mode, options.duration, options.resolution)
+    return dollars, job.cost_usd_ticks is None and counted
 
 
 def video_seconds(job: Job) -> float:
@@ -116,7 +118,7 @@ def build_report(
             report.usd_reported += cost
         if job.origin.user_id is not None:
             per_user[job.origin.user_id].add(seconds, cost)
-        per_day[_day(job.created_at)].add(seconds, cost)
+        per_day[_day(job.counts_at(now))].add(seconds, cost)
         if job.status is JobStatus.MODERATED:
             report.rejections.append(Rejection(job.id, job.origin.user_id, job.shown_prompt, job.created_at))
     ranked = sorted(per_user.items(), key=lambda item: (-item[1].usd, -item[1].jobs, item[0]))

@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 
 from services.jobs.models import Job
-from services.media.media import describe_size
+from services.media.sizes import describe_size
 from services.policy.guild_policy import GuildPolicy
 from services.policy.usage import Period, UsageReport, build_report, to_csv
 

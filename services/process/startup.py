@@ -22,8 +22,9 @@ import aiohttp
 
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, Secret, Settings, env_folders
 from services.process import proxies
-from services.store.jobstore import JobStore, NewerSchemaError
+from services.store.database import NewerSchemaError
 from services.store.patience import is_busy
+from services.store.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,32 +33,32 @@ T = TypeVar("T")
 # -- the store ---------------------------------------------------------------------------------------------
 
 
-async def open_store(path: Path) -> JobStore:
-    """``JobStore.open`` with every way it can fail turned into one line (a ConfigError: exit status 78)."""
+async def open_store(path: Path) -> Store:
+    """``Store.open`` with every way it can fail turned into one line (a ConfigError: exit status 78)."""
     _refuse_unwritable(path)
     try:
-        return await JobStore.open(path)
-    except NewerSchemaError as error:
-        raise ConfigError(str(error)) from None
-    except sqlite3.OperationalError as error:
-        if is_busy(error):
-            raise ConfigError(
-                f"{path} is locked by another program (an sqlite3 shell, a backup?); close it and start again"
-            ) from None
-        raise ConfigError(
+        return await Store.open(path)
+    except (NewerSchemaError, sqlite3.DatabaseError, OSError) as error:
+        raise ConfigError(_why_not_opened(path, error)) from None
+
+
+def _why_not_opened(path: Path, error: NewerSchemaError | sqlite3.DatabaseError | OSError) -> str:
+    """The one line for a store that would not open: what is wrong with DATABASE_PATH, and what to do."""
+    if isinstance(error, NewerSchemaError):
+        return str(error)
+    if isinstance(error, sqlite3.OperationalError) and is_busy(error):
+        return f"{path} is locked by another program (an sqlite3 shell, a backup?); close it and start again"
+    if isinstance(error, sqlite3.OperationalError):
+        return (
             f"DATABASE_PATH={path} cannot be opened for writing ({error}); "
             "point it at a file in a folder the bot may write"
-        ) from None
-    except sqlite3.DatabaseError as error:
-        raise ConfigError(
+        )
+    if isinstance(error, sqlite3.DatabaseError):
+        return (
             f"DATABASE_PATH={path} is not a database this bot can use ({error}); "
             "move the file away or fix DATABASE_PATH"
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            f"DATABASE_PATH={path} cannot be created ({error.strerror or error}); "
-            "point it at a folder the bot may write"
-        ) from None
+        )
+    return f"DATABASE_PATH={path} cannot be created ({error.strerror or error}); point it at a folder the bot may write"
 
 
 def _refuse_unwritable(path: Path) -> None:

@@ -2,7 +2,7 @@
 
 xAI's video host may send a copy cut short whose Content-Length matches the short body (so the byte
 count looks right), break off mid-transfer, or refuse an address that has gone stale. Every copy is
-checked as strictly as an edit input (``media.check_result_video``: every box inside the file, every
+checked as strictly as an edit input (``probing.check_result_video``: every box inside the file, every
 stream decodable to its end) before anyone sees it. A damaged or failed copy is fetched again after a
 delay, from a fresh address (one more poll of xAI) when the host refused the old one or the old one is
 past its lifetime (xAI keeps a video about 24 hours after it said done), and the job fails only when
@@ -11,37 +11,27 @@ the retries run out or xAI says the video is gone.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from services.media import media
-from services.media.hosts import AllowedHosts
-from services.xai.client import Done, Expired, Failed, Moderated, PollResult, XaiClient, XaiError
+from services.media import downloading, probing
+from services.scheduler.retrying import retrying
+from services.scheduler.settings import Clocks, SchedulerSettings
+from services.xai.answers import Done, Expired, Failed, Moderated, PollResult
+from services.xai.client import XaiClient
+from services.xai.errors import XaiError
 
 log = logging.getLogger(__name__)
-
-URL_LIFETIME_S = 24 * 3600.0  # xAI's SDK: "The returned URL is valid for 24 hours"
-
-
-@dataclass(frozen=True, slots=True)
-class FetchSettings:
-    max_bytes: int = 200 * 1024 * 1024
-    timeout_s: float = 120.0
-    allowed_hosts: AllowedHosts | None = None
-    retry_delays_s: tuple[float, ...] = (1.0, 5.0, 15.0)  # one more copy after each
-    url_lifetime_s: float = URL_LIFETIME_S
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
     size: int
-    info: media.VideoInfo
+    info: probing.VideoInfo
 
 
 class FetchFailed(Exception):
@@ -57,66 +47,58 @@ class ResultFetcher:
     """Downloads one job's video at a time per call; shared by the whole scheduler."""
 
     def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        client: XaiClient,
-        settings: FetchSettings,
-        *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        self, session: aiohttp.ClientSession, client: XaiClient, settings: SchedulerSettings, clocks: Clocks
     ) -> None:
         self.session = session
         self.client = client
         self.settings = settings
-        self._clock = clock
-        self._sleep = sleep
+        self.clocks = clocks
 
     async def fetch(self, job_id: int, request_id: str, url: str, dest: Path, *, url_age_s: float) -> Fetched:
         """A whole, checked copy of the video at ``dest``; ``url_age_s`` is how long ago xAI gave ``url``."""
-        expires_at = self._clock() + self.settings.url_lifetime_s - max(0.0, url_age_s)
+        lifetime_s = self.settings.video_url_lifetime_s
+        expires_at = self.clocks.monotonic() + lifetime_s - max(0.0, url_age_s)
         refresh = False  # ask xAI for a fresh address before the next copy
         refreshed = False  # this copy comes from a fresh address asked for after a refusal
         damaged, problem = False, "the download failed"
-        for attempt, delay in enumerate((None, *self.settings.retry_delays_s)):
-            if delay is not None:
-                log.warning("Job %d: copy %d failed (%s); fetching again in %.1fs", job_id, attempt, problem, delay)
-                await self._sleep(delay)
+        async for attempt in retrying(self.settings.download_retry_delays_s, sleep=self.clocks.sleep):
             refreshed = refresh
-            if refresh or self._clock() >= expires_at:
+            if refresh or self.clocks.monotonic() >= expires_at:
                 fresh = await self._fresh_address(job_id, request_id)
                 if fresh is not None:
-                    url, expires_at = fresh, self._clock() + self.settings.url_lifetime_s
+                    url, expires_at = fresh, self.clocks.monotonic() + lifetime_s
                 refresh = False
             try:
-                size = await media.download(
+                size = await downloading.download(
                     self.session,
                     url,
                     dest,
-                    max_bytes=self.settings.max_bytes,
-                    timeout_s=self.settings.timeout_s,
-                    allowed_hosts=self.settings.allowed_hosts,
+                    max_bytes=self.settings.max_download_bytes,
+                    timeout_s=self.settings.download_timeout_s,
+                    allowed_hosts=self.settings.download_hosts,
                 )
-                info = await media.check_result_video(dest)
-            except media.DownloadError as error:
+                info = await probing.check_result_video(dest)
+            except downloading.DownloadError as error:
                 _discard(dest)
                 damaged, problem = False, str(error)
                 if not error.transient:
                     if refreshed:  # a fresh address fared no better: waiting will not change it
                         break
                     refresh = True  # the host refused this address; xAI may hand out a fresh one
-                continue
-            except media.MediaError:
+            except probing.MediaError:
                 _discard(dest)
                 damaged, problem = True, "the copy was damaged or cut off"
-                continue
             except OSError as error:
                 _discard(dest)
                 if error.errno == errno.EFBIG:  # a file-size limit: no copy can ever fit
                     problem = _disk_problem(error)
                     raise FetchFailed(f"xAI made the video, but the bot could not download it: {problem}") from None
                 damaged, problem = False, _disk_problem(error)
-                continue
-            return Fetched(size, info)
+            else:
+                return Fetched(size, info)
+            if not attempt.last:
+                number, delay = attempt.number, attempt.next_delay_s
+                log.warning("Job %d: copy %d failed (%s); fetching again in %.1fs", job_id, number, problem, delay)
         if damaged:
             raise FetchFailed(
                 "xAI made the video, but the bot could not download a whole copy of it: every copy it got was "

@@ -1,13 +1,15 @@
-"""The history the limits read, as SQL: which jobs count, from when, and for how much.
+"""The history the limits read, as SQL: which jobs count, and from when. What they cost is Python's to say.
 
-One rule, written once here and once in Python (``models.is_counted`` / ``models.is_in_flight``): a job counts
-while it is in the making (waiting, generating, or cancelled while xAI still generates it), whatever its age,
-and, once it is over, for good if it was charged: in a rolling window from the moment its request went on the
-wire (``charged_at``), so a job that waited in line through a long outage counts on the day it was sent and billed.
+Which jobs count is ``models.COUNTED``, rendered here: a job counts while it is in the making (waiting,
+generating, or cancelled while xAI still generates it), whatever its age, and, once it is over, for good if it
+was charged: in a rolling window from the moment its request went on the wire (``charged_at``), so a job that
+waited in line through a long outage counts on the day it was sent and billed. The spend queries only select
+and group the counted jobs by what their price depends on; ``GuildPolicy.spend_usd`` prices them
+(services/store/usage.py), the same function ``/usage`` prices each job with.
 
 Every query is two index reads added up: the few jobs in the making (the partial index ``jobs_in_flight``), and
 the finished charged jobs of the window (``jobs_guild_charged`` / ``jobs_user_charged``, which cover what the
-count and the spend sum need, so a decision never reads the table's rows). ``IN_FLIGHT_SQL`` must stay the very
+count and the spend need, so a decision never reads the table's rows). ``IN_FLIGHT_SQL`` renders to the very
 expression of ``jobs_in_flight``'s WHERE clause (migration 7): SQLite uses a partial index only when the query
 repeats it.
 """
@@ -16,23 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
+from services.jobs.models import CHARGED, IN_THE_MAKING
 
-from services.jobs.models import DEFAULT_DURATION_S, USD_TICKS_PER_DOLLAR, JobStatus, Use
-from services.policy.guild_policy import EDIT_ESTIMATE_S, GuildPolicy
-
-_ACTIVE = ", ".join(repr(s.value) for s in sorted(JobStatus, key=lambda s: s.value) if s.is_active)
-IN_FLIGHT_SQL = f"(status IN ({_ACTIVE}) OR (status = 'cancelled' AND charged = 1 AND ended_at IS NULL))"
-_FINISHED_SINCE = f"charged = 1 AND charged_at > ? AND NOT {IN_FLIGHT_SQL}"
-
-# What a job counts for against spend: xAI's figure once reported, else duration x the price of its resolution.
-# An edit keeps its input's resolution, which the bot does not know: priced at 720p so it is never under-counted.
-_DOLLARS_SQL = f"""CASE
-    WHEN cost_usd_ticks IS NOT NULL THEN cost_usd_ticks / {float(USD_TICKS_PER_DOLLAR)!r}
-    ELSE COALESCE(duration, CASE mode WHEN 'edit' THEN {EDIT_ESTIMATE_S} ELSE {DEFAULT_DURATION_S} END)
-         * (CASE WHEN resolution = '720p' OR (resolution IS NULL AND mode = 'edit') THEN ? ELSE ? END)
-END"""
-
+IN_FLIGHT_SQL = IN_THE_MAKING.sql()
+_FINISHED_SINCE = f"{CHARGED.sql()} AND charged_at > ? AND NOT {IN_FLIGHT_SQL}"
+# What a counted job's price depends on (``GuildPolicy.spend_usd``), and the jobs xAI gave no figure for yet.
+PRICED_COLUMNS = "mode, duration, resolution, cost_usd_ticks"
+_UNPRICED = "cost_usd_ticks IS NULL"
 
 Query = tuple[str, list[Any]]  # SQL and its parameters
 
@@ -43,32 +35,34 @@ def _whose(guild_id: int, user_id: int | None) -> tuple[str, list[Any]]:
     return "guild_id = ? AND user_id = ?", [guild_id, user_id]
 
 
-async def _one(db: aiosqlite.Connection, query: Query) -> Any:
-    async with db.execute(*query) as cursor:
-        row = await cursor.fetchone()
-    return row[0] if row else None
+def _added_up(aggregate: str, guild_id: int, user_id: int | None, since: float) -> Query:
+    """``aggregate`` over the counted jobs of the window: the jobs in the making's plus the finished ones'."""
+    whose, params = _whose(guild_id, user_id)
+    sql = f"""(SELECT {aggregate} FROM jobs WHERE {whose} AND {IN_FLIGHT_SQL})
+              + (SELECT {aggregate} FROM jobs WHERE {whose} AND {_FINISHED_SINCE})"""
+    return sql, [*params, *params, since]
 
 
-async def _all(db: aiosqlite.Connection, query: Query) -> list[Any]:
-    async with db.execute(*query) as cursor:
-        return list(await cursor.fetchall())
+def _counted(columns: str, guild_id: int, user_id: int | None, since: float, *, where: str = "") -> Query:
+    """``columns`` of the counted jobs of the window (and ``where``): first those in the making (flagged 1), then
+    the finished ones."""
+    whose, params = _whose(guild_id, user_id)
+    whose += f" AND {where}" if where else ""
+    sql = f"""SELECT {columns}, 1 AS in_flight FROM jobs WHERE {whose} AND {IN_FLIGHT_SQL}
+              UNION ALL
+              SELECT {columns}, 0 FROM jobs WHERE {whose} AND {_FINISHED_SINCE}"""
+    return sql, [*params, *params, since]
 
 
 def count_query(guild_id: int, user_id: int | None, since: float) -> Query:
     """How many of a server's (or member's) jobs count in the window since ``since``."""
-    whose, params = _whose(guild_id, user_id)
-    sql = f"""SELECT (SELECT COUNT(*) FROM jobs WHERE {whose} AND {IN_FLIGHT_SQL})
-                   + (SELECT COUNT(*) FROM jobs WHERE {whose} AND {_FINISHED_SINCE})"""
-    return sql, [*params, *params, since]
+    sql, params = _added_up("COUNT(*)", guild_id, user_id, since)
+    return f"SELECT {sql}", params
 
 
 def uses_query(guild_id: int, user_id: int | None, since: float) -> Query:
     """The jobs that count in the window: (charged_at, in flight)."""
-    whose, params = _whose(guild_id, user_id)
-    sql = f"""SELECT charged_at, 1 FROM jobs WHERE {whose} AND {IN_FLIGHT_SQL}
-              UNION ALL
-              SELECT charged_at, 0 FROM jobs WHERE {whose} AND {_FINISHED_SINCE}"""
-    return sql, [*params, *params, since]
+    return _counted("charged_at", guild_id, user_id, since)
 
 
 def in_making_query(guild_id: int, user_id: int) -> Query:
@@ -76,40 +70,18 @@ def in_making_query(guild_id: int, user_id: int) -> Query:
     return f"SELECT COUNT(*) FROM jobs WHERE {whose} AND {IN_FLIGHT_SQL}", params
 
 
-def spend_query(guild_id: int, since: float, policy: GuildPolicy) -> Query:
-    """The dollars a server's counted jobs of the window count for, added up by SQLite."""
-    prices = [policy.usd_per_second_720p, policy.usd_per_second_480p]
-    sql = f"""SELECT (SELECT COALESCE(SUM({_DOLLARS_SQL}), 0) FROM jobs WHERE guild_id = ? AND {IN_FLIGHT_SQL})
-                   + (SELECT COALESCE(SUM({_DOLLARS_SQL}), 0) FROM jobs WHERE guild_id = ? AND {_FINISHED_SINCE})"""
-    return sql, [*prices, guild_id, *prices, guild_id, since]
-
-
-def spend_uses_query(guild_id: int, since: float, policy: GuildPolicy) -> Query:
-    """``spend_query`` job by job: (charged_at, in flight, dollars)."""
-    prices = [policy.usd_per_second_720p, policy.usd_per_second_480p]
-    sql = f"""SELECT charged_at, 1, {_DOLLARS_SQL} FROM jobs WHERE guild_id = ? AND {IN_FLIGHT_SQL}
+def spend_query(guild_id: int, since: float) -> Query:
+    """A server's counted jobs of the window, by what prices them: first (None, None, None, 0, the ticks xAI
+    reported for them all), then (mode, duration, resolution, how many, 0) of those xAI gave no figure for yet.
+    Only those few are grouped (sorted); the reported ticks are added up from the covering indexes alone."""
+    reported, params = _added_up("COALESCE(SUM(cost_usd_ticks), 0)", guild_id, None, since)
+    unpriced, unpriced_params = _counted("mode, duration, resolution", guild_id, None, since, where=_UNPRICED)
+    sql = f"""SELECT NULL, NULL, NULL, 0, {reported}
               UNION ALL
-              SELECT charged_at, 0, {_DOLLARS_SQL} FROM jobs WHERE guild_id = ? AND {_FINISHED_SINCE}"""
-    return sql, [*prices, guild_id, *prices, guild_id, since]
+              SELECT mode, duration, resolution, COUNT(*), 0 FROM ({unpriced}) GROUP BY mode, duration, resolution"""
+    return sql, [*params, *unpriced_params]
 
 
-async def counted_count(db: aiosqlite.Connection, guild_id: int, user_id: int | None, since: float) -> int:
-    return int(await _one(db, count_query(guild_id, user_id, since)) or 0)
-
-
-async def counted_uses(db: aiosqlite.Connection, guild_id: int, user_id: int | None, since: float) -> list[Use]:
-    return [Use(row[0], bool(row[1])) for row in await _all(db, uses_query(guild_id, user_id, since))]
-
-
-async def in_making_count(db: aiosqlite.Connection, guild_id: int, user_id: int) -> int:
-    """A member's videos in the making: waiting, generating, or cancelled while xAI still generates them."""
-    return int(await _one(db, in_making_query(guild_id, user_id)) or 0)
-
-
-async def spend_total(db: aiosqlite.Connection, guild_id: int, since: float, policy: GuildPolicy) -> float:
-    return float(await _one(db, spend_query(guild_id, since, policy)) or 0.0)
-
-
-async def spend_uses(db: aiosqlite.Connection, guild_id: int, since: float, policy: GuildPolicy) -> list[Use]:
-    rows = await _all(db, spend_uses_query(guild_id, since, policy))
-    return [Use(row[0], bool(row[1]), float(row[2])) for row in rows]
+def spend_uses_query(guild_id: int, since: float) -> Query:
+    """``spend_query`` job by job: (mode, duration, resolution, cost_usd_ticks, charged_at, in flight)."""
+    return _counted(f"{PRICED_COLUMNS}, charged_at", guild_id, None, since)

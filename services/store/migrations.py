@@ -148,4 +148,14 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status IN ('delivering', 'downloading', 'queued', 'running', 'submitting')
            OR (status = 'cancelled' AND charged = 1 AND ended_at IS NULL);
     """,
+    # 8: what the polling policy learns across restarts. The model a job was sent to (set at submit), and how
+    #    long xAI took to make it, as judged from xAI's answers when the video was found ready (NULL when they
+    #    could not tell, or the job was resumed: its age spans the downtime). ``finished_at - submitted_at`` is
+    #    not that: it includes the time a finished video waited to be noticed. Earlier rows have neither.
+    """
+    ALTER TABLE jobs ADD COLUMN model TEXT;
+    ALTER TABLE jobs ADD COLUMN generation_s REAL;
+    -- the latest learnt generation times, read at every start
+    CREATE INDEX jobs_generation ON jobs (id) WHERE generation_s IS NOT NULL;
+    """,
 )

@@ -1,12 +1,13 @@
 """The HTTP client of xAI's video API, in the official wire format.
 
 Shaped like a small SDK: an injected aiohttp session, one ``_request`` path that every call goes
-through (budget slot, retries, error mapping), and the pure bodies and answer readers of
-``services.xai.wire`` (re-exported here, so callers import one module). Answers become a handful of
-typed outcomes (returned) and errors (raised) whose ``str()`` is a true sentence a person understands.
+through (budget slot, retries, error mapping), the pure bodies of ``services.xai.bodies`` and the answer
+readers of ``services.xai.answers``. Answers become a handful of typed outcomes (returned) and errors
+(``services.xai.errors``, raised) whose ``str()`` is a true sentence a person understands.
 The API key is sent in one place and never appears anywhere else. A submit's body is ``services.xai.upload``'s:
 only xAI's answer is timed by ``request_timeout_s``, sending the body gets a deadline by its size, and a body
-that never went out whole is a request xAI provably did not take.
+that never went out whole is a request xAI provably did not take. A submit may be called off until it goes on
+the wire (``services.xai.gate``).
 """
 
 from __future__ import annotations
@@ -23,135 +24,29 @@ from urllib.parse import quote
 import aiohttp
 
 from services.config import Secret
+from services.xai.answers import Moderated, PollResult, http_error, read_poll, request_id_of, retry_after_seconds
+from services.xai.bodies import Body, EditRequest, GenerationRequest, encoded_submission
 from services.xai.budget import RequestBudget
-from services.xai.upload import MIN_UPLOAD_BYTES_PER_S, JsonBody
-from services.xai.wire import (
-    FAILURE_WORDS,
+from services.xai.errors import (
     NOT_ALL_SENT,
     UNREACHABLE,
-    Body,
-    Done,
-    EditRequest,
-    Expired,
-    Failed,
-    GenerationRequest,
-    Moderated,
-    Pending,
-    PollResult,
-    XaiAuthError,
-    XaiCreditsExhausted,
     XaiError,
     XaiProtocolError,
     XaiProxyRefused,
     XaiRateLimited,
-    XaiRejected,
     XaiServerError,
     XaiUnavailable,
-    data_uri,
-    encoded_submission,
-    error_text,
-    http_error,
     proxy_refused,
-    read_poll,
-    request_id_of,
-    retry_after_seconds,
-    submission,
     unsure,
 )
-
-__all__ = [
-    "FAILURE_WORDS",
-    "Body",
-    "Done",
-    "EditRequest",
-    "Expired",
-    "Failed",
-    "GenerationRequest",
-    "Moderated",
-    "Pending",
-    "PollResult",
-    "SubmitCalledOff",
-    "SubmitGate",
-    "XaiAuthError",
-    "XaiClient",
-    "XaiCreditsExhausted",
-    "XaiError",
-    "XaiProtocolError",
-    "XaiProxyRefused",
-    "XaiRateLimited",
-    "XaiRejected",
-    "XaiServerError",
-    "XaiUnavailable",
-    "data_uri",
-    "encoded_submission",
-    "error_text",
-    "http_error",
-    "read_poll",
-    "retry_after_seconds",
-    "submission",
-]
+from services.xai.gate import SubmitGate
+from services.xai.upload import MIN_UPLOAD_BYTES_PER_S, JsonBody
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "grok-video-bot/0.1"
 MAX_ANSWER_BYTES = 1024 * 1024  # xAI's answers are a few hundred bytes; a megabyte is not one of them
 THREAD_JSON_BYTES = 64 * 1024  # answers larger than this are parsed in a thread
-
-# -- calling a submit off ---------------------------------------------------------------------
-
-
-Hook = Callable[[], Awaitable[None]]
-
-
-class SubmitGate:
-    """Lets a submit be called off up to the moment it goes on the wire, and tells its owner when it does.
-
-    xAI has no cancel endpoint, so a Cancel can only keep a request from being sent. ``sent`` is true
-    while a request may be on its way to xAI or past it (xAI may then be working on it, and billing);
-    it falls back to false when xAI provably did not take it (the connection never opened, a 429, a proxy's
-    refusal, a body that never went out whole), so a Cancel between retries still stops it.
-
-    ``on_wire`` is awaited right before each attempt goes on the wire, ``on_turned_away`` right after one provably
-    did not reach xAI: the scheduler writes the job's ``charged`` flag in them, so the store says at every moment,
-    crash included, whether a request may be at xAI.
-    """
-
-    __slots__ = ("_on_turned_away", "_on_wire", "called_off", "sent")
-
-    def __init__(self, *, on_wire: Hook | None = None, on_turned_away: Hook | None = None) -> None:
-        self.called_off = False
-        self.sent = False
-        self._on_wire = on_wire
-        self._on_turned_away = on_turned_away
-
-    def call_off(self) -> bool:
-        """Stop the submit if nothing is on the wire; True when that was in time."""
-        if self.sent:
-            return False
-        self.called_off = True
-        return True
-
-    async def going_out(self) -> None:
-        """An attempt is about to be sent; raises ``SubmitCalledOff`` if it was called off first (or meanwhile)."""
-        if self.called_off:
-            raise SubmitCalledOff
-        if self._on_wire is not None:
-            await self._on_wire()
-        if self.called_off:  # a Cancel came while that was recorded: it is still in time
-            await self.turned_away()
-            raise SubmitCalledOff
-        self.sent = True  # no await from here to the wire: a Cancel now is too late
-
-    async def turned_away(self) -> None:
-        """The attempt provably did not reach xAI: nothing is there to bill."""
-        self.sent = False
-        if self._on_turned_away is not None:
-            await self._on_turned_away()
-
-
-class SubmitCalledOff(Exception):
-    """The submit was called off before anything was sent to xAI."""
-
 
 # -- the client --------------------------------------------------------------------------------
 

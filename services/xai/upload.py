@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-from services.xai.wire import Body
+from services.xai.bodies import Body
 
 try:  # how many bytes a socket has not yet got acknowledged (Linux); elsewhere the upload is timed less finely
     import fcntl

@@ -20,7 +20,6 @@ ClientT = TypeVar("ClientT", bound=discord.Client)
 
 _patch_depth = 0
 _saved_endpoints: tuple[str, yarl.URL] | None = None
-_client_tasks: dict[int, asyncio.Task[None]] = {}
 
 
 def _patch_endpoints(emulator: DiscordEmulator) -> None:
@@ -81,11 +80,9 @@ async def run_client(
                 emulator._problem(f"the client's gateway task crashed: {exc!r}")
 
         task.add_done_callback(crashed)
-        _client_tasks[id(client)] = task
         try:
             yield client
         finally:
-            _client_tasks.pop(id(client), None)
             if not client.is_closed():
                 await client.close()
             if not task.done():
@@ -95,20 +92,3 @@ async def run_client(
         if (task is None or not task.done()) and not client.is_closed():
             await client.close()
         _unpatch_endpoints()
-
-
-async def kill_client(client: discord.Client) -> None:
-    """Simulate a crashed bot process: stop its gateway task and drop its sockets without a close frame.
-    The emulator keeps the session resumable, as Discord does. Use inside `run_client`; the client object
-    must not be used afterwards."""
-    task = _client_tasks.pop(id(client), None)
-    ws = client.ws
-    if ws is not None and ws._keep_alive is not None:
-        ws._keep_alive.stop()
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    await client.http.close()
-    # Only now let discord.py tidy up its state: its close frame has no socket left to go out on.
-    await client.close()

@@ -1,9 +1,10 @@
-"""The emulator's gateway: HELLO, IDENTIFY, READY + GUILD_CREATE, heartbeats, RESUME with replay, op 8.
+"""The emulator's gateway: HELLO, IDENTIFY, READY + GUILD_CREATE, heartbeats, and nothing the bot never sends.
 
 Frames are always uncompressed text JSON (discord.py accepts them whatever `compress` it asked for).
 Each connection has one writer task fed by a queue, so dispatches can be emitted from synchronous code
-and always leave in sequence order. A session outlives its connection unless the client closed it cleanly
-(1000/1001), so a client that lost its socket can RESUME and gets the dispatches it missed.
+and always leave in sequence order. A session outlives a connection that dropped (as Discord keeps it
+resumable for a while), so dispatches meant for a bot that just died are lost as on Discord; a RESUME
+is answered "not resumable" (op 9), since every bot the tests start identifies afresh.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import json
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,24 +26,19 @@ if TYPE_CHECKING:
     from .discord_emulator import DiscordEmulator
 
 HEARTBEAT_INTERVAL_MS = 41250
-REPLAY_BUFFER = 2000
-MAX_SESSIONS = 32
 RESUME_WINDOW_S = 60.0
-FATAL_CLOSE_CODES = (4004, 4010, 4011, 4012, 4013, 4014)
 
 Payload = dict[str, Any]
 
 
 @dataclass
 class GatewaySession:
-    """One identified session: its intents, sequence and the buffer RESUME replays from."""
+    """One identified session: its intents and sequence, and its connection while it has one."""
 
     session_id: str
     intents: int
     identify: dict[str, Any]
-    created: float = field(default_factory=time.monotonic)
     seq: int = 0
-    buffer: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=REPLAY_BUFFER))
     conn: GatewayConnection | None = None
     invalidated: bool = False
     disconnected_at: float | None = None
@@ -62,7 +57,6 @@ class GatewayConnection:
     queue: asyncio.Queue[str | int] = field(default_factory=asyncio.Queue)
     session: GatewaySession | None = None
     writer: asyncio.Task[None] | None = None
-    heartbeats: int = 0
     closed_by_server: int | None = None
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -110,27 +104,6 @@ class Gateway:
                 continue
             self._send_dispatch(session, event, payload)
             count += 1
-        return count
-
-    def close_connections(self, code: int) -> int:
-        """Close every open gateway socket with `code` (4000 and other non-fatal codes make discord.py RESUME)."""
-        count = 0
-        for conn in list(self.connections):
-            if not conn.ws.closed:
-                conn.closed_by_server = code
-                conn.queue.put_nowait(code)
-                count += 1
-        return count
-
-    def send_op(self, op: int, d: Any) -> int:
-        """Send a raw opcode frame (e.g. 7 RECONNECT, 9 INVALID_SESSION) to every connected session."""
-        count = 0
-        for conn in list(self.connections):
-            if conn.session is not None and not conn.ws.closed:
-                if op == 9:
-                    conn.session.invalidated = d is not True
-                conn.send({"op": op, "d": d, "s": None, "t": None})
-                count += 1
         return count
 
     async def shutdown(self) -> None:
@@ -218,7 +191,6 @@ class Gateway:
             return
         d = frame.get("d")
         if op == 1:
-            conn.heartbeats += 1
             self._log("heartbeat", connection=conn.number, seq=d, quiet=True)
             conn.send({"op": 11, "d": None, "s": None, "t": None})
         elif op == 2:
@@ -228,8 +200,6 @@ class Gateway:
         elif conn.session is None:
             self._log("not_authenticated", connection=conn.number, op=op)
             self._server_close(conn, 4003)
-        elif op == 8:
-            self._request_members(conn, d if isinstance(d, dict) else {})
         elif op in (3, 4):
             self._log("presence_update" if op == 3 else "voice_state_update", connection=conn.number, payload=d)
         else:
@@ -290,68 +260,17 @@ class Gateway:
             )
 
     def _resume(self, conn: GatewayConnection, d: dict[str, Any]) -> None:
-        session = self.sessions.get(str(d.get("session_id")))
-        seq = d.get("seq")
-        self._log("resume", connection=conn.number, session_id=d.get("session_id"), seq=seq)
+        """No bot in the tests resumes (each start identifies afresh): any RESUME is told to identify instead."""
+        self._log("resume_refused", connection=conn.number, session_id=d.get("session_id"), seq=d.get("seq"))
         if d.get("token") != self.emu.bot_token:
             self._server_close(conn, 4004)
             return
-        last = seq if isinstance(seq, int) else 0
-        missing = session is not None and session.buffer and session.buffer[0][0] > last + 1
-        if session is not None and session not in self.live_sessions():
-            session = None
-        if session is None or session.invalidated or missing or last > session.seq:
-            self._log("resume_refused", connection=conn.number, session_id=d.get("session_id"))
-            conn.send({"op": 9, "d": False, "s": None, "t": None})
-            return
-        if session.conn is not None and session.conn is not conn:
-            self._server_close(session.conn, 4009)
-        session.conn = conn
-        session.disconnected_at = None
-        conn.session = session
-        for frame_seq, frame in session.buffer:
-            if frame_seq > last:
-                conn.queue.put_nowait(frame)
-        self._send_dispatch(session, "RESUMED", {"_trace": ["emulator"]})
-        self._log("resumed", connection=conn.number, session_id=session.session_id, replayed=session.seq - last - 1)
-
-    def _request_members(self, conn: GatewayConnection, d: dict[str, Any]) -> None:
-        assert conn.session is not None
-        self._log("request_guild_members", connection=conn.number, payload=d)
-        world = self.emu.world
-        try:
-            guild = world.guilds[int(d["guild_id"])]
-        except (KeyError, ValueError, TypeError):
-            self.emu._problem(f"gateway: op 8 for an unknown guild: {d!r}")
-            return
-        user_ids = d.get("user_ids")
-        query = str(d.get("query") or "").lower()
-        limit = int(d.get("limit") or 0)
-        ids = list(guild.members)
-        if user_ids is not None:
-            wanted = {int(u) for u in (user_ids if isinstance(user_ids, list) else [user_ids])}
-            ids = [u for u in ids if u in wanted]
-        elif query:
-            ids = [u for u in ids if world.users[u].username.lower().startswith(query)]
-        if limit:
-            ids = ids[:limit]
-        chunk: dict[str, Any] = {
-            "guild_id": str(guild.id),
-            "members": [world.member_json(guild.id, u) for u in ids],
-            "chunk_index": 0,
-            "chunk_count": 1,
-        }
-        if d.get("nonce") is not None:
-            chunk["nonce"] = d["nonce"]
-        if d.get("presences"):
-            chunk["presences"] = []
-        self._send_dispatch(conn.session, "GUILD_MEMBERS_CHUNK", chunk)
+        conn.send({"op": 9, "d": False, "s": None, "t": None})
 
     # --- internals ---------------------------------------------------------------------------------
     def _send_dispatch(self, session: GatewaySession, event: str, data: Payload) -> None:
         session.seq += 1
         frame = json.dumps({"op": 0, "s": session.seq, "t": event, "d": data})
-        session.buffer.append((session.seq, frame))
         if session.conn is not None:
             session.conn.queue.put_nowait(frame)
         self.emu._notify()
@@ -359,9 +278,6 @@ class Gateway:
     def _prune(self) -> None:
         for sid in [sid for sid, s in self.sessions.items() if s.invalidated and s.conn is None]:
             del self.sessions[sid]
-        idle = sorted((s for s in self.sessions.values() if s.conn is None), key=lambda s: s.created)
-        while len(self.sessions) > MAX_SESSIONS and idle:
-            del self.sessions[idle.pop(0).session_id]
 
     def _log(self, event: str, *, quiet: bool = False, **fields: Any) -> None:
         self.emu.gateway_log.append({"event": event, "time": time.monotonic(), **fields})
@@ -377,7 +293,6 @@ def _close_reason(code: int) -> str:
         4003: "Not authenticated.",
         4004: "Authentication failed.",
         4005: "Already authenticated.",
-        4009: "Session timed out.",
         4013: "Invalid intent(s).",
         4014: "Disallowed intent(s).",
     }.get(code, "Closed by the emulator.")

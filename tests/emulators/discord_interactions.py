@@ -166,36 +166,25 @@ class InteractionFactory:
             role = self.world.guilds[guild_id].roles[ident]
             resolved.setdefault("roles", {})[str(ident)] = self.world.role_json(role)
 
-    def modal_value(
-        self, comp: dict[str, Any], remaining: dict[str, Any], resolved: dict[str, dict[str, Any]]
-    ) -> dict[str, Any]:
+    def modal_value(self, comp: dict[str, Any], remaining: dict[str, str]) -> dict[str, Any]:
+        """One text input of a submitted modal, checked against its definition (the bot's modals hold no other)."""
         cid = comp.get("custom_id")
-        ctype = comp.get("type")
-        out: dict[str, Any] = {"type": ctype, "custom_id": cid}
+        if comp.get("type") != 4:
+            raise ValueError(f"modal component type {comp.get('type')} is not supported by submit_modal()")
+        out: dict[str, Any] = {"type": 4, "custom_id": cid}
         if "id" in comp:
             out["id"] = comp["id"]
         given = remaining.pop(cid, None) if isinstance(cid, str) else None
-        required = comp.get("required", True)
-        if ctype == 4:
-            if not given:
-                if required:
-                    raise ValueError(f"required text input {cid!r} needs a non-empty value")
-                given = ""
-            if not isinstance(given, str):
-                raise ValueError(f"text input {cid!r} takes a str, got {given!r}")
-            low, high = int(comp.get("min_length") or 0), int(comp.get("max_length") or 4000)
-            if given and not low <= len(given) <= high:
-                raise ValueError(f"text input {cid!r}: length {len(given)} outside {low}..{high}")
-            out["value"] = given
-        elif ctype == 3:
-            out["values"] = list(given or [])
-        elif ctype == 19:
-            files = list(given or [])
-            out["values"] = [str(f["id"]) for f in files]
-            for f in files:
-                resolved.setdefault("attachments", {})[str(f["id"])] = dict(f) | {"ephemeral": True}
-        else:
-            raise ValueError(f"modal component type {ctype} is not supported by submit_modal()")
+        if not given:
+            if comp.get("required", True):
+                raise ValueError(f"required text input {cid!r} needs a non-empty value")
+            given = ""
+        if not isinstance(given, str):
+            raise ValueError(f"text input {cid!r} takes a str, got {given!r}")
+        low, high = int(comp.get("min_length") or 0), int(comp.get("max_length") or 4000)
+        if given and not low <= len(given) <= high:
+            raise ValueError(f"text input {cid!r}: length {len(given)} outside {low}..{high}")
+        out["value"] = given
         return out
 
     def dispatch(
@@ -267,8 +256,6 @@ class InteractionFactory:
             meta.update(name=name, command_type=data.get("type", 1))
             if data.get("type") == 3:
                 meta["target_message_id"] = data["target_id"]
-            elif data.get("type") == 2:
-                meta["target_user"] = self.world.user_json(int(data["target_id"]))
         elif message is not None:
             meta["interacted_message_id"] = str(message.id)
         self.world.interaction_metadata[iid] = meta
@@ -301,4 +288,4 @@ def option_def(defs: list[dict[str, Any]], name: str, otype: int, where: str) ->
         if d.get("name") == name and d.get("type") == otype:
             return d
     names = [d.get("name") for d in defs if d.get("type") == otype]
-    raise ValueError(f"{where} has no {'group' if otype == 2 else 'subcommand'} {name!r}; it has {names}")
+    raise ValueError(f"{where} has no subcommand {name!r}; it has {names}")

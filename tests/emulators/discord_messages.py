@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from .discord_models import (
     FLAG_EPHEMERAL,
-    FLAG_IS_COMPONENTS_V2,
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
-    ApiError,
     AttachmentRecord,
     ChannelState,
     FileRecord,
     InteractionRecord,
     MessageRecord,
+)
+from .discord_rules import (
+    ApiError,
     effective_mentions,
     int_field,
     invalid_form,
-    iter_components,
     malformed,
     parse_snowflake,
     validate_allowed_mentions,
@@ -112,7 +112,7 @@ class MessageWriter:
         return out
 
     def _resolve_attachment_refs(self, msg: MessageRecord) -> None:
-        """Replace `attachment://name` in embeds and components with the attachment's URL, as Discord does."""
+        """Replace `attachment://name` in embeds with the attachment's URL, as Discord does."""
         by_name = {a.filename: a for a in msg.attachments}
 
         def fix(obj: dict[str, Any]) -> None:
@@ -129,19 +129,9 @@ class MessageWriter:
                 part = embed.get(key)
                 if isinstance(part, dict):
                     fix(part)
-        for comp in iter_components(msg.components):
-            for key in ("media", "file"):
-                part = comp.get(key)
-                if isinstance(part, dict):
-                    fix(part)
-            for item in comp.get("items") or []:
-                if isinstance(item, dict) and isinstance(item.get("media"), dict):
-                    fix(item["media"])
 
-    def _check_not_empty(
-        self, content: str, embeds: list[Any], attachments: list[Any], components: list[Any], extra: bool
-    ) -> None:
-        if not content.strip() and not embeds and not attachments and not components and not extra:
+    def _check_not_empty(self, content: str, embeds: list[Any], attachments: list[Any], components: list[Any]) -> None:
+        if not content.strip() and not embeds and not attachments and not components:
             raise ApiError(400, 50006, "Cannot send an empty message")
 
     def create_message(
@@ -166,23 +156,16 @@ class MessageWriter:
                 ["flags"], "MESSAGE_FLAGS_INVALID", f"Flags {flags & ~allowed_flags} cannot be set here."
             )
         flags |= force_flags
-        v2 = bool(flags & FLAG_IS_COMPONENTS_V2)
         content = validate_content(body.get("content"))
         embeds = validate_embeds(body.get("embeds"))
-        components = validate_components(body.get("components"), v2=v2)
-        if v2 and (content or embeds):
-            raise invalid_form(
-                ["content"], "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2", "content and embeds cannot be set"
-            )
+        components = validate_components(body.get("components"))
         allowed = body.get("allowed_mentions")
         validate_allowed_mentions(allowed)
         attachments = self._build_attachments(body, files, limit, [], editing=False) or []
         if not embed_links:
             embeds = []  # without EMBED_LINKS Discord drops the embeds
-        sticker_ids = [str(s) for s in body.get("sticker_ids") or []]
-        poll = body.get("poll")
         if not force_flags & FLAG_LOADING:
-            self._check_not_empty(content, embeds, attachments, components, bool(sticker_ids) or poll is not None)
+            self._check_not_empty(content, embeds, attachments, components)
         nonce = body.get("nonce")
         if nonce is not None and not isinstance(nonce, (str, int)):
             raise malformed(["nonce"], "nonce must be a string or an integer")
@@ -211,8 +194,6 @@ class MessageWriter:
             tts=bool(body.get("tts", False)),
             interaction_id=interaction.id if interaction is not None else None,
             webhook_id=self.world.application_id if via in ("interaction", "followup") else None,
-            sticker_ids=sticker_ids,
-            poll=poll if isinstance(poll, dict) else None,
         )
         self._apply_mentions(msg, default_parse, referenced)
         self._resolve_attachment_refs(msg)
@@ -270,24 +251,18 @@ class MessageWriter:
         """Apply an edit body (only the fields present), validate the result, append a version."""
         flags = msg.flags
         if "flags" in body and body["flags"] is not None:
-            editable = FLAG_SUPPRESS_EMBEDS | FLAG_IS_COMPONENTS_V2
-            flags = (flags & ~editable) | (int_field(body, "flags") & editable)
+            flags = (flags & ~FLAG_SUPPRESS_EMBEDS) | (int_field(body, "flags") & FLAG_SUPPRESS_EMBEDS)
         flags &= ~FLAG_LOADING
         flags |= msg.flags & keep_flags
-        v2 = bool(flags & FLAG_IS_COMPONENTS_V2)
         content = validate_content(body["content"]) if "content" in body else msg.content
         embeds = validate_embeds(body["embeds"]) if "embeds" in body else msg.embeds
-        components = validate_components(body["components"], v2=v2) if "components" in body else msg.components
-        if v2 and (content or embeds):
-            raise invalid_form(
-                ["content"], "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2", "content and embeds cannot be set"
-            )
+        components = validate_components(body["components"]) if "components" in body else msg.components
         allowed = body.get("allowed_mentions", msg.allowed_mentions)
         validate_allowed_mentions(allowed)
         attachments = self._build_attachments(body, files, limit, msg.attachments, editing=True)
         if attachments is None:
             attachments = msg.attachments
-        self._check_not_empty(content, embeds, attachments, components, bool(msg.sticker_ids) or msg.poll is not None)
+        self._check_not_empty(content, embeds, attachments, components)
         was_loading = msg.loading
         msg.content, msg.embeds, msg.components, msg.attachments = content, embeds, components, attachments
         msg.flags = flags

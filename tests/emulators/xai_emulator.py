@@ -7,15 +7,18 @@ a wrong key answered with 400; rate limits enforced per second and per minute wi
 videos are real MP4 files served from the same server, whose addresses can go stale (``url_lifetime_s``)
 and whose host can send cut-off copies with a Content-Length that matches (``Outcome.damaged_downloads``).
 Everything is recorded for tests to assert on (requests, and every download in ``downloads``).
+For benchmarks, generation times can vary (``generation_cv``: lognormal around ``generation_s``) and a share of
+pending answers can come without a body (``empty_pending``), both drawn from ``seed``; each job records when its
+video became ready (``ready_at``) and when a poll first saw it done (``seen_done_at``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
+import math
+import random
 import re
-import socket
 import time
 import uuid
 from collections import deque
@@ -27,10 +30,26 @@ from aiohttp import web
 
 from tests.mediafactory import make_mp4
 
+from .xai_rules import (
+    DownloadRecord,
+    EmulatedJob,
+    Fault,
+    XaiRequestRecord,
+    error,
+    finished_answer,
+    json_,
+    ok,
+    price_ticks,
+    read_paced,
+    shorten,
+    validate_edit,
+    validate_generation,
+)
+
 OutcomeKind = Literal["done", "failed", "moderated", "moderated_400", "expired", "never", "legacy_done"]
-ASPECTS = {"1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"}
-RESOLUTIONS = {"480p", "720p", "1080p"}
-TICKS_PER_SECOND_480P = 500_000_000
+# How long stopping waits for a request still being answered before cancelling it: an injected hang (or a body
+# stalled on purpose) is cut off at once rather than waited out by every test that left one behind.
+SHUTDOWN_GRACE_S = 0.01
 
 
 @dataclass
@@ -48,55 +67,6 @@ class Outcome:
 
 
 @dataclass
-class DownloadRecord:
-    """One request to the video host: for which job, how it was answered, and whether the copy was cut."""
-
-    request_id: str | None
-    status: int
-    size: int
-    damaged: bool
-
-
-@dataclass
-class XaiRequestRecord:
-    method: str
-    path: str
-    body: Any
-    auth_ok: bool
-    status: int
-    time: float
-
-
-@dataclass
-class EmulatedJob:
-    request_id: str
-    endpoint: str
-    body: dict[str, Any]
-    outcome: Outcome
-    generation_s: float
-    created_at: float
-    ready_at: float | None = None
-    first_download_at: float | None = None
-    poll_count: int = 0
-    downloads: int = 0  # copies served whole or cut
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.created_at
-
-
-@dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    times: int
-    body: bytes
-    headers: dict[str, str]
-    hang_s: float | None
-    reset: bool
-
-
-@dataclass
 class XaiEmulator:
     api_key: str = "xai-emulated-key"
     generation_s: float = 0.3
@@ -110,6 +80,12 @@ class XaiEmulator:
     # A slow link: request bodies are taken in at this rate (None: at once), and after this many bytes not at all.
     upload_bytes_per_s: float | None = None
     upload_stall_after: int | None = None
+    # Benchmarks: each job's generation time drawn lognormal with mean ``generation_s`` and this coefficient of
+    # variation (0: all alike), and this share of pending answers sent as an empty 202 (None: as each outcome's
+    # ``pending_body`` says). Both drawn from ``seed``, each from a stream of its own.
+    generation_cv: float = 0.0
+    empty_pending: float | None = None
+    seed: int | None = None
 
     outcomes: list[Outcome] = field(default_factory=list)
     prompt_outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -125,17 +101,19 @@ class XaiEmulator:
 
     def __post_init__(self) -> None:
         self.output_video = self.output_video or make_mp4(1.0)
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._recent: deque[float] = deque()
         self._violations = 0
         self._runner: web.AppRunner | None = None
+        self._generation_rng = random.Random(f"{self.seed}-generation")
+        self._empty_rng = random.Random(f"{self.seed}-empty")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=200 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -175,13 +153,13 @@ class XaiEmulator:
     ) -> None:
         """The next ``times`` matching requests get this answer (or hang, or a reset connection)."""
         if isinstance(body, dict):
-            raw = _json(body)
+            raw = json_(body)
         elif isinstance(body, str):
             raw = body.encode()
         else:
-            raw = body if body is not None else _json({"code": "internal", "error": "Injected failure"})
+            raw = body if body is not None else json_({"code": "internal", "error": "Injected failure"})
         self._faults.append(
-            _Fault(method.upper(), re.compile(path_pattern), status, times, raw, headers or {}, hang_s, reset)
+            Fault(method.upper(), re.compile(path_pattern), status, times, raw, headers or {}, hang_s, reset)
         )
 
     def add_job(
@@ -233,7 +211,7 @@ class XaiEmulator:
                 body = raw.decode(errors="replace")
         auth = request.headers.get("Authorization", "")
         record = XaiRequestRecord(
-            request.method, path, _shorten(body), auth == f"Bearer {self.api_key}", 0, time.monotonic()
+            request.method, path, shorten(body), auth == f"Bearer {self.api_key}", 0, time.monotonic()
         )
         self.requests.append(record)
         response = await self._answer(request, record, body, auth)
@@ -247,22 +225,10 @@ class XaiEmulator:
         after ``upload_stall_after`` bytes: the answer then never comes."""
         if self.upload_bytes_per_s is None and self.upload_stall_after is None:
             return await request.read()
-        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-        if sock is not None:  # a small window, so the link (not this server's buffer) sets the pace
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        chunks: list[bytes] = []
-        received = 0
-        while chunk := await request.content.read(16 * 1024):
-            chunks.append(chunk)
-            received += len(chunk)
-            self.body_bytes_received += len(chunk)
-            if self.upload_stall_after is not None and received >= self.upload_stall_after:
-                while _still_connected(sock):
-                    await asyncio.sleep(0.05)  # until the client gives up and drops the connection
-                raise ConnectionResetError("the client went away mid-body")
-            if self.upload_bytes_per_s is not None:
-                await asyncio.sleep(len(chunk) / self.upload_bytes_per_s)
-        return b"".join(chunks)
+        return await read_paced(request, self.upload_bytes_per_s, self.upload_stall_after, self._took_in)
+
+    def _took_in(self, size: int) -> None:
+        self.body_bytes_received += size
 
     async def _answer(self, request: web.Request, record: XaiRequestRecord, body: Any, auth: str) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)
@@ -281,9 +247,9 @@ class XaiEmulator:
                 content_type=None if "Content-Type" in fault.headers else "application/json",
             )
         if not auth.startswith("Bearer "):
-            return _error(401, "unauthenticated", "No API key provided.")
+            return error(401, "unauthenticated", "No API key provided.")
         if not record.auth_ok:
-            return _error(
+            return error(
                 400,
                 "Client specified an invalid argument",
                 "Incorrect API key provided: xa***ey. You can obtain an API key from https://console.x.ai.",
@@ -301,10 +267,10 @@ class XaiEmulator:
                 await asyncio.sleep(self.poll_delay_s)
             return self._poll(request.path.removeprefix("/v1/videos/"))
         if request.method == "GET" and request.path == "/v1/video-generation-models":
-            return _ok({"models": [{"id": self.model, "object": "model"}]})
-        return _error(404, "Some requested entity was not found", f"No route {request.method} {request.path}")
+            return ok({"models": [{"id": self.model, "object": "model"}]})
+        return error(404, "Some requested entity was not found", f"No route {request.method} {request.path}")
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:
             if fault.times > 0 and fault.method == method and fault.pattern.search(path):
                 fault.times -= 1
@@ -324,7 +290,7 @@ class XaiEmulator:
         if last_second >= max(1.0, per_second) or len(self._recent) >= self.requests_per_minute:
             self._violations += 1
             headers = {"Retry-After": f"{self.retry_after_s:g}"} if self.retry_after_s is not None else {}
-            return _error(
+            return error(
                 429,
                 "resource-exhausted",
                 "Too many requests for team emulated and model grok-imagine-video. Your team's rate limit "
@@ -336,15 +302,15 @@ class XaiEmulator:
 
     def _submit(self, path: str, body: Any) -> web.Response:
         if not isinstance(body, dict):
-            return _error(422, "invalid-argument", "The request body must be a JSON object.")
+            return error(422, "invalid-argument", "The request body must be a JSON object.")
         if not body.get("model"):
-            return _error(422, "invalid-argument", "Missing field: model.")
+            return error(422, "invalid-argument", "Missing field: model.")
         edit = path.endswith("/edits")
-        problem = _validate_edit(body) if edit else _validate_generation(body)
+        problem = validate_edit(body) if edit else validate_generation(body)
         if problem:
-            return _error(400, "invalid-argument", problem)
+            return error(400, "invalid-argument", problem)
         if self.max_concurrent is not None and self.active_jobs() >= self.max_concurrent:
-            return _error(429, "resource-exhausted", "Too many concurrent video generations for this team.")
+            return error(429, "resource-exhausted", "Too many concurrent video generations for this team.")
         outcome = self._next_outcome(str(body.get("prompt") or ""))
         request_id = str(uuid.uuid4())
         self.jobs[request_id] = EmulatedJob(
@@ -352,11 +318,17 @@ class XaiEmulator:
             path,
             body,
             outcome,
-            outcome.generation_s if outcome.generation_s is not None else self.generation_s,
+            outcome.generation_s if outcome.generation_s is not None else self._draw_generation_s(),
             time.monotonic(),
         )
         self.max_active = max(self.max_active, self.active_jobs())
-        return _ok({"request_id": request_id})
+        return ok({"request_id": request_id})
+
+    def _draw_generation_s(self) -> float:
+        if self.generation_cv <= 0:
+            return self.generation_s
+        sigma = math.sqrt(math.log(1 + self.generation_cv**2))
+        return self._generation_rng.lognormvariate(math.log(self.generation_s) - sigma**2 / 2, sigma)
 
     def _next_outcome(self, prompt: str) -> Outcome:
         for key, outcome in self.prompt_outcomes.items():
@@ -367,53 +339,25 @@ class XaiEmulator:
     def _poll(self, request_id: str) -> web.Response:
         job = self.jobs.get(request_id)
         if job is None:
-            return _error(404, "Some requested entity was not found", f"No deferred video with id {request_id}.")
+            return error(404, "Some requested entity was not found", f"No deferred video with id {request_id}.")
         job.poll_count += 1
         outcome = job.outcome
         if outcome.kind == "never" or job.elapsed() < job.generation_s:
             progress = min(99, int(100 * job.elapsed() / job.generation_s)) if outcome.kind != "never" else 5
             style = outcome.pending_body
-            if style == "empty" or (style == "alternate" and job.poll_count % 2 == 0):
+            empty = style == "empty" or (style == "alternate" and job.poll_count % 2 == 0)
+            if self.empty_pending is not None:
+                empty = self._empty_rng.random() < self.empty_pending
+            if empty:
                 return web.Response(status=202)
-            return _ok({"status": "pending", "progress": progress, "model": self.model}, status=202)
+            return ok({"status": "pending", "progress": progress, "model": self.model}, status=202)
         if job.ready_at is None:
             job.ready_at = job.created_at + job.generation_s
-        cost = outcome.cost_usd_ticks if outcome.cost_usd_ticks is not None else _cost(job.body)
+            job.seen_done_at = time.monotonic()
+        cost = outcome.cost_usd_ticks if outcome.cost_usd_ticks is not None else price_ticks(job.body)
         video_url = f"http://{self.video_host}/xai-vidgen-bucket/xai-video-{request_id}.mp4?issued={time.monotonic()!r}"
         duration = job.body.get("duration") or 8
-        if outcome.kind == "done":
-            return _ok(
-                {
-                    "status": "done",
-                    "progress": 100,
-                    "model": self.model,
-                    "usage": {"cost_in_usd_ticks": cost},
-                    "video": {"url": video_url, "duration": duration, "respect_moderation": True},
-                }
-            )
-        if outcome.kind == "legacy_done":
-            return _ok({"model": self.model, "video": {"url": video_url, "duration": duration}})
-        if outcome.kind == "moderated":
-            return _ok(
-                {
-                    "status": "done",
-                    "progress": 100,
-                    "model": self.model,
-                    "usage": {"cost_in_usd_ticks": cost},
-                    "video": {"url": "", "duration": duration, "respect_moderation": False},
-                }
-            )
-        if outcome.kind == "moderated_400":
-            return _error(400, "imagine:content-moderated", "Generated video rejected by content moderation.")
-        if outcome.kind == "failed":
-            return _ok(
-                {
-                    "status": "failed",
-                    "video": {"duration": 0, "respect_moderation": True},
-                    "error": {"code": outcome.error_code, "message": outcome.error_message},
-                }
-            )
-        return _ok({"status": "expired", "model": self.model})
+        return finished_answer(outcome, self.model, cost, video_url, duration)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
@@ -453,87 +397,3 @@ class XaiEmulator:
         if job.first_download_at is None:
             job.first_download_at = time.monotonic()
         return response
-
-
-def _still_connected(sock: socket.socket | None) -> bool:
-    """Whether the client is still there. Asked of the kernel (TCP_INFO's state): a server that stopped reading
-    never hears of a close through its transport."""
-    if sock is None or sock.fileno() < 0:
-        return False
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    except OSError:
-        return False
-    return info[0] == 1  # TCP_ESTABLISHED
-
-
-def _validate_generation(body: dict[str, Any]) -> str | None:
-    image = body.get("image")
-    if not body.get("prompt") and not image:
-        return "A prompt is required."
-    duration = body.get("duration")
-    if duration is not None and (not isinstance(duration, int) or not 1 <= duration <= 15):
-        return f"Duration must be between 1 and 15 seconds, got {duration!r}."
-    if body.get("aspect_ratio") is not None and body["aspect_ratio"] not in ASPECTS:
-        return f"Unsupported aspect_ratio {body['aspect_ratio']!r}."
-    if body.get("resolution") is not None and body["resolution"] not in RESOLUTIONS:
-        return f"Unsupported resolution {body['resolution']!r}."
-    if image is not None:
-        url = image.get("url") if isinstance(image, dict) else None
-        if not isinstance(url, str) or not url.startswith(("data:image/", "https://", "http://")):
-            return "image.url must be an https URL or a data URI."
-        if url.startswith("data:") and not _decodes(url):
-            return "image.url is not valid base64."
-    return None
-
-
-def _validate_edit(body: dict[str, Any]) -> str | None:
-    extra = {"duration", "aspect_ratio", "resolution"} & set(body)
-    if extra:
-        return f"Unsupported fields for video edits: {', '.join(sorted(extra))}."
-    if not body.get("prompt"):
-        return "A prompt is required."
-    video = body.get("video")
-    url = video.get("url") if isinstance(video, dict) else None
-    if not isinstance(url, str) or not url.startswith(("data:video/", "https://", "http://")):
-        return "video.url must be an https URL or a data URI."
-    if url.startswith("data:") and not _decodes(url):
-        return "video.url is not valid base64."
-    return None
-
-
-def _decodes(uri: str) -> bool:
-    try:
-        base64.b64decode(uri.split(",", 1)[1], validate=True)
-    except (ValueError, IndexError):
-        return False
-    return True
-
-
-def _cost(body: dict[str, Any]) -> int:
-    seconds = body.get("duration") or 8
-    factor = 2 if body.get("resolution") == "720p" else 1
-    return int(seconds) * TICKS_PER_SECOND_480P * factor
-
-
-def _shorten(body: Any) -> Any:
-    """Data URIs cut to their first 64 characters (plus the length) so records stay readable."""
-    if isinstance(body, dict):
-        return {key: _shorten(value) for key, value in body.items()}
-    if isinstance(body, str) and body.startswith("data:") and len(body) > 64:
-        return f"{body[:64]}...({len(body)} chars)"
-    return body
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value).encode()
-
-
-def _ok(value: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_json(value), content_type="application/json")
-
-
-def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=_json({"code": code, "error": message}), content_type="application/json", headers=headers
-    )

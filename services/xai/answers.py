@@ -1,4 +1,4 @@
-"""xAI's video API on the wire: the bodies the bot sends, and what it makes of every answer.
+"""What the bot makes of xAI's answers: a poll's outcome, a job id, a Retry-After, an error's words.
 
 Pure functions and plain types, no I/O, so each can be tested (and fuzzed) alone. An answer is data
 from outside: any field may be missing, of another type, NaN, huge, negative or garbled text, and each
@@ -8,19 +8,27 @@ person, never a stray ValueError. Text from xAI is cleaned before it can reach a
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import json
 import logging
 import math
 import re
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from services.jobs.models import ErrorCode, MediaInput, VideoOptions
+from services.xai.errors import (
+    RATE_LIMITED,
+    XaiAuthError,
+    XaiCreditsExhausted,
+    XaiError,
+    XaiProtocolError,
+    XaiProxyRefused,
+    XaiRateLimited,
+    XaiRejected,
+    XaiServerError,
+    proxy_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +36,6 @@ MAX_RETRY_AFTER_S = 60.0
 MAX_TEXT_CHARS = 300  # xAI's words in a message: enough for a reason, never a wall of text
 MAX_COST_TICKS = 10**14  # $10,000: far above any one video, so a bigger figure is garbage, not a bill
 MAX_VIDEO_SECONDS = 3600.0
-MEDIA_SLICE = 3 * 128 * 1024  # media bytes per base64 piece: a multiple of 3, so the pieces join exactly
-
-# -- requests ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationRequest:
-    """Text to video, or image to video when ``image`` / ``image_url`` is given."""
-
-    prompt: str
-    options: VideoOptions
-    image: MediaInput | None = None
-    image_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EditRequest:
-    """Edit a video; xAI keeps its length, shape and resolution, so there are no options."""
-
-    prompt: str
-    video: MediaInput | None = None
-    video_url: str | None = None
-
 
 # -- outcomes of a poll ------------------------------------------------------------------------
 
@@ -87,58 +72,6 @@ class Expired:
 
 PollResult = Pending | Done | Failed | Moderated | Expired
 
-# -- errors ------------------------------------------------------------------------------------
-
-
-class XaiError(Exception):
-    """Something went wrong talking to xAI. ``str()`` is one plain sentence; never the key."""
-
-    error_code: ErrorCode = ErrorCode.XAI_UNAVAILABLE
-    transient = False
-    moderated = False
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class XaiAuthError(XaiError):
-    error_code = ErrorCode.XAI_AUTH
-
-
-class XaiCreditsExhausted(XaiError):
-    error_code = ErrorCode.XAI_CREDITS
-
-
-class XaiRateLimited(XaiError):
-    def __init__(self, message: str, *, status: int | None = 429, retry_after: float | None = None) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class XaiRejected(XaiError):
-    error_code = ErrorCode.XAI_REJECTED
-
-
-class XaiServerError(XaiError):
-    transient = True
-
-
-class XaiUnavailable(XaiError):
-    transient = True
-
-
-class XaiProtocolError(XaiError):
-    transient = True
-
-
-class XaiProxyRefused(XaiError):
-    """A proxy between the bot and xAI turned the request away (a login it wants, a CONNECT it refused): xAI never
-    saw it. Not transient: only the admin can fix it."""
-
-    error_code = ErrorCode.XAI_UNAVAILABLE
-
-
 FAILURE_WORDS = {
     "invalid_argument": "xAI could not use the request",
     "permission_denied": "xAI refused the request for this account",
@@ -146,107 +79,6 @@ FAILURE_WORDS = {
     "service_unavailable": "xAI was overloaded while making the video; try again in a while",
     "internal_error": "xAI had an internal error while making the video",
 }
-
-UNREACHABLE = "The bot could not reach xAI, so nothing was sent; please try again in a few minutes."
-RATE_LIMITED = "xAI is turning requests away for now (too many for this account); try again in a minute."
-NOT_ALL_SENT = (
-    "The request could not be sent to xAI completely (the connection was too slow or broke while it went out), "
-    "so xAI started nothing; please try again."
-)
-
-
-def proxy_refused(status: int | None) -> str:
-    """Words for a proxy's refusal: what it wants, and the setting the admin must look at."""
-    if status == 407:
-        return (
-            "A proxy between the bot and xAI asked for a login (HTTP 407), so the request never reached xAI; "
-            "the bot's admin must check HTTPS_PROXY (the proxy's user and password go in its URL)."
-        )
-    code = f" (HTTP {status})" if status else ""
-    return (
-        f"The proxy between the bot and xAI refused to connect to xAI{code}, so the request never reached it; "
-        "the bot's admin must check HTTPS_PROXY and NO_PROXY."
-    )
-
-
-def unsure(problem: str) -> str:
-    """Words for a submit that may have reached xAI but gave no job id: the bot cannot tell, and says so."""
-    return (
-        f"{problem}, so the bot cannot tell whether xAI started the video (xAI may charge for it). "
-        "It was not sent again, to avoid a double charge; please try again later."
-    )
-
-
-# -- bodies ------------------------------------------------------------------------------------
-
-
-def data_uri(media: MediaInput) -> str:
-    return f"data:{media.mime_type};base64,{base64.b64encode(media.data).decode('ascii')}"
-
-
-def submission(request: GenerationRequest | EditRequest, model: str) -> tuple[str, dict[str, Any]]:
-    """The path and JSON body for a submit, in the official shape (``image: {url}``, edits apart)."""
-    if isinstance(request, EditRequest):
-        url = data_uri(request.video) if request.video is not None else request.video_url
-        if not url:
-            raise ValueError("an edit needs a video")
-        return "/videos/edits", {"model": model, "prompt": request.prompt, "video": {"url": url}}
-    body: dict[str, Any] = {"model": model, "prompt": request.prompt}
-    options = request.options
-    if options.duration is not None:
-        body["duration"] = options.duration
-    if options.aspect_ratio is not None:
-        body["aspect_ratio"] = options.aspect_ratio
-    if options.resolution is not None:
-        body["resolution"] = options.resolution
-    image = data_uri(request.image) if request.image is not None else request.image_url
-    if image:
-        body["image"] = {"url": image}
-    return "/videos/generations", body
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """A submit's JSON body, ``head + base64(media) + tail``: exactly the bytes of ``json.dumps(body)``.
-
-    The media (up to 50 MiB, ~70 MB as base64) is encoded slice by slice as it is sent, never all at
-    once: one ``b64encode`` or ``json.dumps`` of it is one long C call that holds the GIL, and stalls
-    the event loop even from a thread. The JSON around it comes from a stand-in, as base64 needs no
-    escaping in JSON."""
-
-    head: bytes
-    media: bytes = b""
-    tail: bytes = b""
-
-    @property
-    def size(self) -> int:
-        return len(self.head) + 4 * ((len(self.media) + 2) // 3) + len(self.tail)
-
-    def pieces(self) -> Iterator[bytes]:
-        """The body in order, each base64 piece made only when it is asked for (about a millisecond each)."""
-        yield self.head
-        view = memoryview(self.media)
-        for start in range(0, len(view), MEDIA_SLICE):
-            yield base64.b64encode(view[start : start + MEDIA_SLICE])
-        if self.tail:
-            yield self.tail
-
-
-def encoded_submission(request: GenerationRequest | EditRequest, model: str) -> tuple[str, Body]:
-    """``submission``'s path, and its body ready to stream (see ``Body``)."""
-    media = request.video if isinstance(request, EditRequest) else request.image
-    if media is None:
-        path, body = submission(request, model)
-        return path, Body(json.dumps(body).encode())
-    marker = f"media-{uuid.uuid4().hex}"
-    if isinstance(request, EditRequest):
-        path, body = submission(replace(request, video=None, video_url=marker), model)
-    else:
-        path, body = submission(replace(request, image=None, image_url=marker), model)
-    head, tail = json.dumps(body).split(json.dumps(marker), 1)
-    opening = json.dumps(f"data:{media.mime_type};base64,")[:-1]  # the opening quote and the escaped prefix
-    return path, Body((head + opening).encode(), media.data, ('"' + tail).encode())
-
 
 # -- reading answers ---------------------------------------------------------------------------
 

@@ -257,6 +257,19 @@ def _database_path(raw: str, relative_to: Path | None) -> Path:
     return path
 
 
+MAX_POLL_SECONDS = 3600.0  # an hour: beyond it a poll setting is a typo, and the policy's arithmetic overflows
+
+
+def _poll_seconds(env: _Env, name: str, default: float, minimum: float) -> float:
+    """XAI_FIRST_POLL_SECONDS or XAI_MAX_POLL_INTERVAL_SECONDS: seconds between ``minimum`` and an hour. A huge
+    value (1e308) overflowed the polling policy's belief and stopped every poll."""
+    what = f"a number of seconds, at least {minimum:g} and at most {MAX_POLL_SECONDS:g}"
+    value = env.number(name, default, float, minimum, what)
+    if value > MAX_POLL_SECONDS:
+        raise ConfigError(f"{name}={env.text(name)!r} is not valid: it should be {what}")
+    return value
+
+
 def load_settings(
     values: Mapping[str, str] | None = None, *, need_discord: bool = True, folders: Sequence[Path] | None = None
 ) -> Settings:
@@ -282,10 +295,8 @@ def load_settings(
         max_concurrent_jobs=env.number("XAI_MAX_CONCURRENT_JOBS", 15, int, 1, "a whole number, at least 1"),
         job_timeout_s=env.number("XAI_JOB_TIMEOUT_SECONDS", 600.0, float, 1, "a number of seconds, at least 1"),
         request_timeout_s=env.number("XAI_REQUEST_TIMEOUT_SECONDS", 30.0, float, 1, "a number of seconds, at least 1"),
-        first_poll_s=env.number("XAI_FIRST_POLL_SECONDS", 2.0, float, 0.1, "a number of seconds, at least 0.1"),
-        max_poll_interval_s=env.number(
-            "XAI_MAX_POLL_INTERVAL_SECONDS", 30.0, float, 0.5, "a number of seconds, at least 0.5"
-        ),
+        first_poll_s=_poll_seconds(env, "XAI_FIRST_POLL_SECONDS", 2.0, 0.1),
+        max_poll_interval_s=_poll_seconds(env, "XAI_MAX_POLL_INTERVAL_SECONDS", 30.0, 0.5),
         max_download_bytes=env.number("XAI_MAX_DOWNLOAD_MB", 200, int, 1, "a whole number of megabytes, at least 1")
         * 1024
         * 1024,

@@ -33,7 +33,9 @@ async def test_cancel_while_the_budget_is_paused_by_a_429_sends_nothing(rig: Rig
     await scheduler.start()
     job = (await unlimited_service(rig.store, scheduler).accept(text_request())).job
     await until(lambda: rig.xai.submits())
-    assert rig.budget.delay() > 20  # everyone waits for the pause: the submit is waiting for a slot
+    # The emulator records the submit before the bot has read its 429: wait for the bot to take the pause.
+    await until(lambda: rig.budget.delay() > 20)  # everyone waits for the pause: the submit is waiting for a slot
+    await wait_for(rig.store, job.id, lambda j: not j.charged)  # and the turned-away attempt is handed back
     assert await scheduler.cancel(job.id) is CancelResult.BEFORE_SENDING
     stored = await rig.store.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.CANCELLED and not stored.charged

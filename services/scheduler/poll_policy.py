@@ -123,6 +123,11 @@ class GenerationHistory:
         values = list(logs or ())
         if not values:
             return toward
+        if len(values) >= 5:  # one absurd time (a ten-hour job) must not widen every later job's guess five-fold
+            middle = statistics.median(values)
+            reach = 4 * 1.4826 * statistics.median(abs(x - middle) for x in values)  # four robust sds
+            if reach > 0:
+                values = [min(middle + reach, max(middle - reach, x)) for x in values]
         n, w = len(values), self._weight
         mean = math.fsum(values) / n
         spread = math.fsum((x - mean) ** 2 for x in values)
@@ -142,8 +147,10 @@ class JobEvidence:
 
     def pending(self, at: float, progress: int | None) -> JobEvidence:
         """A poll sent at ``at`` found the job pending, with this progress. None is an empty 202: still pending,
-        no news (the older progress estimate stands)."""
-        moved = progress is not None and 0 < progress < 100 and progress != self.progress
+        no news (the older progress estimate stands). So is a progress *below* the last one: a glitch read as
+        fact put the end of a video at 50 % after 30 s at 2000 s, and left it unasked but for ``max_interval_s``
+        (should xAI really have started over, the older estimate is outlived soon and dropped for the kind's)."""
+        moved = progress is not None and 0 < progress < 100 and progress > (self.progress or 0)
         return replace(
             self,
             last_poll_at=at,
@@ -202,6 +209,9 @@ class PolicySettings:
     max_probes: int = 2  # empty answers stop the probing after this many polls
     wide_sigma: float = 0.6  # a guess this wide is worth a probe even on a scarce budget
     progress_error: float = 0.05  # how far xAI's progress may stray from linear (log-sd, shrinks to 0 at 100)
+    # A job still pending where its progress left less than this chance of it running has outlived that progress
+    # (stuck at 99, or not linear): the estimate is dropped for the kind's, or the job would be polled every gap.
+    outlived: float = 1e-3
     min_threshold: float = 0.01
     max_threshold: float = 0.8
     spare_threshold: float = 0.25  # a slot nothing planned needs goes to a job at least this likely done
@@ -233,10 +243,21 @@ class PollPolicy:
     ) -> Decision:
         """A submit if a job waits and a concurrent slot is free, else ``choose``. Submits go first even before a
         job at its ``max_interval_s`` bound: they only take slots while a concurrent slot is free, a bounded
-        stretch (``max_concurrent`` slots)."""
+        stretch (``max_concurrent`` slots) while xAI takes them. Not when its submits fail at once (out of credit,
+        every prompt refused): each frees its slot for the next, so a job unasked for twice ``max_interval_s``
+        goes first."""
         if slot_in_s > 0:
             return Wait(now + slot_in_s)
         if waiting > 0 and free_concurrency > 0:
+            overdue = [
+                (self._starving_at(job), job.job_id)
+                for job in jobs
+                if not job.in_flight
+                and now >= max(job.not_before, self._starving_at(job) + self.settings.max_interval_s)
+            ]
+            if overdue:
+                job_id = min(overdue)[1]
+                return Poll(job_id, self.chance_done(next(j for j in jobs if j.job_id == job_id), now))
             return Submit()
         return self.choose(now, jobs, waiting=waiting, rate_per_s=rate_per_s)
 
@@ -291,7 +312,9 @@ class PollPolicy:
         mu_p = math.log(100 * (ev.progress_at - job.started) / (p + 0.5))
         var_p = (1 / (p + 0.5)) ** 2 / 12 + (self.settings.progress_error * (1 - p / 100)) ** 2
         w_base, w_p = 1 / base.sigma**2, 1 / var_p
-        return LogNormal((w_base * base.mu + w_p * mu_p) / (w_base + w_p), math.sqrt(1 / (w_base + w_p)))
+        sharp = LogNormal((w_base * base.mu + w_p * mu_p) / (w_base + w_p), math.sqrt(1 / (w_base + w_p)))
+        # Outlived (xAI still says pending well past where the progress put the end): it no longer tells T.
+        return base if sharp.survival(self._pending_s(job)) < self.settings.outlived else sharp
 
     def chance_done(self, job: RunningJob, now: float) -> float:
         """P(the job finished since xAI last said it was pending)."""
@@ -304,7 +327,11 @@ class PollPolicy:
     def due_at(self, job: RunningJob, now: float, threshold: float, afford_probe: bool) -> float:
         """When the job is worth a poll: P reaches θ (or the probe's level), within the gap and the bounds."""
         ev = job.evidence
-        gap = max(self.settings.min_gap_s, self.settings.min_gap_share * self.history.belief(job.kind).mean)
+        # The gap never outgrows the starvation bound (a long prior, say XAI_FIRST_POLL_SECONDS=600, made it 100 s)
+        gap = min(
+            self.settings.max_interval_s,
+            max(self.settings.min_gap_s, self.settings.min_gap_share * self.history.belief(job.kind).mean),
+        )
         earliest = max(job.not_before, -math.inf if ev.last_poll_at is None else ev.last_poll_at + gap)
         if job.resumed and ev.last_poll_at is None:
             return max(earliest, now)

@@ -37,8 +37,9 @@ class Attempt:
 
 def doubling(first_s: float, failures: int, *, low_s: float, high_s: float) -> float:
     """The wait after ``failures`` failures in a row of an open-ended retry (a poll): ``first_s``, doubling with
-    each, kept within ``low_s`` and ``high_s``."""
-    return min(high_s, max(low_s, first_s * 2.0 ** max(0, failures - 1)))
+    each, kept within ``low_s`` and ``high_s``. The exponent is bounded: after a day-long outage (a thousand
+    failures) ``2.0 ** failures`` would overflow and break every retry of the poll."""
+    return min(high_s, max(low_s, first_s * 2.0 ** min(64, max(0, failures - 1))))
 
 
 def retrying(delays_s: Sequence[float], *, sleep: Sleep = asyncio.sleep) -> AsyncIterator[Attempt]:

@@ -8,10 +8,10 @@ to the notices, which tell the requester.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Unpack
 
 from services.jobs import endings
-from services.jobs.models import ErrorCode, JobStatus
+from services.jobs.models import ErrorCode, JobStatus, JobUpdate
 from services.scheduler.notices import Notices
 from services.store.patience import patiently
 from services.store.store import Store
@@ -30,7 +30,7 @@ class JobSteps:
         self._store = store
         self._notices = notices
 
-    async def move(self, job_id: int, expected: Expected, new: JobStatus, **fields: Any) -> bool:
+    async def move(self, job_id: int, expected: Expected, new: JobStatus, **fields: Unpack[JobUpdate]) -> bool:
         """A guarded status change that waits out a locked database instead of losing the step."""
         return await patiently(
             lambda: self._store.jobs.transition(job_id, expected, new, **fields), what=f"job {job_id} to {new}"
@@ -50,10 +50,10 @@ class JobSteps:
             what=f"job {job_id} cancel",
         )
 
-    async def set(self, job_id: int, **fields: Any) -> None:
+    async def set(self, job_id: int, **fields: Unpack[JobUpdate]) -> None:
         await patiently(lambda: self._store.jobs.update(job_id, **fields), what=f"job {job_id} update")
 
-    async def end(self, job_id: int, expected: Expected, ending: endings.Ending, **fields: Any) -> None:
+    async def end(self, job_id: int, expected: Expected, ending: endings.Ending, **fields: Unpack[JobUpdate]) -> None:
         await self.finish(job_id, expected, ending.status, ending.code, ending.message, **fields)
 
     async def ended_by_xai(self, job_id: int, result: PollResult) -> None:
@@ -63,10 +63,18 @@ class JobSteps:
             await self.end(job_id, AT_XAI, ending, cost_usd_ticks=ending.cost_usd_ticks)
 
     async def finish(
-        self, job_id: int, expected: Expected, status: JobStatus, code: ErrorCode, message: str, **fields: Any
+        self,
+        job_id: int,
+        expected: Expected,
+        status: JobStatus,
+        code: ErrorCode,
+        message: str,
+        **fields: Unpack[JobUpdate],
     ) -> None:
         """End a job without a video, and tell the requester."""
-        if await self.move(job_id, expected, status, error_code=code.value, error_message=message, **fields):
+        fields["error_code"] = code.value
+        fields["error_message"] = message
+        if await self.move(job_id, expected, status, **fields):
             log.info("Job %d ended %s: %s", job_id, status, code)
             job = await self._store.jobs.get(job_id)
             if job is not None:

@@ -1,6 +1,7 @@
 """Wiring: build the budget, client, scheduler and job service from the settings, once.
 
-The bot, the terminal command and the benchmarks all run the same parts through this. Everything is given
+The bot and the terminal command run the same parts through this (the benchmarks build the same classes
+themselves, to vary their settings). Everything is given
 what it needs when it is built (the listener too), and nothing is started here: the caller starts
 ``runtime.scheduler`` when it is ready to hear from it, and stops it.
 """

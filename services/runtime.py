@@ -1,9 +1,9 @@
 """Wiring: build the budget, client, scheduler and job service from the settings, once.
 
 The bot and the terminal command run the same parts through this (the benchmarks build the same classes
-themselves, to vary their settings). Everything is given
-what it needs when it is built (the listener too), and nothing is started here: the caller starts
-``runtime.scheduler`` when it is ready to hear from it, and stops it.
+themselves, to vary their settings). Everything is given what it needs when it is built (the listener too),
+and nothing is started here: the caller starts ``runtime.scheduler`` when it is ready to hear from it, and
+stops it.
 """
 
 from __future__ import annotations

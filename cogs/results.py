@@ -22,6 +22,7 @@ from cogs.buttons import JobButton, bot_of, may_manage
 from cogs.forms import RESULT, EditResultModal, answer_late, late_form
 from cogs.intake import origin_of, permission_problem, start_job, start_or_explain
 from cogs.replies import GuardedView
+from services.delivery.places import video_filename
 from services.jobs.models import MAX_EDIT_INPUT_S, Job, JobRequest, Mode, VideoOptions
 from services.jobs.validation import InputError, check_media, clean_prompt
 from services.media.retention import kept_for
@@ -185,7 +186,7 @@ async def edit_from_form(
         if reason is not None or job is None:
             raise InputError((reason or NO_FILE_TO_EDIT).removeprefix("⚠️ "))
         prompt = clean_prompt(values.get("prompt"), Mode.EDIT)
-        media = await check_media(Mode.EDIT, await _read_output(bot, job), f"grok-video-{job.id}.mp4")
+        media = await check_media(Mode.EDIT, await _read_output(bot, job), video_filename(job))
         return JobRequest(
             mode=Mode.EDIT,
             prompt=prompt,

@@ -116,9 +116,7 @@ class _DiscordApi:
 
     async def get(self, path: str, **params: str) -> Any:
         for _ in range(MAX_RETRIES_429 + 1):
-            url = f"{self.base}{path}"
-            proxy = proxies.address_for(url)
-            async with self.session.get(url, headers=self.headers, params=params, proxy=proxy) as response:
+            async with self.session.get(f"{self.base}{path}", headers=self.headers, params=params) as response:
                 if response.status == 429:
                     body = await response.json(content_type=None)
                     await asyncio.sleep(min(float(body.get("retry_after") or 1.0), 10.0))
@@ -328,7 +326,7 @@ async def run_checks(settings: Settings) -> Report:
     timeout = aiohttp.ClientTimeout(total=max(10.0, settings.xai.request_timeout_s))
     # The proxy variables apply and netrc does not, as for the bot itself (services/process/proxies.py).
     if settings.discord is not None:
-        async with proxies.session(timeout=timeout) as session:
+        async with proxies.session(reaching=settings.discord.api_base_url or DISCORD_API, timeout=timeout) as session:
             await check_discord(session, settings.discord, report)
     async with proxies.session(reaching=settings.xai.base_url, timeout=timeout) as session:
         await check_xai(session, settings.xai, report)

@@ -129,7 +129,9 @@ class _Env:
             raise ConfigError(f"{name} is not set: {help_text}")
         return value
 
-    def number(self, name: str, default: T, parse: Callable[[str], T], minimum: float, what: str) -> T:
+    def number(
+        self, name: str, default: T, parse: Callable[[str], T], minimum: float, what: str, maximum: float = math.inf
+    ) -> T:
         raw = self.text(name)
         if raw is None:
             return default
@@ -138,7 +140,7 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}") from None
         # NaN compares false with everything and infinity is no real setting: both are refused.
-        if not math.isfinite(value) or value < minimum:  # type: ignore[arg-type, operator]
+        if not math.isfinite(value) or not minimum <= value <= maximum:  # type: ignore[arg-type, operator]
             raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}")
         return value
 
@@ -264,10 +266,7 @@ def _poll_seconds(env: _Env, name: str, default: float, minimum: float) -> float
     """XAI_FIRST_POLL_SECONDS or XAI_MAX_POLL_INTERVAL_SECONDS: seconds between ``minimum`` and an hour. A huge
     value (1e308) overflowed the polling policy's belief and stopped every poll."""
     what = f"a number of seconds, at least {minimum:g} and at most {MAX_POLL_SECONDS:g}"
-    value = env.number(name, default, float, minimum, what)
-    if value > MAX_POLL_SECONDS:
-        raise ConfigError(f"{name}={env.text(name)!r} is not valid: it should be {what}")
-    return value
+    return env.number(name, default, float, minimum, what, maximum=MAX_POLL_SECONDS)
 
 
 def load_settings(

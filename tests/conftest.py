@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.botprocess import BotProcess
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
@@ -46,3 +47,13 @@ async def discord_emu() -> AsyncIterator[DiscordEmulator]:
 @pytest.fixture
 def rig(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> BotRig:
     return BotRig(discord_emu, xai, tmp_path)
+
+
+@pytest.fixture
+async def bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    """A real ``python bot.py`` wired to the emulators, not yet started; stopped (quietly) after the test."""
+    process = BotProcess(discord_emu, xai, tmp_path)
+    try:
+        yield process
+    finally:
+        await process.stop_quietly()

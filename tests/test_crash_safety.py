@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from services.jobs.models import ErrorCode
 from tests.botprocess import BotProcess, jobs_now
@@ -22,15 +18,6 @@ from tests.emulators.xai_emulator import Outcome, XaiEmulator
 from tests.mediafactory import make_mp4
 
 UPLOADS = r"/channels/\d+/messages$"
-
-
-@pytest.fixture
-async def bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
-    process = BotProcess(discord_emu, xai, tmp_path)
-    try:
-        yield process
-    finally:
-        await process.stop_quietly()
 
 
 async def _job_row(bot: BotProcess, predicate: str = "", timeout: float = 30) -> dict[str, object]:

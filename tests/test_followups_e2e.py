@@ -14,10 +14,6 @@ MODAL = 9
 EPHEMERAL = 64
 
 
-def _custom_ids(message: MessageRecord) -> list[str]:
-    return [c["custom_id"] for row in message.components for c in row.get("components", []) if "custom_id" in c]
-
-
 async def _modal_opened(rig: BotRig, inter: InteractionRecord) -> None:
     await rig.discord.wait_for(lambda: inter.ack_type == MODAL)
 
@@ -148,7 +144,7 @@ async def test_result_buttons_are_again_edit_and_delete(rig: BotRig) -> None:
     """Every delivered video carries buttons bound to its job."""
     async with rig.running():
         posted, job_id = await _deliver_one(rig)
-    assert _custom_ids(posted) == [f"gv:again:{job_id}", f"gv:edit:{job_id}", f"gv:delete:{job_id}"]
+    assert posted.custom_ids == [f"gv:again:{job_id}", f"gv:edit:{job_id}", f"gv:delete:{job_id}"]
 
 
 async def test_again_after_a_restart_makes_a_new_job_for_whoever_clicks(rig: BotRig) -> None:
@@ -217,7 +213,7 @@ async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
         await rig.wait_for_answer(first, "Generating")
         first_job, second_job = sorted(j.id for j in await bot.runtime.store.jobs.of_user(emu.user_id))
         await emu.wait_for(
-            lambda: f"gv:cancel:{second_job}" in _custom_ids(emu.messages[second.original_message_id or 0])
+            lambda: f"gv:cancel:{second_job}" in emu.messages[second.original_message_id or 0].custom_ids
         )
         await emu.click(second.original_message_id or 0, f"gv:cancel:{second_job}")
         queued_text = await rig.wait_for_answer(second, "Cancelled")
@@ -227,7 +223,7 @@ async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
     assert "before it was sent to xAI; it costs nothing" in queued_text
     assert "had already reached xAI" in running_text and "may still charge" in running_text
     assert statuses == [JobStatus.CANCELLED, JobStatus.CANCELLED]
-    assert not _custom_ids(emu.messages[first.original_message_id or 0])
+    assert not emu.messages[first.original_message_id or 0].custom_ids
     assert len([r for r in rig.xai.requests if r.method == "POST"]) == 1
 
 

@@ -27,10 +27,6 @@ def _handover_in(seconds: float) -> float:
     return time.time() - (TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S - seconds)
 
 
-def _custom_ids(message: MessageRecord) -> list[str]:
-    return [c["custom_id"] for row in message.components for c in row.get("components", []) if "custom_id" in c]
-
-
 def _status(rig: BotRig, interaction: InteractionRecord) -> MessageRecord:
     return rig.discord.messages[interaction.original_message_id or 0]
 
@@ -50,7 +46,7 @@ async def test_a_job_waiting_in_line_after_the_hand_over_keeps_cancel_and_a_clic
         await rig.wait_for_answer(waiting, "position")
         note = await rig.wait_for_answer(waiting, NOTE, timeout=15)
         job = await rig.latest_job()
-        buttons = _custom_ids(_status(rig, waiting))
+        buttons = _status(rig, waiting).custom_ids
         await emu.click(_status(rig, waiting).id, f"gv:cancel:{job.id}")
         cancelled = await rig.wait_for_answer(waiting, "Cancelled")
         final = await rig.job(job.id)
@@ -68,14 +64,14 @@ async def test_a_job_finishing_after_the_hand_over_says_done_on_its_status_messa
         inter = await emu.slash("video", {"prompt": "a slow sunrise", "duration": 3}, created_at=_handover_in(2))
         await rig.wait_for_answer(inter, NOTE, timeout=15)
         running = await rig.latest_job()
-        buttons_while_running = _custom_ids(_status(rig, inter))
+        buttons_while_running = _status(rig, inter).custom_ids
         posted = await rig.delivered_video()
         done = await rig.wait_for_answer(inter, "Done")
         job = await rig.wait_until_terminal()
     assert running.status is JobStatus.RUNNING and buttons_while_running == [f"gv:cancel:{job.id}"]
     assert job.status is JobStatus.DELIVERED and job.delivery_method == "channel"
     assert posted.channel_id == emu.channel_id
-    assert "Your video is below" in done and not _custom_ids(_status(rig, inter))
+    assert "Your video is below" in done and not _status(rig, inter).custom_ids
 
 
 async def test_the_note_says_dm_when_the_bot_can_no_longer_post_here_and_the_ending_agrees(rig: BotRig) -> None:
@@ -94,7 +90,7 @@ async def test_the_note_says_dm_when_the_bot_can_no_longer_post_here_and_the_end
         job = await rig.wait_until_terminal()
     assert "in a DM" in note and "open them" in note and "in this channel when" not in note
     assert job.delivery_method == "dm"
-    assert "sent the video to you in a DM" in done and not _custom_ids(_status(rig, inter))
+    assert "sent the video to you in a DM" in done and not _status(rig, inter).custom_ids
 
 
 async def test_a_failure_after_the_hand_over_is_told_once_and_the_status_message_points_to_it(rig: BotRig) -> None:
@@ -108,7 +104,7 @@ async def test_a_failure_after_the_hand_over_is_told_once_and_the_status_message
         ending = await rig.wait_for_answer(inter, "ended without a video")
         job = await rig.wait_until_terminal()
     assert job.status is JobStatus.FAILED and told.mentions == [emu.user_id]
-    assert "my message below says why" in ending and not _custom_ids(_status(rig, inter))
+    assert "my message below says why" in ending and not _status(rig, inter).custom_ids
     assert [m.id for m in emu.messages_in(emu.channel_id) if "GPU on fire" in m.content] == [told.id]
 
 
@@ -142,7 +138,7 @@ async def test_after_a_restart_the_status_message_shows_the_ending_not_the_last_
         done = await rig.wait_for_answer(inter, "Done")
         job = await rig.wait_until_terminal()
     assert "Generating" in left and job.status is JobStatus.DELIVERED
-    assert "Your video is below" in done and not _custom_ids(_status(rig, inter))
+    assert "Your video is below" in done and not _status(rig, inter).custom_ids
 
 
 async def test_a_cancel_button_left_on_an_ended_job_is_tidied_by_its_click(rig: BotRig) -> None:
@@ -163,5 +159,5 @@ async def test_a_cancel_button_left_on_an_ended_job_is_tidied_by_its_click(rig: 
         tidied = await rig.wait_for_answer(inter, "Done")
         note = await emu.wait_for_message(lambda m: m.interaction_id == click.id and m.ephemeral, timeout=5)
     assert job.delivery_method == "dm" and NOTE in left_showing
-    assert "sent the video to you in a DM" in tidied and not _custom_ids(_status(rig, inter))
+    assert "sent the video to you in a DM" in tidied and not _status(rig, inter).custom_ids
     assert note.content == "This job has already finished."

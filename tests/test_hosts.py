@@ -11,6 +11,7 @@ from aiohttp import web
 from services.config import ConfigError, load_settings
 from services.media import downloading
 from services.media.hosts import discord_attachment_hosts, xai_download_hosts
+from tests.loopback import serving
 
 
 def test_attachments_come_only_from_discords_cdn_over_https() -> None:
@@ -69,23 +70,11 @@ async def test_a_redirect_to_a_foreign_host_is_refused_before_it_is_followed(tmp
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    rules = xai_download_hosts(f"http://127.0.0.1:{port}/v1")
-    try:
-        async with aiohttp.ClientSession() as session:
-            with pytest.raises(downloading.DownloadError, match="localhost are not allowed"):
-                await downloading.download(
-                    session, f"http://127.0.0.1:{port}/start", tmp_path / "a", max_bytes=100, allowed_hosts=rules
-                )
-            size = await downloading.download(
-                session, f"http://127.0.0.1:{port}/hop", tmp_path / "b", max_bytes=100, allowed_hosts=rules
-            )
-    finally:
-        await runner.cleanup()
+    async with serving(app) as host, aiohttp.ClientSession() as session:
+        rules = xai_download_hosts(f"{host}/v1")
+        with pytest.raises(downloading.DownloadError, match="localhost are not allowed"):
+            await downloading.download(session, f"{host}/start", tmp_path / "a", max_bytes=100, allowed_hosts=rules)
+        size = await downloading.download(session, f"{host}/hop", tmp_path / "b", max_bytes=100, allowed_hosts=rules)
     assert hits == ["/start", "/hop", "/ok"] and size == 4
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.part").exists()
 

@@ -26,10 +26,6 @@ MODAL, DEFERRED_UPDATE = 9, 6
 POLITE = "Something went wrong on my side"
 
 
-def _custom_ids(message: MessageRecord) -> list[str]:
-    return [c["custom_id"] for row in message.components for c in row.get("components", []) if "custom_id" in c]
-
-
 async def _boom(*args: Any, **kwargs: Any) -> NoReturn:
     raise RuntimeError("an unexpected bug")
 
@@ -133,7 +129,7 @@ async def test_cancel_is_acknowledged_while_another_program_holds_the_database(r
         await rig.wait_for_answer(waiting, "In line")
         job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))
         status_id = waiting.original_message_id or 0
-        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
+        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in emu.messages[status_id].custom_ids)
         holder = sqlite3.connect(rig.database_path, isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")  # another program takes SQLite's write lock and keeps it
@@ -159,7 +155,7 @@ async def test_cancel_by_a_stranger_is_refused_privately_and_the_job_goes_on(rig
         await rig.wait_for_answer(inter, "Generating")
         job_id = (await bot.runtime.store.jobs.of_user(emu.user_id))[0].id
         status_id = inter.original_message_id or 0
-        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
+        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in emu.messages[status_id].custom_ids)
         click = await emu.click(status_id, f"gv:cancel:{job_id}", user_id=emu.other_user_id)
         refusal = await emu.wait_for_message(
             lambda m: m.interaction_id == click.id and m.ephemeral and "Only the person" in m.content, timeout=5
@@ -214,7 +210,7 @@ async def test_a_double_click_on_cancel_cancels_once_and_says_so(rig: BotRig) ->
         await rig.wait_for_answer(waiting, "In line")
         job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))
         status_id = waiting.original_message_id or 0
-        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in _custom_ids(emu.messages[status_id]))
+        await emu.wait_for(lambda: f"gv:cancel:{job_id}" in emu.messages[status_id].custom_ids)
         first = await emu.click(status_id, f"gv:cancel:{job_id}")
         second = await emu.click(status_id, f"gv:cancel:{job_id}")
         text = await rig.wait_for_answer(waiting, "Cancelled")

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from services.media import decoding, downloading, probing, shrinking
 from services.media.hosts import AllowedHosts
+from tests.loopback import serving
 from tests.mediafactory import make_image, make_mp4
 
 
@@ -249,19 +250,14 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/{name}", _serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as base_url:
+        yield base_url
 
 
 async def test_a_download_lands_whole(server: str, tmp_path: Path) -> None:
     """The body is streamed into the destination and its size returned."""
     async with aiohttp.ClientSession() as session:
-        size = await downloading.download(session, f"http://{server}/ok", tmp_path / "a.mp4", max_bytes=1_000_000)
+        size = await downloading.download(session, f"{server}/ok", tmp_path / "a.mp4", max_bytes=1_000_000)
     assert size == len(PAYLOAD) and (tmp_path / "a.mp4").read_bytes() == PAYLOAD
 
 
@@ -282,7 +278,7 @@ async def test_downloads_fail_safely(
     async with aiohttp.ClientSession() as session:
         with pytest.raises(downloading.DownloadError, match=words) as caught:
             await downloading.download(
-                session, f"http://{server}/{name}", tmp_path / "a.mp4", max_bytes=max_bytes, timeout_s=0.5
+                session, f"{server}/{name}", tmp_path / "a.mp4", max_bytes=max_bytes, timeout_s=0.5
             )
     assert caught.value.transient is transient
     assert not list(tmp_path.iterdir())
@@ -294,7 +290,7 @@ async def test_downloads_only_from_allowed_hosts(server: str, tmp_path: Path) ->
         with pytest.raises(downloading.DownloadError, match="not allowed"):
             await downloading.download(
                 session,
-                f"http://{server}/ok",
+                f"{server}/ok",
                 tmp_path / "a.mp4",
                 max_bytes=10**6,
                 allowed_hosts=AllowedHosts(any_scheme_entries={"vidgen.x.ai"}),

@@ -19,6 +19,7 @@ from services.process import proxies
 from tests.botprocess import run_command
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
+from tests.loopback import serving
 from tests.recording_proxy import RecordingProxy
 
 NETRC_PASSWORD = "s3cret-artifactory"
@@ -114,16 +115,8 @@ async def test_a_download_sends_no_credentials_to_the_host(
 
     app = web.Application()
     app.router.add_get("/v.mp4", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with proxies.session() as session:
-            await downloading.download(session, f"http://127.0.0.1:{port}/v.mp4", tmp_path / "v.mp4", max_bytes=100)
-    finally:
-        await runner.cleanup()
+    async with serving(app) as host, proxies.session() as session:
+        await downloading.download(session, f"{host}/v.mp4", tmp_path / "v.mp4", max_bytes=100)
     assert seen == [None]
 
 

@@ -41,13 +41,19 @@ async def test_other_database_errors_are_not_retried() -> None:
     assert calls == 1
 
 
-async def test_a_lock_that_never_clears_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("error", "match"), [("database is locked", "locked"), ("database or disk is full", "full")], ids=["lock", "full"]
+)
+async def test_a_lock_or_a_disk_that_never_clears_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch, error: str, match: str
+) -> None:
+    """The give-up bound holds for a full disk as for a lock: the last error is raised."""
     monkeypatch.setattr(patience, "RETRY_DELAYS_S", (0.01,))
 
     async def write() -> None:
-        raise sqlite3.OperationalError("database is locked")
+        raise sqlite3.OperationalError(error)
 
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
+    with pytest.raises(sqlite3.OperationalError, match=match):
         await patience.patiently(write, what="a test write", give_up_after_s=0.05)
 
 
@@ -103,14 +109,3 @@ async def test_the_warning_is_repeated_every_so_often_not_at_every_try(
         await patience.patiently(write, what="a test write", give_up_after_s=0.3)
     warnings = [record for record in caplog.records if "disk holding the database is full" in record.getMessage()]
     assert 2 <= len(warnings) <= 8 and tries > 2 * len(warnings)
-
-
-async def test_a_disk_that_stays_full_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The give-up bound holds for a full disk as for a lock: the last error is raised."""
-    monkeypatch.setattr(patience, "RETRY_DELAYS_S", (0.01,))
-
-    async def write() -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    with pytest.raises(sqlite3.OperationalError, match="full"):
-        await patience.patiently(write, what="a test write", give_up_after_s=0.05)

@@ -76,15 +76,6 @@ async def test_a_request_on_the_wire_is_charged_before_it_leaves(rig: Rig) -> No
     assert ended.charged and len(rig.xai.submits()) == 1
 
 
-@pytest.fixture
-async def bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
-    process = BotProcess(discord_emu, xai, tmp_path)
-    try:
-        yield process
-    finally:
-        await process.stop_quietly()
-
-
 async def _row(bot: BotProcess, predicate: object, timeout: float = 30) -> dict[str, object]:
     assert callable(predicate)
     loop = asyncio.get_running_loop()

@@ -29,11 +29,11 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 class PollBreaksOnce(XaiClient):
-    broke = False
+    broke = False  # per client: a class-wide flag would stay set for a second run in the same process
 
     async def poll(self, request_id: str) -> PollResult:
-        if not PollBreaksOnce.broke:
-            PollBreaksOnce.broke = True
+        if not self.broke:
+            self.broke = True
             raise RuntimeError("a bug in reading the answer")
         return await super().poll(request_id)
 
@@ -49,8 +49,10 @@ class FetchBreaks(ResultFetcher):
 
 
 async def test_a_poll_that_breaks_inside_the_bot_is_asked_again(rig: Rig) -> None:
-    job = await rig.run_job(text_request(), rig.scheduler(client_class=PollBreaksOnce))
-    assert PollBreaksOnce.broke and job.status is JobStatus.DELIVERED
+    scheduler = rig.scheduler(client_class=PollBreaksOnce)
+    job = await rig.run_job(text_request(), scheduler)
+    assert isinstance(scheduler.client, PollBreaksOnce) and scheduler.client.broke
+    assert job.status is JobStatus.DELIVERED
 
 
 async def test_a_submit_that_breaks_inside_the_bot_ends_the_job_in_words(rig: Rig) -> None:

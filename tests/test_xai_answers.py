@@ -14,6 +14,7 @@ from services.xai.answers import FAILURE_WORDS, Done, Failed, Moderated, Pending
 from services.xai.client import XaiClient
 from services.xai.errors import XaiError, XaiProtocolError, XaiRateLimited, XaiRejected, XaiUnavailable
 from tests.emulators.xai_emulator import Outcome, XaiEmulator
+from tests.loopback import serving
 from tests.xai_rig import TEXT, client_for, no_sleep
 
 
@@ -190,16 +191,11 @@ async def test_the_key_is_never_sent_where_a_redirect_points(xai: XaiEmulator, s
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    target = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/video-generation-models"
-    try:
+    async with serving(app) as host:
+        target = f"{host}/v1/video-generation-models"
         xai.fail_requests("GET", "video-generation-models", status=307, headers={"Location": target}, body="")
         with pytest.raises(XaiRejected, match="XAI_BASE_URL"):
             await client_for(session, xai).check_key()
-    finally:
-        await runner.cleanup()
     assert elsewhere == []
 
 

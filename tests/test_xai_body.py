@@ -18,6 +18,7 @@ from services.config import Secret
 from services.jobs.models import MediaInput, VideoOptions
 from services.xai.bodies import EditRequest, GenerationRequest, encoded_submission, submission
 from services.xai.client import XaiClient
+from tests.loopback import serving
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -68,12 +69,8 @@ async def sink() -> AsyncIterator[tuple[str, list[tuple[bytes, dict[str, str]]]]
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/videos/{kind}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", seen
-    await runner.cleanup()
+    async with serving(app) as host:
+        yield f"{host}/v1", seen
 
 
 @pytest.mark.parametrize("kind", ["edit", "image", "text"])

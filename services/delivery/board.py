@@ -170,7 +170,7 @@ class StatusBoard:
         The note says where the video will go, and a job that can still be stopped keeps its Cancel
         button: a click is an interaction of its own, with a fresh token. The ending is written later
         with the bot token (``settle``)."""
-        tracked = self._usable(job_id) or self._tracked.get(job_id)
+        tracked = self._tracked.get(job_id)
         if tracked is None:
             return
         job = await self.store.jobs.get(job_id)

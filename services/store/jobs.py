@@ -23,7 +23,7 @@ from services.jobs.models import (
     VideoOptions,
 )
 from services.store.database import Database
-from services.store.rows import fetch_jobs, marks
+from services.store.rows import OWED_NOTICE, fetch_jobs, marks
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,8 @@ class JobRepository:
         ]
 
     async def unnotified_endings(self) -> list[Job]:
-        """Jobs that ended without a video whose requester has not been told yet."""
-        return await fetch_jobs(
-            self._db, "WHERE j.notified_at IS NULL AND j.status IN ('failed', 'moderated', 'expired') ORDER BY j.id"
-        )
+        """Jobs that ended without a video whose requester has not been told yet (``OWED_NOTICE``)."""
+        return await fetch_jobs(self._db, f"WHERE {OWED_NOTICE} ORDER BY j.id")
 
 
 def _assignments(fields: JobUpdate) -> tuple[str, list[Any]]:

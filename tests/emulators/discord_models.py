@@ -238,6 +238,11 @@ class MessageRecord:
         return bool(self.flags & FLAG_EPHEMERAL)
 
     @property
+    def custom_ids(self) -> list[str]:
+        """The custom_id of each button on it, row by row (the bot sends action rows of buttons only)."""
+        return [c["custom_id"] for row in self.components for c in row.get("components", []) if "custom_id" in c]
+
+    @property
     def loading(self) -> bool:
         """True while this is a deferred "thinking" message nobody has resolved yet."""
         return bool(self.flags & FLAG_LOADING)

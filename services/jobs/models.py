@@ -24,6 +24,7 @@ class Mode(StrEnum):
     TEXT = "text"  # prompt only
     IMAGE = "image"  # animate a still image
     EDIT = "edit"  # edit a short video
+    EXTEND = "extend"  # continue a video (2 to 15 s) by a few seconds
 
 
 class JobStatus(StrEnum):

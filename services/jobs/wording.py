@@ -14,7 +14,12 @@ from services.jobs.models import ErrorCode, Job, JobStatus, Mode, VideoOptions
 _MARKDOWN = re.compile(r"([\\*_~`|>#\[\]()<:-])")
 _MENTION = re.compile(r"@(everyone|here|[!&]?\d+)")
 
-MODE_NAMES = {Mode.TEXT: "text to video", Mode.IMAGE: "image to video", Mode.EDIT: "video edit"}
+MODE_NAMES = {
+    Mode.TEXT: "text to video",
+    Mode.IMAGE: "image to video",
+    Mode.EDIT: "video edit",
+    Mode.EXTEND: "video extension",
+}
 
 
 def safe_echo(text: str, limit: int = 1000) -> str:

@@ -23,7 +23,12 @@ from services.jobs.models import MAX_DURATION_S, JobRequest, Mode, Use
 from services.policy.guild_policy import GuildPolicy
 
 DAY_S = 24 * 3600.0
-MODE_WORDS = {Mode.TEXT: "text-to-video", Mode.IMAGE: "animating images", Mode.EDIT: "editing videos"}
+MODE_WORDS = {
+    Mode.TEXT: "text-to-video",
+    Mode.IMAGE: "animating images",
+    Mode.EDIT: "editing videos",
+    Mode.EXTEND: "extending videos",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ python bot.py                 run the bot
 python bot.py sync            push the slash commands to Discord now
 python bot.py generate ...    make one video from the terminal (needs only the xAI settings)
 python bot.py check           check the settings, Discord, xAI and the store, then print the invite link
+python bot.py backup FILE     write a consistent copy of the SQLite store, also while the bot runs
+python bot.py migrate-store --to postgresql://...   move the SQLite store into an empty PostgreSQL database
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
@@ -26,20 +29,31 @@ from discord.ext import commands
 
 from cogs import replies
 from cogs.cancel import CancelButton, status_view
+from cogs.confirm import Confirmations
 from cogs.results import RESULT_BUTTONS, ResultsCog, result_view
 from services import checkup, permissions, terminal
+from services.cluster import wiring as cluster
+from services.cluster.gateway import ShardTaken
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
 from services.delivery.adapter import PROGRESS_INTERVAL_S, DiscordDelivery
+from services.delivery.status_texts import StatusTexts
 from services.media.retention import Janitor
-from services.process import instance_lock, proxies, redaction, startup
+from services.observe import logformat
+from services.observe.health import Health
+from services.observe.metrics import Readings
+from services.observe.server import serving
+from services.process import instance_lock, pgtools, proxies, redaction, startup
 from services.process.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
 from services.runtime import Runtime, Sessions, build_runtime, open_sessions
+from services.store import backup
+from services.store.postgres import url_password
 from services.store.store import Store
 
 log = logging.getLogger("grok_video_bot")
 
 # Commands and triggers. The buttons are not extensions: the delivery needs their views when it is built.
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.menus", "cogs.mentions", "cogs.myvideos", "cogs.admin", "cogs.usage")
+EXTENSIONS += ("cogs.show",)
 COMMAND_HASH_KEY = "command_tree_hash"
 EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
 EXIT_STORE_IN_USE = 75  # EX_TEMPFAIL: another bot holds DATABASE_PATH; this one can start once it has stopped
@@ -95,16 +109,25 @@ class GrokVideoBot(commands.Bot):
             tree_cls=VideoCommandTree,
             max_ratelimit_timeout=60.0,
             **discord_proxy_options(settings.discord),
+            **self.shard_options(settings),
         )
         self.settings = settings
+        self.identifies = cluster.identify_queue(settings)  # spaced across every process of the bot
         self.sync_only = sync_only
         self.delivery = DiscordDelivery(
             self, store, result_view=result_view, status_view=status_view, progress_interval_s=progress_interval_s
         )
         # Built, not started: setup_hook starts the scheduler, which reports to the delivery from the first job.
-        self.runtime = build_runtime(settings.xai, store, sessions, listener=self.delivery, limits=settings.limits)
+        links = cluster.links_for(settings)  # PostgreSQL: the scheduler runs in the elected process only
+        self.runtime = build_runtime(
+            settings.xai, store, sessions, listener=self.delivery, limits=settings.limits, links=links
+        )
+        self.delivery.board.texts = StatusTexts(settings.limits.catalog, self.runtime.scheduler)  # price and wait
+        self.confirmations = Confirmations()  # how long a costly video waits for its Confirm (cogs/confirm.py)
         # Removes finished media after MEDIA_RETENTION_DAYS, and at once for Delete and /videoadmin forget.
         self.janitor = Janitor(store, self.runtime.scheduler.media_dir, settings.retention)
+        # /healthz: the gateway and the scheduler's heartbeat (a cluster's non-leader swaps in its own check).
+        self.health = Health.watching(self, self.runtime.scheduler)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -114,10 +137,11 @@ class GrokVideoBot(commands.Bot):
                 log.exception("Failed to load %s", extension)
         self.add_dynamic_items(*RESULT_BUTTONS, CancelButton)  # they work on messages of earlier runs too
         await self.add_cog(ResultsCog(self))
-        await self.sync_commands(force=self.sync_only)
+        if self.sync_only or cluster.syncs_commands(self.settings):  # in a cluster, the process with shard 0
+            await self.sync_commands(force=self.sync_only)
         if self.sync_only:
             return
-        await self.runtime.scheduler.start()
+        await self.runtime.seat.start()  # the scheduler: here, or (PostgreSQL) in whichever process is elected
         self.janitor.start()
         log.info("Invite me with: %s", invite_url(self.application_id or self.user.id))
 
@@ -147,10 +171,26 @@ class GrokVideoBot(commands.Bot):
         The cogs' own ``on_message`` listeners, such as the reply trigger, still run.
         """
 
+    def shard_options(self, settings: Settings) -> dict[str, Any]:
+        return {}
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.identifies.before_identify(shard_id)
+
     async def close(self) -> None:
-        await self.runtime.scheduler.stop()
+        await self.runtime.seat.stop()
         await self.janitor.stop()
+        await self.identifies.close()
         await super().close()
+
+
+class ShardedGrokVideoBot(GrokVideoBot, commands.AutoShardedBot):
+    """DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS: this process runs those shards (services/cluster/shards.py)."""
+
+    def shard_options(self, settings: Settings) -> dict[str, Any]:
+        plan = settings.discord.shards if settings.discord is not None else None
+        assert plan is not None
+        return {"shard_count": plan.count, "shard_ids": list(plan.mine)}
 
 
 async def configure_endpoints(discord_settings: DiscordSettings) -> None:
@@ -188,7 +228,11 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         log.info("Discord is reached through the proxy %s (HTTPS_PROXY / HTTP_PROXY)", proxy.shown)
     backoff = Backoff(discord_settings.retry_first_s, discord_settings.retry_max_s)
     try:
-        async with await open_store(settings.database_path) as store:
+        waiting = Backoff(discord_settings.retry_first_s, discord_settings.retry_max_s)  # for PostgreSQL to answer
+        async with (
+            await open_store(settings.database_path, settings.database_url, stop=stop, backoff=waiting) as store,
+            cluster.shards_claimed(settings, claim=not sync_only),
+        ):
             while True:
                 try:
                     return await _start_once(settings, store, stop, sync_only=sync_only)
@@ -199,6 +243,9 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     except Stopped:
         log.info("Stopped before the bot was connected to Discord")
         return 0
+    except ShardTaken as taken:
+        print(f"error: {taken}", file=sys.stderr)
+        return EXIT_STORE_IN_USE
 
 
 async def _start_once(settings: Settings, store: Store, stop: StopSignal, *, sync_only: bool) -> int:
@@ -212,8 +259,11 @@ async def _start_once(settings: Settings, store: Store, stop: StopSignal, *, syn
     where = discord_settings.api_base_url or DISCORD_API
     await stop.unless_stopped(configure_endpoints(discord_settings))
     async with open_sessions(settings.xai) as sessions:
-        bot = GrokVideoBot(settings=settings, store=store, sessions=sessions, sync_only=sync_only)
-        async with bot:
+        kind = ShardedGrokVideoBot if discord_settings.shards is not None else GrokVideoBot
+        bot = kind(settings=settings, store=store, sessions=sessions, sync_only=sync_only)
+        readings = Readings(bot.runtime, bot.delivery.posting, bot.health)
+        pages = None if sync_only else settings.observe  # /healthz and /metrics with HTTP_PORT, not for `sync`
+        async with bot, serving(pages, bot.health, readings):
             try:
                 await stop.unless_stopped(bot.login(discord_settings.token.reveal()))
             except discord.LoginFailure:
@@ -293,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands_.add_parser("sync", help="push the slash commands to Discord now, then exit")
     terminal.add_arguments(commands_.add_parser("generate", help="make one video from the terminal"))
     commands_.add_parser("check", help="check the settings, Discord, xAI and the store; print the invite link")
+    commands_.add_parser("backup", help="copy the SQLite store to FILE while the bot runs").add_argument("file")
+    moving = commands_.add_parser("migrate-store", help="copy the SQLite store into an empty PostgreSQL database")
+    moving.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host:5432/dbname")
     return parser
 
 
@@ -302,6 +355,8 @@ def setup_logging(level: str, settings: Settings | None = None, *, handler: logg
     # discord.py logs every request at DEBUG; below that it is noise. Redaction makes DEBUG safe to turn on.
     logging.getLogger("discord.http").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     startup.tidy_discord_log(logging.getLogger("discord.client"))
+    if settings is not None and settings.observe.log_format == "json":
+        logformat.use_json(logging.getLogger().handlers)
     redaction.protect(logging.getLogger().handlers, redaction.Redactor(secret_values(settings)))
 
 
@@ -312,6 +367,8 @@ def secret_values(settings: Settings | None) -> list[str]:
     values = [settings.xai.api_key.reveal()]
     if settings.discord is not None:
         values.append(settings.discord.token.reveal())
+    if settings.database_url is not None:  # DATABASE_URL: the whole URL, and its password wherever it turns up
+        values += [settings.database_url.reveal(), *filter(None, [url_password(settings.database_url.reveal())])]
     return values + proxies.proxy_passwords()
 
 
@@ -337,12 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.log_level if command not in ("generate", "check") else "WARNING", settings)
+    setup_logging(
+        settings.log_level if command not in ("generate", "check", "backup", "migrate-store") else "WARNING", settings
+    )
     startup.log_sources(settings)
     try:
         with _hold_store(settings, command):
+            if command == "backup":  # takes no lock: one more reader of a running bot's store
+                return backup.command(settings.database_path, Path(args.file), postgres=bool(settings.database_url))
             if command == "generate":
                 return asyncio.run(_generate(args, settings))
+            if command == "migrate-store":  # the bot stopped: the SQLite file's lock is held meanwhile
+                return asyncio.run(pgtools.migrate_store(settings, args.to, sys.stdout))
             if command == "check":
                 return asyncio.run(check(settings))
             return asyncio.run(run_bot(settings, sync_only=command == "sync"))
@@ -363,14 +426,17 @@ def _hold_store(settings: Settings, command: str) -> contextlib.AbstractContextM
     """One bot per database: ``run`` holds its lock, and so does ``generate``.
 
     ``generate`` runs a scheduler of its own that spends the same xAI account's per-minute budget and
-    concurrency, which the bot's budget cannot see. ``check`` only looks; ``sync`` touches no job.
+    concurrency, which the bot's budget cannot see. ``check`` only looks; ``sync`` touches no job. A PostgreSQL
+    store (DATABASE_URL) has no file to lock: processes share it. ``migrate-store`` holds the SQLite file's lock.
     """
-    if command in ("run", "generate"):
+    if command == "migrate-store" or (command in ("run", "generate") and settings.database_url is None):
         return instance_lock.InstanceLock.acquire(settings.database_path, command=command)
     return contextlib.nullcontext()
 
 
 def _in_use(in_use: instance_lock.StoreInUse, command: str) -> str:
+    if command == "migrate-store":
+        return f"{in_use}; stop it before moving its store, so no job changes while it is copied"
     if command == "generate":
         return (
             f"{in_use}; a generate beside it would spend the same xAI budget a second time. "

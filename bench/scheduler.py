@@ -4,6 +4,7 @@
     python bench/scheduler.py --scenario budget-bound --poller fixed --seed 1
     python bench/scheduler.py --jobs 40 --concurrency 15 --rpm 600 --gen-seconds 2 --gen-cv 0.4
     python bench/scheduler.py --base-url https://api.x.ai/v1 --api-key "$XAI_API_KEY" --jobs 3 ...
+    python bench/scheduler.py --scenario budget-bound --processes 3 [--database-url postgresql://...]
 
 N text-to-video jobs go through the real store, scheduler and client, against the xAI emulator (started here)
 or any endpoint given by --base-url. The emulator draws each job's generation time from a lognormal with mean
@@ -16,7 +17,13 @@ to one (unless a flag says otherwise, both with --gen-cv 0.4 and --empty-pending
 
 --poller ``policy`` is the bot's own (services/scheduler/poll_policy.py, its prior at the benchmark's scale:
 median --gen-seconds, sigma 0.6); ``fixed`` polls every job every --fixed-every seconds after its submit, as the
-official SDKs do every 5 s (0.5 s at this scale), through the same scheduler. Prints one JSON object:
+official SDKs do every 5 s (0.5 s at this scale), through the same scheduler.
+
+--processes N runs a cluster instead (services/cluster/): N members, each with its own store pool, client,
+budget and scheduler, on a fresh PostgreSQL database made on --database-url's server (the development server by
+default). Only the elected one schedules; the jobs are accepted round-robin by all N, so most reach the leader
+by NOTIFY. The members share this process's event loop (the point is the account's bound, not the CPU): the
+throughput of 3 should equal that of 1. Prints one JSON object:
 
 - ``wall_s``, ``ideal_s`` and ``wall_over_ideal``. ``ideal_s`` is a lower bound computed from the generation
   times the emulator actually drew: the jobs packed in submit order onto the concurrent slots, each submit no
@@ -33,21 +40,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from services.cluster.link import connector
+from services.cluster.seat import ClusterLinks, SchedulerSeat
 from services.config import Secret
 from services.jobs.accepting import JobService
 from services.jobs.listener import NullListener
@@ -65,6 +79,7 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "budget-bound": {"jobs": 60, "concurrency": 60, "rpm": 300, "gen_seconds": 3.0},
 }
 SCENARIO_SPREAD = {"gen_cv": 0.4, "empty_pending": 0.3}
+DEV_SERVER = "postgresql://postgres@127.0.0.1:55432/postgres"
 DEFAULTS = {"jobs": 40, "concurrency": 15, "rpm": 600, "gen_seconds": 2.0, "gen_cv": 0.0, "empty_pending": 0.0}
 
 
@@ -83,6 +98,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base-url", help="a real endpoint instead of the emulator")
     parser.add_argument("--api-key", default="xai-emulated-key")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    parser.add_argument("--processes", type=int, help="a cluster of N members on PostgreSQL (see above)")
+    parser.add_argument("--database-url", default=DEV_SERVER, help="the PostgreSQL server for --processes")
     args = parser.parse_args(argv)
     given = SCENARIOS[args.scenario] | SCENARIO_SPREAD if args.scenario else {}
     for name, default in DEFAULTS.items():
@@ -130,28 +147,25 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         with tempfile.TemporaryDirectory() as folder:
             async with (
                 aiohttp.ClientSession(trace_configs=[_counting_trace(counts)]) as session,
-                await Store.open(Path(folder) / "bench.sqlite3") as store,
+                _members(args, Path(folder), session, base_url) as members,
             ):
-                budget = RequestBudget(args.rpm)
-                client = XaiClient(session, api_key=Secret(args.api_key), base_url=base_url, budget=budget)
-                scheduler = Scheduler(
-                    store,
-                    client,
-                    budget,
-                    NullListener(),
-                    session=session,
-                    media_dir=Path(folder) / "videos",
-                    settings=SchedulerSettings(max_concurrent=args.concurrency, job_timeout_s=args.timeout),
-                    policy=_poller(args),
-                )
-                jobs = JobService(store, scheduler)
-                await scheduler.start()
+                for member in members:
+                    await member.seat.start()
+                while not any(member.seat.seated for member in members):  # noqa: ASYNC110 - a cluster elects first
+                    await asyncio.sleep(0.05)
                 started = time.monotonic()
-                ids = [(await jobs.accept(_request(number))).job.id for number in range(args.jobs)]
-                finished = await _wait_for_all(store, ids, args.timeout)
+                ids = []
+                for number in range(args.jobs):
+                    accepting = members[number % len(members)]
+                    ids.append((await accepting.jobs.accept(_request(number))).job.id)
+                finished = await _wait_for_all(members[0].store, ids, args.timeout)
                 wall_s = time.monotonic() - started
-                await scheduler.stop()
+                for member in members:
+                    await member.seat.stop()
                 delivered = [job for job in finished if job.status is JobStatus.DELIVERED]
+                budget_granted = sum(member.budget.granted for member in members)
+                max_generating = max(member.seat.scheduler.max_generating_seen for member in members)
+                terms = sum(member.seat.leadership.terms for member in members if member.seat.leadership)
     finally:
         if emulator is not None:
             await emulator.stop()
@@ -172,20 +186,78 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "scenario": args.scenario,
         "poller": args.poller,
         "seed": args.seed,
+        "processes": args.processes,
+        "leader_terms": terms if args.processes else None,
         "jobs_done": len(delivered),
         "jobs_failed": len(finished) - len(delivered),
         "wall_s": round(wall_s, 2),
         "ideal_s": round(ideal_s, 2),
         "wall_over_ideal": round(wall_s / ideal_s, 3),
-        "requests_per_job": round(budget.granted / max(1, args.jobs), 2),
+        "requests_per_job": round(budget_granted / max(1, args.jobs), 2),
         "n429": counts["n429"],
-        "max_concurrent": scheduler.max_generating_seen,
+        "max_concurrent": max_generating,
         "mean_generation_s": round(mean_s, 3),
         "lag_p50": round(_percentile(lags, 50) / mean_s, 3) if lags else None,
         "lag_p95": round(_percentile(lags, 95) / mean_s, 3) if lags else None,
         "lag_p50_s": round(_percentile(lags, 50), 3) if lags else None,
         "lag_p95_s": round(_percentile(lags, 95), 3) if lags else None,
     }
+
+
+@dataclass
+class _Member:
+    store: Store
+    budget: RequestBudget
+    seat: SchedulerSeat
+    jobs: JobService
+
+
+@contextlib.asynccontextmanager
+async def _members(
+    args: argparse.Namespace, folder: Path, session: aiohttp.ClientSession, base_url: str
+) -> AsyncIterator[list[_Member]]:
+    """One member on SQLite, or ``--processes`` members of a cluster on a fresh PostgreSQL database."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(_fresh_database(args.database_url)) if args.processes else None
+        members = []
+        for number in range(args.processes or 1):
+            store = await Store.open(folder / f"bench-{number}.sqlite3", url=url)
+            stack.push_async_callback(store.close)
+            budget = RequestBudget(args.rpm)
+            client = XaiClient(session, api_key=Secret(args.api_key), base_url=base_url, budget=budget)
+            scheduler = Scheduler(
+                store,
+                client,
+                budget,
+                NullListener(),
+                session=session,
+                media_dir=folder / f"videos-{number}",
+                settings=SchedulerSettings(max_concurrent=args.concurrency, job_timeout_s=args.timeout),
+                policy=_poller(args),
+                resume_origins=frozenset({"bench"}),  # the leader takes up the jobs the others accepted
+            )
+            links = None
+            if url is not None:
+                links = ClusterLinks(
+                    connector(url, purpose=f"bench {number} election"), connector(url, purpose="bench")
+                )
+            seat = SchedulerSeat(scheduler, store, links=links)
+            members.append(_Member(store, budget, seat, JobService(store, seat)))
+        yield members
+
+
+@contextlib.asynccontextmanager
+async def _fresh_database(server: str) -> AsyncIterator[str]:
+    name = f"bench_{os.getpid()}_{int(time.time())}"
+    admin = await asyncpg.connect(server, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(server)
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    finally:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
 
 
 def _packed_s(generation_s: Sequence[float], concurrency: int, rate_per_s: float) -> float:

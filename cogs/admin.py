@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.moderators import MANAGE_SERVER, require_manage_server
+from cogs.video import offer_models
 from services.jobs.models import MAX_DURATION_S, RESOLUTIONS, Mode
 from services.media.retention import DAY_S, Forgotten, kept_for
 from services.policy.guild_policy import GuildPolicy, PolicyError
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_COUNT = 100_000
 Count = app_commands.Range[int, 0, MAX_COUNT]  # videos per window or per day (0 = no limit)
 AtOnce = app_commands.Range[int, 0, 100]  # videos in the making at once (0 = no limit)
+BOT_DEFAULT = "the bot's default"  # the model choice that forgets a server's own default
 
 
 def _given_limits(**options: float | None) -> dict[str, Any]:
@@ -134,6 +136,10 @@ class AdminCog(commands.Cog):
         text="Allow text-to-video",
         image="Allow animating images",
         edit="Allow editing videos",
+        extend="Allow extending videos (the Extend button)",
+        model="The model used when a member does not choose one",
+        allowed_models="The models members may choose: names separated by commas, or all",
+        confirm_above="Ask members to confirm a video estimated above this many dollars (0: never ask)",
     )
     @app_commands.choices(resolution=[app_commands.Choice(name=r, value=r) for r in (*RESOLUTIONS, "xAI's default")])
     async def defaults(
@@ -145,21 +151,46 @@ class AdminCog(commands.Cog):
         text: bool | None = None,
         image: bool | None = None,
         edit: bool | None = None,
+        extend: bool | None = None,
+        model: app_commands.Choice[str] | None = None,
+        allowed_models: app_commands.Range[str, 1, 500] | None = None,
+        confirm_above: app_commands.Range[float, 0, 1000] | None = None,
     ) -> None:
         await _acknowledge(interaction)
         changes: dict[str, Any] = {}
+        if model is not None:
+            changes["default_model"] = None if model.value == BOT_DEFAULT else model.value
+        if allowed_models is not None:
+            try:
+                changes["allowed_models"] = self._model_names(allowed_models)
+            except PolicyError as error:
+                await _private(interaction, f"❌ {error}. Nothing was changed.")
+                return
+        if confirm_above is not None:
+            changes["confirm_usd"] = confirm_above or None
         if duration is not None:
             changes["default_duration"] = duration
         if resolution is not None:
             changes["default_resolution"] = resolution.value if resolution.value in RESOLUTIONS else None
         if max_duration is not None:
             changes["max_duration"] = max_duration
-        toggles = {Mode.TEXT: text, Mode.IMAGE: image, Mode.EDIT: edit}
+        toggles = {Mode.TEXT: text, Mode.IMAGE: image, Mode.EDIT: edit, Mode.EXTEND: extend}
         if any(value is not None for value in toggles.values()):
             current = (await self.rules.policy(_guild(interaction))).allowed_modes
             allowed = {m for m in Mode if (toggles[m] if toggles[m] is not None else m in current)}
             changes["allowed_modes"] = sorted(m.value for m in allowed)
         await self._change(interaction, changes)
+
+    def _model_names(self, text: str) -> list[str]:
+        """``allowed_models`` as stored: the offered names it lists (empty: all of them)."""
+        offered = self.rules.defaults.catalog.names
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if [name.lower() for name in names] == ["all"]:
+            return []
+        unknown = [name for name in names if name not in offered]
+        if unknown or not names:
+            raise PolicyError(f"{', '.join(unknown) or text!r} is not offered: the models are {', '.join(offered)}")
+        return sorted(set(names))
 
     @admin.command(name="channels", description="Restrict the bot to some channels, or open it everywhere")
     @app_commands.describe(action="Allow a channel, remove one from the list, or allow every channel again")
@@ -329,10 +360,23 @@ def policy_embed(policy: GuildPolicy, banned: list[int]) -> discord.Embed:
         f"default resolution: {policy.default_resolution or 'xAI default'}",
         inline=False,
     )
+    models = ", ".join(name for name in policy.catalog.names if policy.allows_model(name))
+    confirm = "never" if policy.confirm_usd is None else f"above ${policy.confirm_usd:.2f}"
+    embed.add_field(
+        name="Models",
+        value=f"default: {policy.default_model or policy.catalog.default.name}\nallowed: {models}\n"
+        f"members confirm a video: {confirm} (or over half of the day's budget left)",
+        inline=False,
+    )
     blocked = ", ".join(f"<@{u}>" for u in banned[:40]) + (f" and {len(banned) - 40} more" if len(banned) > 40 else "")
     embed.add_field(name="Blocked members", value=blocked or "nobody", inline=False)
     return embed
 
 
 async def setup(bot: GrokVideoBot) -> None:
-    await bot.add_cog(AdminCog(bot))
+    cog = AdminCog(bot)
+    names = bot.runtime.jobs.rules.defaults.catalog.names
+    defaults = cog.admin.get_command("defaults")
+    assert isinstance(defaults, app_commands.Command)
+    offer_models(defaults, (*names, BOT_DEFAULT))
+    await bot.add_cog(cog)

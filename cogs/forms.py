@@ -1,4 +1,4 @@
-"""The two forms (modals): a prompt for a context-menu job, and an edit prompt for a delivered result.
+"""The forms (modals): a prompt for a context-menu job, and an edit or extension of a delivered result.
 
 A form lives in the bot's memory only, so a form opened before a restart (or left open past its
 timeout) would be submitted into the void. Each form's custom id therefore carries what it is about,
@@ -19,15 +19,19 @@ from typing import Any
 import discord
 
 from cogs.replies import GuardedModal, report
-from services.jobs.models import ASPECT_RATIOS, Mode
-from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS
+from services.jobs.models import Mode
+from services.jobs.validation import DEFAULT_EXTEND_S, DEFAULT_MAX_PROMPT_CHARS, MAX_EXTEND_S, MIN_EXTEND_S
 
 log = logging.getLogger(__name__)
 
 FORM_PREFIX = "gv:form:"
 FORM_TIMEOUT_S = 900.0  # how long a form object waits in memory; a later submit is still understood
-_FORM_ID = re.compile(r"gv:form:(?P<kind>image|edit|result):(?P<target>\d{1,20}):(?P<source>\d{1,20}):[0-9a-f]{8}")
+_FORM_ID = re.compile(
+    r"gv:form:(?P<kind>image|edit|result|extend):(?P<target>\d{1,20}):(?P<source>\d{1,20}):[0-9a-f]{8}"
+)
 RESULT = "result"  # the kind of a result's Edit form; "image" and "edit" are the context menus' (Mode values)
+EXTEND = "extend"  # the kind of a result's Extend form (the results cog's too)
+RESULT_FORMS = frozenset({RESULT, EXTEND})  # the forms a result's buttons open
 UNREADABLE = ""  # the kind of a late form whose id this version cannot read
 
 # What a form's owner does with its answers, for a live form and a late one alike.
@@ -119,7 +123,8 @@ class _Form(GuardedModal):
 
 
 class PromptModal(_Form):
-    """Asks for the prompt (and, to animate, duration and aspect ratio) for a context-menu job."""
+    """Asks for the prompt (and, to animate, the duration) for a context-menu job; an animation follows its
+    image's shape, so there is no aspect ratio to ask."""
 
     def __init__(self, open_forms: set[str], answer: FormAnswer, mode: Mode, source: discord.Message) -> None:
         super().__init__(
@@ -129,12 +134,9 @@ class PromptModal(_Form):
             custom_id=form_id(mode.value, source.id, None),
         )
         self.add_item(
-            discord.ui.TextInput(
-                label="Prompt",
-                custom_id="prompt",
-                style=discord.TextStyle.paragraph,
-                placeholder="Make the clouds drift slowly" if mode is Mode.IMAGE else "Turn it into a watercolour",
-                max_length=DEFAULT_MAX_PROMPT_CHARS,
+            prompt_input(
+                "Prompt",
+                "Make the clouds drift slowly" if mode is Mode.IMAGE else "Turn it into a watercolour",
                 required=mode is Mode.EDIT,
             )
         )
@@ -144,29 +146,58 @@ class PromptModal(_Form):
                     label="Duration in seconds (1-15, optional)", custom_id="duration", required=False, max_length=3
                 )
             )
-            self.add_item(
-                discord.ui.TextInput(
-                    label="Aspect ratio (optional)",
-                    custom_id="aspect_ratio",
-                    placeholder=", ".join(ASPECT_RATIOS),
-                    required=False,
-                    max_length=5,
-                )
-            )
 
 
-class EditResultModal(_Form):
-    """Asks how a delivered video should change; the edit is made from that result."""
+def prompt_input(label: str, placeholder: str, *, required: bool = True) -> discord.ui.TextInput[Any]:
+    """The prompt box every form has (its id is what the handlers read)."""
+    return discord.ui.TextInput(
+        label=label,
+        custom_id="prompt",
+        style=discord.TextStyle.paragraph,
+        placeholder=placeholder,
+        max_length=DEFAULT_MAX_PROMPT_CHARS,
+        required=required,
+    )
+
+
+class _ResultForm(_Form):
+    """A form about delivered job ``job_id`` (its result is message ``source_message_id``): ``kind`` in its id,
+    ``heading`` its title, ``inputs`` what it asks."""
+
+    kind, heading = RESULT, ""
 
     def __init__(self, open_forms: set[str], answer: FormAnswer, job_id: int, source_message_id: int | None) -> None:
-        custom_id = form_id(RESULT, job_id, source_message_id)
-        super().__init__(open_forms, answer, title="Edit this video", custom_id=custom_id)
-        self.add_item(
+        custom_id = form_id(self.kind, job_id, source_message_id)
+        super().__init__(open_forms, answer, title=self.heading, custom_id=custom_id)
+        for text_input in self.inputs():
+            self.add_item(text_input)
+
+    def inputs(self) -> list[discord.ui.TextInput[Any]]:
+        raise NotImplementedError
+
+
+class EditResultModal(_ResultForm):
+    """Asks how a delivered video should change; the edit is made from that result."""
+
+    kind, heading = RESULT, "Edit this video"
+
+    def inputs(self) -> list[discord.ui.TextInput[Any]]:
+        return [prompt_input("How should the video change?", "Make it look like an old film")]
+
+
+class ExtendResultModal(_ResultForm):
+    """Asks how many seconds to add to a delivered video (2 to 10) and, optionally, what happens next."""
+
+    kind, heading = EXTEND, "Extend this video"
+
+    def inputs(self) -> list[discord.ui.TextInput[Any]]:
+        return [
             discord.ui.TextInput(
-                label="How should the video change?",
-                custom_id="prompt",
-                style=discord.TextStyle.paragraph,
-                placeholder="Make it look like an old film",
-                max_length=DEFAULT_MAX_PROMPT_CHARS,
-            )
-        )
+                label=f"Seconds to add ({MIN_EXTEND_S}-{MAX_EXTEND_S}, default {DEFAULT_EXTEND_S})",
+                custom_id="seconds",
+                required=False,
+                max_length=3,
+                placeholder=str(DEFAULT_EXTEND_S),
+            ),
+            prompt_input("What happens next? (optional)", "The camera keeps flying over the hills", required=False),
+        ]

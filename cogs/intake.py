@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs.confirm import ask_first
 from services.jobs.models import JobRequest, MediaInput, Mode, Origin
 from services.jobs.validation import MAX_EDIT_VIDEO_BYTES, MAX_IMAGE_BYTES, InputError, check_media
 from services.media.hosts import discord_attachment_hosts
@@ -147,10 +148,25 @@ async def start_or_explain(bot: GrokVideoBot, interaction: discord.Interaction, 
     return await start_job(bot, interaction, request)
 
 
-async def start_job(bot: GrokVideoBot, interaction: discord.Interaction, request: JobRequest) -> bool:
-    """Accept the job and let the delivery's status board keep its status message up to date; False if refused."""
+async def start_job(
+    bot: GrokVideoBot, interaction: discord.Interaction, request: JobRequest, *, confirmed: bool = False
+) -> bool:
+    """Accept the job and let the delivery's status board keep its status message up to date; False if refused.
+
+    Every way a job starts comes through here: a costly one first waits for its requester's Confirm
+    (cogs/confirm.py), which comes back here with ``confirmed``; nothing is written until then."""
+    requester = requester_of(interaction)
     try:
-        accepted = await bot.runtime.jobs.accept(request, requester_of(interaction))
+        if not confirmed:
+            quote = await bot.runtime.jobs.quote(request, requester)
+            if quote.confirm:
+
+                async def go() -> bool:  # the priced request: its model stays what was shown
+                    return await start_job(bot, interaction, quote.request, confirmed=True)
+
+                await ask_first(bot, interaction, quote, go)
+                return True
+        accepted = await bot.runtime.jobs.accept(request, requester)
     except Refused as refused:
         await interaction.edit_original_response(content=refusal_text(refused.refusal))
         return False

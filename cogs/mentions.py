@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from cogs.confirm import ask_in_message
 from cogs.intake import (
     SOURCE_GONE,
     missing_in,
@@ -32,9 +33,10 @@ from cogs.intake import (
     usable_attachment,
 )
 from cogs.replies import error_text
+from services.jobs.accepting import Quote
 from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
 from services.jobs.validation import InputError, clean_prompt
-from services.policy.limits import Refused
+from services.policy.limits import Refused, Requester
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
@@ -208,13 +210,33 @@ class MentionsCog(commands.Cog):
         media = await read_media(attachment, mode, lost=SOURCE_GONE)
         status = await message.reply("⏳ Got it, getting started…", mention_author=False)
         request = replace(request, media=media, status_message_id=status.id)
+        quote = await self._quote(request, requester, status)
+        if quote is not None and quote.confirm:  # a costly video waits for its requester's Confirm
+
+            async def go(_: discord.Interaction) -> None:  # the priced request: its model stays what was shown
+                await self._accept(quote.request, requester, status, message.id)
+
+            await ask_in_message(self.bot, status, quote, go)
+            return
+        if quote is not None:
+            await self._accept(request, requester, status, message.id)
+
+    async def _quote(self, request: JobRequest, requester: Requester, status: discord.Message) -> Quote | None:
+        """The price, and whether to ask first; None (the status message says why) when it is refused."""
+        try:
+            return await self.bot.runtime.jobs.quote(request, requester)
+        except Refused as refused:
+            await status.edit(content=refusal_text(refused.refusal))
+            return None
+
+    async def _accept(self, request: JobRequest, requester: Requester, status: discord.Message, source: int) -> None:
         try:
             accepted = await self.bot.runtime.jobs.accept(request, requester)
         except Refused as refused:  # someone else took the last slot while we downloaded
             await status.edit(content=refusal_text(refused.refusal))
             return
         except Exception as error:  # the status line must not go on saying "getting started"
-            log.exception("Reply trigger: accepting the job failed (message %s)", message.id)
+            log.exception("Reply trigger: accepting the job failed (message %s)", source)
             with contextlib.suppress(discord.HTTPException):
                 await status.edit(content=error_text(error))
             return

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.forms import RESULT, UNREADABLE, FormRef, PromptModal, answer_late, late_form
+from cogs.forms import RESULT_FORMS, UNREADABLE, FormRef, PromptModal, answer_late, late_form
 from cogs.intake import (
     SOURCE_GONE,
     origin_of,
@@ -112,6 +112,9 @@ class MenusCog(commands.Cog):
         mode = request.mode
         options = parse_options(mode, duration=values.get("duration"), aspect_ratio=values.get("aspect_ratio"))
         request = replace(request, prompt=clean_prompt(values.get("prompt"), mode), options=options)
+        parent = await self.bot.runtime.store.jobs.by_delivered_message(source_id)  # used on one of the bot's results
+        if parent is not None:
+            request = replace(request, parent_job_id=parent.id)
         await self.bot.runtime.jobs.screen(request, requester_of(interaction))  # before downloading
         if attachment is None:
             attachment = await _attachment_of(interaction, source_id, mode)
@@ -120,9 +123,10 @@ class MenusCog(commands.Cog):
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """A form sent after the bot restarted (or after it stopped waiting) is still understood. A result's
-        Edit form is the results cog's; every other late form is answered here, an unreadable one included."""
+        Edit and Extend forms are the results cog's; every other late form is answered here, an unreadable one
+        included."""
         form = late_form(interaction, self.open_forms)
-        if form is None or form.kind == RESULT:
+        if form is None or form.kind in RESULT_FORMS:
             return
 
         async def answer(late: discord.Interaction, values: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""The buttons under a delivered video, each with what it does: Again, Edit and Delete.
+"""The buttons under a delivered video, each with what it does: Again, Edit and Delete (Extend: cogs/extending.py).
 
 Each handler acknowledges before anything slow: a store write may wait out another program's lock
 (``patiently``), and Discord allows 3 seconds. An Edit form must be the first answer, so only a
@@ -9,7 +9,6 @@ What the buttons remember within one run (recent Again clicks, the Edit forms st
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
@@ -19,13 +18,15 @@ import discord
 from discord.ext import commands
 
 from cogs.buttons import JobButton, bot_of, may_manage
-from cogs.forms import RESULT, EditResultModal, answer_late, late_form
-from cogs.intake import origin_of, permission_problem, start_job, start_or_explain
+from cogs.confirm import ConfirmButton
+from cogs.extending import ExtendButton
+from cogs.forms import EXTEND, RESULT_FORMS, EditResultModal, answer_late, late_form
+from cogs.intake import origin_of, permission_problem, start_job
+from cogs.kept import FORGOTTEN_TEXT, gone_reason
 from cogs.replies import GuardedView
-from services.delivery.places import video_filename
+from cogs.result_forms import FormButton, FormFacts
 from services.jobs.models import MAX_EDIT_INPUT_S, Job, JobRequest, Mode, VideoOptions
-from services.jobs.validation import InputError, check_media, clean_prompt
-from services.media.retention import kept_for
+from services.jobs.validation import clean_prompt
 from services.store.patience import patiently
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_FILE_TO_EDIT = "I no longer have this video's file, so I can't edit it."
-FORGOTTEN_TEXT = "This video was forgotten at a moderator's request: its prompt and files are erased"
 DISCORD_COPY_HINT = (
     "You can still right-click the video's message → **Apps** → **Edit video with Grok**: that works from "
     "Discord's copy."
@@ -76,10 +76,11 @@ class ResultsCog(commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """An Edit form sent after the bot restarted (or after it stopped waiting) is still understood."""
         form = late_form(interaction, self.open_forms)
-        if form is None or form.kind != RESULT:
+        if form is None or form.kind not in RESULT_FORMS:
             return
         job_id, source = form.target, form.source
-        await answer_late(interaction, lambda late, values: edit_from_form(self.bot, late, job_id, source, values))
+        made = (ExtendButton if form.kind == EXTEND else EditButton).made
+        await answer_late(interaction, lambda late, values: made(self.bot, late, job_id, source, values))
 
 
 def _results(interaction: discord.Interaction) -> ResultsCog:
@@ -142,62 +143,14 @@ class AgainButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], tem
             media=media,
             parent_job_id=job.id,
             status_message_id=status_message_id,
+            model=job.model,  # again means the same model (refused, with the choices, if the server dropped it)
         )
         return await start_job(bot, interaction, request)
 
 
-class EditButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:edit:(?P<job>\d{1,20})"):
-    """Open the Edit form. A form must be the first answer, so only a quick look at the store comes first."""
-
-    action, label, emoji = "edit", "Edit", "✏️"
-    fast_read_s = 1.5  # the longest a look at the store may take before the Edit form must open
-
-    async def act(self, interaction: discord.Interaction) -> None:
-        bot, job_id = bot_of(interaction), self.job_id
-        refusal = permission_problem(interaction)
-        if refusal is None:
-            try:
-                job = await asyncio.wait_for(bot.runtime.store.jobs.get(job_id), self.fast_read_s)
-            except TimeoutError:
-                log.info("Job %d: the store was slow; opening the Edit form and checking on submit", job_id)
-            else:
-                reason = why_not_editable(bot, job)
-                refusal = f"❌ {reason}" if reason else None
-        if refusal is not None:
-            await interaction.response.send_message(refusal, ephemeral=True)
-            return
-        source = interaction.message.id if interaction.message else None
-
-        async def answer(sent: discord.Interaction, values: dict[str, str]) -> None:
-            await edit_from_form(bot, sent, job_id, source, values)
-
-        await interaction.response.send_modal(EditResultModal(_results(interaction).open_forms, answer, job_id, source))
-
-
-async def edit_from_form(
-    bot: GrokVideoBot, interaction: discord.Interaction, job_id: int, source_id: int | None, values: dict[str, str]
-) -> None:
-    """The Edit form of a delivered video was sent: the edit is made from that result's file."""
-    callback = await interaction.response.defer(thinking=True)
-
-    async def build() -> JobRequest:
-        job = await bot.runtime.store.jobs.get(job_id)
-        reason = why_not_editable(bot, job) or permission_problem(interaction)
-        if reason is not None or job is None:
-            raise InputError((reason or NO_FILE_TO_EDIT).removeprefix("⚠️ "))
-        prompt = clean_prompt(values.get("prompt"), Mode.EDIT)
-        media = await check_media(Mode.EDIT, await _read_output(bot, job), video_filename(job))
-        return JobRequest(
-            mode=Mode.EDIT,
-            prompt=prompt,
-            options=VideoOptions(),
-            origin=origin_of(interaction, source_message_id=source_id),
-            media=media,
-            parent_job_id=job.id,
-            status_message_id=callback.message_id if callback else None,
-        )
-
-    await start_or_explain(bot, interaction, build())
+def edit_answers(job: Job, values: dict[str, str]) -> tuple[str, VideoOptions]:
+    """The Edit form: how the video should change."""
+    return clean_prompt(values.get("prompt"), Mode.EDIT), VideoOptions()
 
 
 class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:delete:(?P<job>\d{1,20})"):
@@ -240,34 +193,19 @@ class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], te
         await interaction.edit_original_response(content=done)
 
 
-RESULT_BUTTONS = (AgainButton, EditButton, DeleteButton)
-
-
 def result_view(job: Job) -> discord.ui.View:
-    """Buttons under a delivered video. Edit only where xAI can edit it (at most 8.7 seconds)."""
+    """Buttons under a delivered video. Edit only where xAI can edit it (at most 8.7 seconds); Extend on every
+    one (a clip outside the 2 to 15 seconds xAI extends is told so when it is clicked)."""
     view = GuardedView(timeout=None)
     view.add_item(AgainButton(job.id))
     if job.video_duration_s is not None and job.video_duration_s <= MAX_EDIT_INPUT_S:
         view.add_item(EditButton(job.id))
+    view.add_item(ExtendButton(job.id))
     view.add_item(DeleteButton(job.id))
     return view
 
 
 # -- when the media is gone --------------------------------------------------------------------------
-
-
-def gone_reason(bot: GrokVideoBot, job: Job) -> str | None:
-    """Why the bot no longer has this job's files, in words (no full stop), or None when it never removed them."""
-    if job.forgotten_at is not None:
-        return FORGOTTEN_TEXT
-    if job.media_purged_at is None:
-        return None
-    if job.deleted_at is not None:
-        return "This video was deleted, and the bot's copy of its files with it"
-    days = bot.settings.retention.keep_days
-    if days is None:  # removed under an earlier MEDIA_RETENTION_DAYS
-        return "This video's files were deleted, as this bot keeps them only for a while"
-    return f"This video's files were deleted after {kept_for(days)}, as this bot keeps them only that long"
 
 
 def why_not_editable(bot: GrokVideoBot, job: Job | None) -> str | None:
@@ -284,12 +222,13 @@ def why_not_editable(bot: GrokVideoBot, job: Job | None) -> str | None:
     return None
 
 
-async def _read_output(bot: GrokVideoBot, job: Job) -> bytes:
-    """The result's file, for an edit of it; gone meanwhile (a sweep between form and submit) says why."""
-    try:
-        if not job.output_path:
-            raise FileNotFoundError
-        return await asyncio.to_thread(Path(job.output_path).read_bytes)
-    except OSError:
-        fresh = await bot.runtime.store.jobs.get(job.id)
-        raise InputError(why_not_editable(bot, fresh) or NO_FILE_TO_EDIT) from None
+class EditButton(FormButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"gv:edit:(?P<job>\d{1,20})"):
+    """Open the Edit form. A form must be the first answer, so only a quick look at the store comes first; once
+    sent, the edit is made from that result's file."""
+
+    action, label, emoji = "edit", "Edit", "✏️"
+    facts = FormFacts(Mode.EDIT, EditResultModal, why_not_editable, NO_FILE_TO_EDIT, edit_answers)
+
+
+# With the Confirm step's (cogs/confirm.py): every button bot.py registers for messages of earlier runs too.
+RESULT_BUTTONS = (AgainButton, EditButton, ExtendButton, DeleteButton, ConfirmButton)

@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from cogs.moderators import require_manage_server
 from services.jobs.wording import safe_echo
+from services.policy.limits import usd
 from services.policy.usage import Period, UsageReport
 from services.policy.usage_chart import render_png_in_thread
 from services.policy.usage_export import export_usage
@@ -87,6 +88,9 @@ def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Emb
     if report.failure_reasons:
         reasons = "\n".join(f"{code}: {count}" for code, count in report.failure_reasons.most_common(8))
         embed.add_field(name="Why jobs failed", value=reasons, inline=True)
+    if report.models:
+        per_model = "\n".join(f"`{m.model}`: {m.jobs} jobs · {m.seconds:g} s · {usd(m.ticks)}" for m in report.models)
+        embed.add_field(name="Spend per model", value=per_model[:1024], inline=False)
     if user is None and report.top_users:
         top = "\n".join(f"<@{u.user_id}>: {u.jobs} jobs · {u.seconds:g} s · ${u.usd:.2f}" for u in report.top_users)
         embed.add_field(name="Top users", value=top, inline=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -13,7 +13,7 @@ from cogs.intake import origin_of, permission_problem, read_media, requester_of,
 from services.jobs.accepting import Quota
 from services.jobs.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, JobRequest
 from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS, InputError, choose_mode, clean_prompt, parse_options
-from services.policy.limits import span_words
+from services.policy.limits import span_words, usd
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
@@ -31,7 +31,8 @@ class VideoCog(commands.Cog):
         video="A video to edit (MP4, up to 8.7 seconds)",
         duration=f"Length in seconds ({MIN_DURATION_S}-{MAX_DURATION_S}); not for edits",
         aspect_ratio="Shape of the video; not for edits",
-        resolution="480p is faster, 720p is sharper; not for edits",
+        resolution="480p is faster, 720p is sharper, 1080p only on the 1.5 models; not for edits",
+        model="Which xAI model (left out: this server's default); edits run on grok-imagine-video",
     )
     @app_commands.choices(
         aspect_ratio=[app_commands.Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS],
@@ -46,6 +47,7 @@ class VideoCog(commands.Cog):
         duration: app_commands.Range[int, MIN_DURATION_S, MAX_DURATION_S] | None = None,
         aspect_ratio: app_commands.Choice[str] | None = None,
         resolution: app_commands.Choice[str] | None = None,
+        model: app_commands.Choice[str] | None = None,
     ) -> None:
         # Acknowledge first, always: Discord gives us 3 seconds, and downloads or probing can take longer.
         callback = await interaction.response.defer(thinking=True)
@@ -57,6 +59,7 @@ class VideoCog(commands.Cog):
             duration=duration,
             aspect_ratio=aspect_ratio.value if aspect_ratio else None,
             resolution=resolution.value if resolution else None,
+            model=model.value if model else None,
             status_message_id=callback.message_id if callback else None,
         )
         await start_or_explain(self.bot, interaction, request)
@@ -71,6 +74,7 @@ class VideoCog(commands.Cog):
         duration: int | None,
         aspect_ratio: str | None,
         resolution: str | None,
+        model: str | None,
         status_message_id: int | None,
     ) -> JobRequest:
         problem = permission_problem(interaction)
@@ -85,6 +89,7 @@ class VideoCog(commands.Cog):
             options=options,
             origin=origin_of(interaction),
             status_message_id=status_message_id,
+            model=model,
         )
         # The server's rules and limits before the download: a refused request costs nobody bandwidth.
         await self.bot.runtime.jobs.screen(request, requester_of(interaction))
@@ -126,10 +131,19 @@ def quota_text(quota: Quota) -> str:
         )
     if policy.server_usd_per_day is not None:
         lines.append(
-            f"💵 This server: ${quota.server_spend_usd:.2f} of its ${policy.server_usd_per_day:.2f} daily budget used."
+            f"💵 This server: {usd(quota.server_spend_ticks)} of its ${policy.server_usd_per_day:.2f} daily budget "
+            "used."
         )
     return "\n".join(lines)
 
 
+def offer_models(command: app_commands.Command[Any, ..., Any], names: tuple[str, ...]) -> None:
+    """``model:``'s choices are the offered models (``XAI_MODELS``), known only once the settings are read; discord.py
+    has no public setter for a parameter's choices, so they are set on the command before the cog is added."""
+    command._params["model"].choices = [app_commands.Choice(name=name, value=name) for name in names[:25]]
+
+
 async def setup(bot: GrokVideoBot) -> None:
-    await bot.add_cog(VideoCog(bot))
+    cog = VideoCog(bot)
+    offer_models(cog.video, bot.runtime.jobs.rules.defaults.catalog.names)
+    await bot.add_cog(cog)

@@ -21,7 +21,7 @@ import aiosqlite
 
 from services.config import DISCORD_REFUSED_LOGIN, DiscordSettings, Settings, XaiSettings
 from services.permissions import VIEW_CHANNEL, missing
-from services.process import instance_lock, proxies
+from services.process import instance_lock, pgtools, proxies
 from services.store.migrations import MIGRATIONS
 from services.store.patience import is_busy
 from services.xai.client import XaiClient
@@ -216,7 +216,7 @@ def _describe(error: BaseException) -> str:
 
 
 async def check_xai(session: aiohttp.ClientSession, settings: XaiSettings, report: Report) -> None:
-    """The key works, and the configured model is one it may use."""
+    """The key works, and every offered model (XAI_MODELS) is one it may use."""
     client = XaiClient(
         session,
         api_key=settings.api_key,
@@ -240,12 +240,15 @@ async def check_xai(session: aiohttp.ClientSession, settings: XaiSettings, repor
     except XaiError as error:
         report.add(False, f"xAI at {settings.base_url}: {error}")
         return
-    if models and settings.model not in models:
+    refused = [name for name in settings.models if models and name not in models]
+    if refused:
         report.add(
-            False, f"xAI: the key works, but it may not use XAI_MODEL={settings.model} (it may use {', '.join(models)})"
+            False,
+            f"xAI: the key works, but it may not use {', '.join(refused)} (in XAI_MODELS; it may use "
+            f"{', '.join(models)})",
         )
         return
-    report.add(True, f"xAI: the key works and may use {settings.model}")
+    report.add(True, f"xAI: the key works and may use {', '.join(settings.models)}")
 
 
 # -- the store ---------------------------------------------------------------------------------------------
@@ -330,5 +333,10 @@ async def run_checks(settings: Settings) -> Report:
             await check_discord(session, settings.discord, report)
     async with proxies.session(reaching=settings.xai.base_url, timeout=timeout) as session:
         await check_xai(session, settings.xai, report)
-    await check_store(settings.database_path, report)
+    if settings.database_url is not None:
+        finding = await pgtools.check_line(settings.database_url.reveal())
+        report.add(finding.ok, finding.line)
+        report.newer_store |= finding.newer
+    else:
+        await check_store(settings.database_path, report)
     return report

@@ -16,8 +16,10 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from services.cluster.shards import ShardPlan, ShardSettingError, shard_plan
 from services.media.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
 from services.policy.guild_policy import LimitDefaults
+from services.xai.catalog import BUILT_IN, CLASSIC, DEFAULT_OFFER, Catalog, CatalogError, build_catalog, parse_prices
 
 T = TypeVar("T")
 
@@ -66,7 +68,8 @@ class Secret:
 class XaiSettings:
     api_key: Secret
     base_url: str = "https://api.x.ai/v1"
-    model: str = "grok-imagine-video"
+    model: str = DEFAULT_OFFER[0]  # the default model: the catalog's first
+    models: tuple[str, ...] = DEFAULT_OFFER  # every offered model (XAI_MODELS), for `check`
     max_requests_per_minute: float = 60.0
     max_concurrent_jobs: int = 15
     job_timeout_s: float = 600.0
@@ -87,6 +90,9 @@ class DiscordSettings:
     # Start-up waits this long after Discord could not be reached, doubling up to retry_max_s.
     retry_first_s: float = 5.0
     retry_max_s: float = 60.0
+    # DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS: the shards this process runs (None: one shard, no sharding).
+    shards: ShardPlan | None = None
+    identify_interval_s: float = 5.0  # Discord's spacing of IDENTIFYs; only the tests' emulator shortens it
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +109,25 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObserveSettings:
+    """How an operator watches the bot: /healthz and /metrics (services/observe/), and the log format."""
+
+    http_port: int | None = None  # HTTP_PORT; None serves nothing
+    http_host: str = "127.0.0.1"  # HTTP_HOST: localhost unless the admin opens it
+    log_format: str = "text"  # LOG_FORMAT: "text" or "json" (one object per line)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     xai: XaiSettings
-    database_path: Path
+    database_path: Path  # the SQLite file; with database_url, where the bot's files (videos) are kept beside
     log_level: str = "INFO"
     discord: DiscordSettings | None = None
     limits: LimitDefaults = field(default_factory=LimitDefaults)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     env_file: Path | None = None  # the .env that was read, if any (start-up logs it)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
+    database_url: Secret | None = None  # DATABASE_URL: the store in PostgreSQL instead (it may hold a password)
 
 
 class _Env:
@@ -246,6 +263,25 @@ def export_proxy_variables(file_values: Mapping[str, str]) -> None:
             os.environ[key] = value
 
 
+def _shards(env: _Env) -> ShardPlan | None:
+    try:
+        return shard_plan(env.text("DISCORD_SHARD_COUNT"), env.text("DISCORD_SHARD_IDS"))
+    except ShardSettingError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _database_url(raw: str | None) -> Secret | None:
+    """PostgreSQL's address, when the store is to live there (never echoed: it may carry a password)."""
+    if raw is None:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")) or not raw.split("://", 1)[1]:
+        raise ConfigError(
+            "DATABASE_URL is not valid: it should be a PostgreSQL URL like postgresql://user:password@host:5432/dbname "
+            "(or leave it unset to keep the store in the SQLite file DATABASE_PATH)"
+        )
+    return Secret(raw)
+
+
 def _database_path(raw: str, relative_to: Path | None) -> Path:
     if "\x00" in raw:
         raise ConfigError(f"DATABASE_PATH={raw!r} is not valid: it should be a file path")
@@ -284,10 +320,12 @@ def load_settings(
         values = {**file_values, **os.environ}
     env = _Env(values)
     api_key = Secret(env.required("XAI_API_KEY", XAI_KEY_HELP))
+    catalog = _catalog(env)
     xai = XaiSettings(
         api_key=api_key,
         base_url=env.url("XAI_BASE_URL", "https://api.x.ai/v1") or "https://api.x.ai/v1",
-        model=env.text("XAI_MODEL", "grok-imagine-video") or "grok-imagine-video",
+        model=catalog.default.name,
+        models=catalog.names,
         max_requests_per_minute=env.number(
             "XAI_MAX_REQUESTS_PER_MINUTE", 60.0, float, 1, "a number of requests per minute, at least 1"
         ),
@@ -313,6 +351,8 @@ def load_settings(
             enable_reply_trigger=env.flag("ENABLE_REPLY_TRIGGER"),
             retry_first_s=retry_first_s,
             retry_max_s=retry_max_s,
+            shards=_shards(env),
+            identify_interval_s=env.number("DISCORD_IDENTIFY_INTERVAL_SECONDS", 5.0, float, 0.0, "a number of seconds"),
         )
     log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -323,12 +363,23 @@ def load_settings(
             env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or "",
             _folder_of(env_file),
         ),
+        database_url=_database_url(env.text("DATABASE_URL")),
         log_level=log_level,
         discord=discord,
-        limits=_limit_defaults(env),
+        limits=_limit_defaults(env, catalog),
         retention=_retention(env),
         env_file=env_file,
+        observe=_observe(env),
     )
+
+
+def _observe(env: _Env) -> ObserveSettings:
+    port = env.number("HTTP_PORT", 0, int, 1, "a port number from 1 to 65535, or empty for none", maximum=65535)
+    log_format = (env.text("LOG_FORMAT", "text") or "text").lower()
+    if log_format not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT={log_format!r} is not valid: it should be text or json")
+    host = env.text("HTTP_HOST", "127.0.0.1") or "127.0.0.1"
+    return ObserveSettings(http_port=port or None, http_host=host, log_format=log_format)
 
 
 def _folder_of(env_file: Path | None) -> Path | None:
@@ -361,7 +412,40 @@ def _retention(env: _Env) -> RetentionSettings:
     return RetentionSettings(keep_days=days or None, sweep_interval_s=minutes * 60)
 
 
-def _limit_defaults(env: _Env) -> LimitDefaults:
+def _catalog(env: _Env) -> Catalog:
+    """The offered models (``XAI_MODELS``, the first the default) and their prices (``XAI_PRICES``, in dollars
+    per second). ``XAI_MODEL`` still names the default model (moved first); the old classic-model prices
+    ``XAI_USD_PER_SECOND_480P`` / ``_720P`` still set grok-imagine-video's, unless ``XAI_PRICES`` does too."""
+    names = [name.strip() for name in (env.text("XAI_MODELS") or ",".join(DEFAULT_OFFER)).split(",")]
+    default = env.text("XAI_MODEL")
+    if default is not None:
+        if env.text("XAI_MODELS") is not None and default not in names:
+            raise ConfigError(f"XAI_MODEL={default!r} is not one of XAI_MODELS: add it there, or leave XAI_MODEL out")
+        if default not in names and default not in BUILT_IN:  # the error below would blame XAI_MODELS, unset
+            raise ConfigError(
+                f"XAI_MODEL names {default}, which the bot does not know: use one of {', '.join(BUILT_IN)}, "
+                "or describe it in XAI_MODELS and XAI_PRICES"
+            )
+        names = [default, *(name for name in names if name != default)]
+    try:
+        prices = parse_prices(env.text("XAI_PRICES"))
+        old = {key: env.text(f"XAI_USD_PER_SECOND_{key.upper()}") for key in ("480p", "720p")}
+        old_set = {key: value for key, value in old.items() if value is not None}
+        if old_set:
+            if CLASSIC in prices:
+                raise ConfigError(
+                    "XAI_USD_PER_SECOND_480P/720P and XAI_PRICES both price grok-imagine-video: keep only XAI_PRICES"
+                )
+            for key in old_set:  # the old check and message
+                env.price(f"XAI_USD_PER_SECOND_{key.upper()}", 0.05, "0.05" if key == "480p" else "0.07")
+            if CLASSIC in names:
+                prices[CLASSIC] = old_set
+        return build_catalog(names, prices)
+    except CatalogError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _limit_defaults(env: _Env, catalog: Catalog) -> LimitDefaults:
     """Every server starts from these; moderators change their own server's with /videoadmin."""
     base = LimitDefaults()
     return LimitDefaults(
@@ -372,6 +456,6 @@ def _limit_defaults(env: _Env) -> LimitDefaults:
         user_active_jobs=env.limit("LIMIT_USER_ACTIVE_JOBS", base.user_active_jobs, int),
         server_videos_per_day=env.limit("LIMIT_SERVER_VIDEOS_PER_DAY", base.server_videos_per_day, int),
         server_usd_per_day=env.limit("LIMIT_SERVER_USD_PER_DAY", base.server_usd_per_day, float),
-        usd_per_second_480p=env.price("XAI_USD_PER_SECOND_480P", base.usd_per_second_480p, "0.05"),
-        usd_per_second_720p=env.price("XAI_USD_PER_SECOND_720P", base.usd_per_second_720p, "0.07"),
+        confirm_usd=env.limit("CONFIRM_ABOVE_USD", base.confirm_usd, float),
+        catalog=catalog,
     )

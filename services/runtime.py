@@ -2,8 +2,9 @@
 
 The bot and the terminal command run the same parts through this (the benchmarks build the same classes
 themselves, to vary their settings). Everything is given what it needs when it is built (the listener too),
-and nothing is started here: the caller starts ``runtime.scheduler`` when it is ready to hear from it, and
-stops it.
+and nothing is started here: the caller starts ``runtime.seat`` when it is ready to hear from it, and stops it.
+The seat decides who runs the scheduler: this process alone (SQLite), or whichever process of a cluster is
+elected (PostgreSQL, given ``links``: services/cluster/seat.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from services.cluster.seat import ClusterLinks, SchedulerSeat, SeatTiming
 from services.config import XaiSettings
 from services.jobs.accepting import JobService
 from services.jobs.listener import JobListener
@@ -41,8 +43,13 @@ class Runtime:
     store: Store
     budget: RequestBudget
     client: XaiClient
-    scheduler: Scheduler
+    seat: SchedulerSeat
     jobs: JobService
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """This process's scheduler (in a cluster, it runs only while this process is elected)."""
+        return self.seat.scheduler
 
 
 @contextlib.asynccontextmanager
@@ -65,8 +72,12 @@ def build_runtime(
     listener: JobListener,
     limits: LimitDefaults | None = None,
     resume_origins: frozenset[str] = frozenset({"discord"}),
+    links: ClusterLinks | None = None,
+    seat_timing: SeatTiming | None = None,
 ) -> Runtime:
-    """Everything needed to run jobs, built and not started; ``listener`` hears every job's progress."""
+    """Everything needed to run jobs, built and not started; ``listener`` hears every job's progress.
+
+    With ``links`` (a PostgreSQL store), the scheduler runs only while this process is the elected leader."""
     budget = RequestBudget(xai.max_requests_per_minute)
     client = XaiClient(
         sessions.xai,
@@ -76,6 +87,14 @@ def build_runtime(
         budget=budget,
         request_timeout_s=xai.request_timeout_s,
     )
+    settings = SchedulerSettings(
+        max_concurrent=xai.max_concurrent_jobs,
+        job_timeout_s=xai.job_timeout_s,
+        max_download_bytes=xai.max_download_bytes,
+        download_hosts=xai_download_hosts(xai.base_url, xai.download_hosts),
+        polling=PolicySettings(max_interval_s=xai.max_poll_interval_s),
+        first_poll_s=xai.first_poll_s,  # where a fresh bot's first poll lands: the policy's prior
+    )
     scheduler = Scheduler(
         store,
         client,
@@ -83,18 +102,12 @@ def build_runtime(
         listener,
         session=sessions.downloads,
         media_dir=store.path.parent / "videos",
-        settings=SchedulerSettings(
-            max_concurrent=xai.max_concurrent_jobs,
-            job_timeout_s=xai.job_timeout_s,
-            max_download_bytes=xai.max_download_bytes,
-            download_hosts=xai_download_hosts(xai.base_url, xai.download_hosts),
-            polling=PolicySettings(max_interval_s=xai.max_poll_interval_s),
-            first_poll_s=xai.first_poll_s,  # where a fresh bot's first poll lands: the policy's prior
-        ),
+        settings=settings,
         resume_origins=resume_origins,
     )
-    jobs = JobService(store, scheduler, ServerRules(store, limits))
-    return Runtime(sessions.downloads, store, budget, client, scheduler, jobs)
+    seat = SchedulerSeat(scheduler, store, links=links, timing=seat_timing)
+    jobs = JobService(store, seat, ServerRules(store, limits))
+    return Runtime(sessions.downloads, store, budget, client, seat, jobs)
 
 
 @contextlib.asynccontextmanager
@@ -106,10 +119,10 @@ async def open_runtime(
     limits: LimitDefaults | None = None,
     resume_origins: frozenset[str] = frozenset({"discord"}),
 ) -> AsyncIterator[Runtime]:
-    """``open_sessions`` and ``build_runtime`` together; the scheduler (if the caller started it) stops on exit."""
+    """``open_sessions`` and ``build_runtime`` together; the seat (if the caller started it) stops on exit."""
     async with open_sessions(xai) as sessions:
         runtime = build_runtime(xai, store, sessions, listener=listener, limits=limits, resume_origins=resume_origins)
         try:
             yield runtime
         finally:
-            await runtime.scheduler.stop()
+            await runtime.seat.stop()

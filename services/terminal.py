@@ -20,9 +20,27 @@ from typing import TextIO
 
 from services.config import Settings
 from services.jobs.listener import DeliveryReceipt
-from services.jobs.models import CancelResult, ErrorCode, Job, JobRequest, JobStatus, MediaInput, Origin
-from services.jobs.validation import InputError, check_media, choose_mode, clean_prompt, parse_options
+from services.jobs.models import (
+    CancelResult,
+    ErrorCode,
+    Job,
+    JobRequest,
+    JobStatus,
+    MediaInput,
+    Mode,
+    Origin,
+    VideoOptions,
+)
+from services.jobs.validation import (
+    InputError,
+    check_media,
+    choose_mode,
+    clean_prompt,
+    parse_extend_seconds,
+    parse_options,
+)
 from services.media import downloading, sizes
+from services.policy.limits import Refused, usd
 from services.process import proxies
 from services.process.startup import open_store
 from services.runtime import open_runtime
@@ -42,13 +60,26 @@ class Exit(IntEnum):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="what the video should show (or how to change the --video)")
+    parser.add_argument(
+        "prompt",
+        nargs="?",
+        default="",
+        help="what the video should show (how to change the --video, how the --extend goes on)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--image", metavar="PATH_OR_URL", help="animate this PNG, JPEG or WebP image")
     source.add_argument("--video", metavar="PATH_OR_URL", help="edit this MP4 (at most 8.7 seconds)")
-    parser.add_argument("--duration", metavar="N", help="length in seconds, 1-15 (not for edits)")
+    source.add_argument("--extend", metavar="PATH_OR_URL", help="continue this MP4 (2 to 15 seconds long)")
+    parser.add_argument(
+        "--duration", metavar="N", help="length in seconds, 1-15; with --extend the seconds added, 2-10"
+    )
     parser.add_argument("--aspect-ratio", metavar="R", help="16:9, 9:16, 1:1, 4:3, 3:4, 3:2 or 2:3 (not for edits)")
-    parser.add_argument("--resolution", metavar="R", help="480p or 720p (not for edits)")
+    parser.add_argument("--resolution", metavar="R", help="480p, 720p, or 1080p on the 1.5 models (not for edits)")
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="an offered model (XAI_MODELS; default: the first); edits use grok-imagine-video",
+    )
     parser.add_argument("--out", metavar="FILE", default="video.mp4", help="where to save the MP4 (video.mp4)")
 
 
@@ -122,15 +153,34 @@ async def _read_input(location: str) -> tuple[bytes, str]:
 
 async def build_request(args: argparse.Namespace) -> JobRequest:
     """Validate everything the person typed; nothing is sent to xAI before this succeeds."""
-    mode = choose_mode(has_image=bool(args.image), has_video=bool(args.video))
+    extending = bool(getattr(args, "extend", None))
+    mode = Mode.EXTEND if extending else choose_mode(has_image=bool(args.image), has_video=bool(args.video))
     prompt = clean_prompt(args.prompt, mode)
-    options = parse_options(mode, duration=args.duration, aspect_ratio=args.aspect_ratio, resolution=args.resolution)
+    if extending:
+        options = _extension_options(args)
+    else:
+        options = parse_options(
+            mode, duration=args.duration, aspect_ratio=args.aspect_ratio, resolution=args.resolution
+        )
     media_input: MediaInput | None = None
-    location = args.image or args.video
+    location = args.image or args.video or getattr(args, "extend", None)
     if location:
         data, name = await _read_input(location)
         media_input = await check_media(mode, data, name)
-    return JobRequest(mode=mode, prompt=prompt, options=options, origin=Origin(kind="cli"), media=media_input)
+    model = getattr(args, "model", None) or None
+    return JobRequest(
+        mode=mode, prompt=prompt, options=options, origin=Origin(kind="cli"), media=media_input, model=model
+    )
+
+
+def _extension_options(args: argparse.Namespace) -> VideoOptions:
+    """``--extend``: only ``--duration`` (the seconds added); the input's shape and resolution carry on."""
+    if args.aspect_ratio or args.resolution:
+        raise InputError(
+            "An extension keeps the video's shape and resolution, so --aspect-ratio and --resolution cannot be set. "
+            "Leave them out and try again."
+        )
+    return VideoOptions(duration=parse_extend_seconds(args.duration))
 
 
 async def generate(args: argparse.Namespace, settings: Settings, stream: TextIO = sys.stderr) -> int:
@@ -143,11 +193,20 @@ async def generate(args: argparse.Namespace, settings: Settings, stream: TextIO 
     out = Path(args.out)
     listener = TerminalListener(out, stream)
     async with (
-        await open_store(settings.database_path) as store,
-        open_runtime(settings.xai, store, listener=listener, resume_origins=frozenset()) as runtime,
+        await open_store(settings.database_path, settings.database_url) as store,
+        open_runtime(
+            settings.xai, store, listener=listener, limits=settings.limits, resume_origins=frozenset()
+        ) as runtime,
     ):
-        accepted = await runtime.jobs.accept(request)
-        listener._say(f"Job {accepted.job.id} accepted ({request.mode.value} to video)")
+        try:
+            quote = await runtime.jobs.quote(request)  # the model it runs on, checked, and its price
+            accepted = await runtime.jobs.accept(request)
+        except Refused as refused:
+            print(f"error: {refused.refusal.reason}", file=stream)
+            return Exit.BAD_INPUT
+        kind = "an extension" if request.mode is Mode.EXTEND else f"{request.mode.value} to video"
+        model = accepted.job.model or quote.request.model
+        listener._say(f"Job {accepted.job.id} accepted ({kind}) on {model}, about {usd(quote.ticks)}")
         try:
             await runtime.scheduler.start()
             outcome = await listener.finished

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+import asyncpg
+
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
@@ -189,6 +191,15 @@ class BotProcess:
     preexec: Callable[[], None] | None = None
     process: BotChild | None = None
     runs: int = 0
+    database_url: str | None = None  # PostgreSQL's (TEST_ENGINE=postgresql), else the SQLite file
+
+    def __post_init__(self) -> None:
+        if self.database_url is not None:
+            _POSTGRES_OF[self.database_path] = self.database_url
+
+    def rig(self) -> BotRig:
+        """The in-process rig with this bot's settings (its store, its environment)."""
+        return BotRig(self.discord, self.xai, self.tmp_path, database_url=self.database_url)
 
     @property
     def database_path(self) -> Path:
@@ -197,7 +208,7 @@ class BotProcess:
     def environment(self) -> dict[str, str]:
         values = {
             "PATH": os.environ.get("PATH", ""),
-            **BotRig(self.discord, self.xai, self.tmp_path).environment(),  # the same settings as in-process tests
+            **self.rig().environment(),  # the same settings as in-process tests
             "XAI_REQUEST_TIMEOUT_SECONDS": "2",
             "LOG_LEVEL": "INFO",
             **HERMETIC,
@@ -284,6 +295,23 @@ def read_jobs(database: Path) -> list[dict[str, object]]:
         connection.close()
 
 
+# A bot's DATABASE_PATH → the PostgreSQL URL its store is really in (TEST_ENGINE=postgresql), for ``jobs_now``.
+_POSTGRES_OF: dict[Path, str] = {}
+
+
 async def jobs_now(database: Path) -> list[dict[str, object]]:
-    """``read_jobs`` off the event loop, so the emulators keep answering meanwhile."""
+    """``read_jobs`` off the event loop, so the emulators keep answering meanwhile (or the rows from PostgreSQL,
+    when the bot of that DATABASE_PATH keeps its store there)."""
+    url = _POSTGRES_OF.get(database)
+    if url is not None:
+        try:
+            connection = await asyncpg.connect(url)
+        except asyncpg.PostgresError:
+            return []
+        try:
+            return [dict(row) for row in await connection.fetch("SELECT * FROM jobs ORDER BY id")]
+        except asyncpg.UndefinedTableError:
+            return []  # the schema is not there yet
+        finally:
+            await connection.close()
     return await asyncio.to_thread(read_jobs, database)

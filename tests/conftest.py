@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests import pgtest
 from tests.botprocess import BotProcess
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
+from tests.pgtest import ENGINES
+from tests.pgtest import store_url as _store_url
 
 # Most of an end-to-end test is waiting (timers, loopback answers, a bot process starting), so the suite runs
 # in more workers than there are cores: measured on 2 cores, 8 workers beat 4 and 12.
@@ -31,6 +34,36 @@ def _test_files(path: Path) -> int:
     return 1 if path.is_file() else 0
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: about SQLite itself; skipped when TEST_ENGINE=postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass (TEST_ENGINE=postgresql) skips what is SQLite's own and what ran on both engines."""
+    if pgtest.engine() != "postgresql":
+        return
+    own = pytest.mark.skip(reason="about SQLite itself: run in the SQLite pass")
+    both = pytest.mark.skip(reason="runs on both engines in the SQLite pass already")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(own)
+        elif "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(both)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once per store engine (PostgreSQL: see tests/pgtest.py)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def store_url(engine: str) -> AsyncIterator[str | None]:
+    """``Store.open(path, url=store_url)``: the SQLite file at ``path``, or a fresh PostgreSQL schema."""
+    async with _store_url(engine) as url:
+        yield url
+
+
 @pytest.fixture
 async def xai() -> AsyncIterator[XaiEmulator]:
     async with XaiEmulator(generation_s=0.3) as emulator:
@@ -45,15 +78,18 @@ async def discord_emu() -> AsyncIterator[DiscordEmulator]:
 
 
 @pytest.fixture
-def rig(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> BotRig:
-    return BotRig(discord_emu, xai, tmp_path)
+async def rig(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotRig]:
+    """The bot in this process, on TEST_ENGINE's store (SQLite unless it says postgresql)."""
+    async with pgtest.store_url() as url:
+        yield BotRig(discord_emu, xai, tmp_path, database_url=url)
 
 
 @pytest.fixture
 async def bot(discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
     """A real ``python bot.py`` wired to the emulators, not yet started; stopped (quietly) after the test."""
-    process = BotProcess(discord_emu, xai, tmp_path)
-    try:
-        yield process
-    finally:
-        await process.stop_quietly()
+    async with pgtest.store_url() as url:
+        process = BotProcess(discord_emu, xai, tmp_path, database_url=url)
+        try:
+            yield process
+        finally:
+            await process.stop_quietly()

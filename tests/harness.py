@@ -28,6 +28,11 @@ class BotRig:
     xai: XaiEmulator
     tmp_path: Path
     bot: GrokVideoBot | None = None
+    database_url: str | None = None  # PostgreSQL's (TEST_ENGINE=postgresql), else the SQLite file below
+
+    async def open_store(self) -> Store:
+        """The rig's store, opened beside the bot (or without it), on whichever engine the rig runs."""
+        return await Store.open(self.database_path, url=self.database_url)
 
     @property
     def database_path(self) -> Path:
@@ -45,11 +50,13 @@ class BotRig:
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "DEV_GUILD_ID": str(self.discord.guild_id),
             "DATABASE_PATH": str(self.database_path),
+            **({"DATABASE_URL": self.database_url} if self.database_url else {}),
             # Most tests make many videos as one person; the limits' own tests set these.
             "LIMIT_USER_VIDEOS": "0",
             "LIMIT_USER_ACTIVE_JOBS": "0",
             "LIMIT_SERVER_VIDEOS_PER_DAY": "0",
             "LIMIT_SERVER_USD_PER_DAY": "0",
+            "CONFIRM_ABOVE_USD": "0",  # the Confirm step's own tests (test_confirm_e2e.py) set it
         }
         values.update(overrides)
         return values
@@ -66,7 +73,8 @@ class BotRig:
         settings = load_settings(self.environment(**overrides))
         if adjust is not None:
             settings = adjust(settings)
-        store = await Store.open(settings.database_path)
+        url = settings.database_url.reveal() if settings.database_url is not None else None
+        store = await Store.open(settings.database_path, url=url)
         try:
             async with open_sessions(settings.xai) as sessions:
                 bot = GrokVideoBot(

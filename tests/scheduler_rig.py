@@ -26,7 +26,9 @@ from services.scheduler.poll_policy import PolicySettings
 from services.scheduler.settings import Clocks, SchedulerSettings
 from services.store.store import Store
 from services.xai.budget import RequestBudget
+from services.xai.catalog import CLASSIC, build_catalog
 from services.xai.client import XaiClient
+from tests import pgtest
 from tests.emulators.xai_emulator import XaiEmulator
 
 
@@ -141,11 +143,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def open_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def open_rig(tmp_path: Path, engine: str | None = None) -> AsyncIterator[Rig]:
+    """The rig on ``engine``'s store (``sqlite`` or ``postgresql``; by default TEST_ENGINE's, see tests/pgtest.py)."""
     async with (
         XaiEmulator(generation_s=0.3) as xai,
         aiohttp.ClientSession() as session,
-        await Store.open(tmp_path / "jobs.sqlite3") as store,
+        pgtest.store_url(engine) as url,
+        await Store.open(tmp_path / "jobs.sqlite3", url=url) as store,
     ):
         rig = Rig(xai, store, RecordingListener(), session, tmp_path, RequestBudget(6000))
         try:
@@ -156,9 +160,14 @@ async def open_rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def unlimited_service(store: Store, scheduler: Scheduler) -> JobService:
-    """The scheduler's tests are about the scheduler: no server limits in the way."""
+    """The scheduler's tests are about the scheduler: no server limits in the way, and one model (the classic one,
+    whose prices their figures are in; the models' own tests are tests/test_models_*.py)."""
     unlimited = LimitDefaults(
-        user_videos=None, user_active_jobs=None, server_videos_per_day=None, server_usd_per_day=None
+        user_videos=None,
+        user_active_jobs=None,
+        server_videos_per_day=None,
+        server_usd_per_day=None,
+        catalog=build_catalog([CLASSIC], {}),
     )
     return JobService(store, scheduler, ServerRules(store, unlimited))
 

@@ -59,6 +59,7 @@ async def test_cancel_between_429_retries_sends_no_retry(rig: Rig) -> None:
     assert len(rig.xai.submits()) == 1 and not rig.xai.jobs
 
 
+@pytest.mark.sqlite_only  # holds the SQLite file's write lock
 async def test_cancel_between_admission_and_the_wire_sends_nothing(rig: Rig, tmp_path: Path) -> None:
     """Admitted while another program holds the database: the Cancel lands before the submit could be sent."""
     job = await rig.store.jobs.create(text_request())

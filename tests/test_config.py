@@ -17,7 +17,13 @@ def test_defaults_follow_the_documented_limits() -> None:
     """Unset values take the seed's limits: 60 requests a minute, 15 jobs at once, 10 minutes."""
     settings = load_settings(BASE)
     assert settings.xai.base_url == "https://api.x.ai/v1"
-    assert settings.xai.model == "grok-imagine-video"
+    assert settings.xai.model == "grok-imagine-video-1.5-lite"  # the cheapest, as xAI recommends for simple clips
+    assert settings.limits.catalog.names == (
+        "grok-imagine-video-1.5-lite",
+        "grok-imagine-video-1.5",
+        "grok-imagine-video",
+    )
+    assert settings.limits.confirm_usd == 0.5
     assert (settings.xai.max_requests_per_minute, settings.xai.max_concurrent_jobs) == (60, 15)
     assert settings.xai.job_timeout_s == 600
     assert str(settings.database_path).startswith("data")
@@ -175,5 +181,5 @@ def test_a_price_of_zero_or_less_is_refused(name: str, value: str) -> None:
         f"{name}={value!r} is not valid: it should be a price in US dollars per second of video, more than 0, "
         f"like {'0.05' if name.endswith('480P') else '0.07'}"
     )
-    limits = load_settings({**BASE, name: "0.001"}).limits  # a tiny price is still a price
-    assert 0.001 in (limits.usd_per_second_480p, limits.usd_per_second_720p)
+    limits = load_settings({**BASE, name: "0.001"}).limits  # a tiny price is still a price: the classic model's
+    assert 10_000_000 in limits.catalog.spec("grok-imagine-video").ticks_per_second.values()

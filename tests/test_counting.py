@@ -15,20 +15,20 @@ from pathlib import Path
 import pytest
 
 from services.jobs.listener import DeliveryError, DeliveryReceipt
-from services.jobs.models import ErrorCode, Job, JobStatus
+from services.jobs.models import ErrorCode, Job, JobStatus, ticks_to_usd
 from services.policy.guild_policy import GuildPolicy
 from services.policy.usage import job_cost
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import Rig, open_rig, text_request, unlimited_service, wait_for_status
 
 SUBMIT = r"^/v1/videos/generations$"
-POLICY = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
+POLICY = GuildPolicy()  # the rig's jobs record no model: priced as the classic one they are sent to
 ESTIMATE = 0.15  # the rig's jobs: 3 s at 480p, $0.05 a second
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    async with open_rig(tmp_path) as rig:
+async def rig(tmp_path: Path, engine: str) -> AsyncIterator[Rig]:
+    async with open_rig(tmp_path, engine) as rig:
         yield rig
 
 
@@ -38,7 +38,7 @@ async def _counted(rig: Rig, job: Job) -> tuple[int, float, float]:
     spend = await rig.store.usage.spend_total(1, 0, POLICY)
     stored = await rig.store.jobs.get(job.id)
     assert stored is not None
-    return count, round(spend, 4), round(job_cost(stored, POLICY)[0], 4)
+    return count, round(ticks_to_usd(spend), 4), round(ticks_to_usd(job_cost(stored, POLICY)[0]), 4)
 
 
 @pytest.mark.parametrize(

@@ -23,12 +23,12 @@ from tests.scheduler_rig import Rig, open_rig, text_request
 
 DAY = 86400.0
 HOUR = 3600.0
-POLICY = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
+POLICY = GuildPolicy()  # the rig's jobs record no model: priced as the classic one they are sent to
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    async with open_rig(tmp_path) as rig:
+async def rig(tmp_path: Path, engine: str) -> AsyncIterator[Rig]:
+    async with open_rig(tmp_path, engine) as rig:
         yield rig
 
 
@@ -49,7 +49,7 @@ async def test_a_job_that_waited_through_an_outage_counts_on_the_day_it_was_sent
     assert done.status is JobStatus.DELIVERED and done.request_id in rig.xai.jobs  # sent and billed today
     since = time.time() - DAY
     assert await rig.store.usage.counted_count(1, None, since) == 1
-    assert round(await rig.store.usage.spend_total(1, since, POLICY), 4) == 0.15  # xAI's figure for 3 s
+    assert await rig.store.usage.spend_total(1, since, POLICY) == 1_500_000_000  # xAI's figure for 3 s ($0.15)
     assert done.charged_at is not None and done.charged_at > since
 
 
@@ -64,7 +64,7 @@ async def test_a_finished_job_counts_from_when_it_was_charged(rig: Rig) -> None:
     assert await rig.store.usage.counted_count(1, None, now - DAY) == 1
     uses = await rig.store.usage.counted_uses(1, None, now - DAY)
     assert [round(use.charged_at or 0) for use in uses] == [round(now - 23 * HOUR)]
-    assert round(await rig.store.usage.spend_total(1, now - DAY, POLICY), 4) == 0.15
+    assert await rig.store.usage.spend_total(1, now - DAY, POLICY) == 1_500_000_000  # $0.15
 
 
 async def test_a_job_still_in_the_making_counts_whatever_its_age(rig: Rig) -> None:
@@ -75,7 +75,7 @@ async def test_a_job_still_in_the_making_counts_whatever_its_age(rig: Rig) -> No
     await _aged(rig, job.id, created=time.time() - 2 * DAY)
     assert await rig.store.usage.counted_count(1, 1, time.time() - HOUR) == 1
     assert await rig.store.usage.counted_count(1, None, time.time() - DAY) == 1
-    assert round(await rig.store.usage.spend_total(1, time.time() - DAY, POLICY), 4) == 0.15
+    assert await rig.store.usage.spend_total(1, time.time() - DAY, POLICY) == 1_500_000_000
 
 
 async def test_a_refusal_held_by_an_old_video_in_the_making_names_no_past_moment(rig: Rig) -> None:
@@ -99,5 +99,5 @@ async def test_an_edit_is_estimated_at_720p_until_xai_reports_its_cost(rig: Rig)
     """An edit keeps its input's resolution, which the bot does not record: it is never counted at 480p."""
     edit = JobRequest(Mode.EDIT, "watercolour", VideoOptions(), Origin(guild_id=1, channel_id=2, user_id=1))
     await rig.store.jobs.create(edit)  # waiting in line: counted at its estimate
-    assert round(await rig.store.usage.spend_total(1, 0, POLICY), 4) == round(9 * 0.07, 4)
-    assert POLICY.estimate_usd(Mode.EDIT, None, None) == round(9 * 0.07, 4)
+    assert await rig.store.usage.spend_total(1, 0, POLICY) == 9 * 700_000_000  # 9 s at $0.07
+    assert POLICY.estimate_ticks(None, Mode.EDIT, None, None) == 9 * 700_000_000

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import resource
 
+import pytest
+
 from services.jobs.models import ErrorCode
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator, MessageRecord
@@ -201,6 +203,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
 
 
+@pytest.mark.sqlite_only  # fills the SQLite file's disk
 async def test_a_full_disk_fails_that_job_with_a_message_and_the_bot_carries_on(
     bot: BotProcess, discord_emu: DiscordEmulator, xai: XaiEmulator
 ) -> None:

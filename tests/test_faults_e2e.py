@@ -98,6 +98,7 @@ async def test_a_long_discord_rate_limit_holds_up_no_other_job(rig: BotRig) -> N
         assert job.status is JobStatus.FAILED
 
 
+@pytest.mark.sqlite_only  # locks the SQLite file
 async def test_a_locked_database_delays_jobs_but_loses_none(rig: BotRig, caplog: pytest.LogCaptureFixture) -> None:
     """Another process holds the write lock past busy_timeout: the job's steps wait, then it is delivered once."""
     caplog.set_level(logging.WARNING, logger="services.store.patience")

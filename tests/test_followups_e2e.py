@@ -26,13 +26,14 @@ async def test_animate_with_grok_from_the_context_menu(rig: BotRig) -> None:
         source = await emu.user_message("look at this sky", attachments=[photo], author_id=emu.other_user_id)
         menu = await emu.message_command("Animate with Grok", source.id)
         await _modal_opened(rig, menu)
-        await emu.submit_modal(menu, {"prompt": "clouds drifting", "duration": "4", "aspect_ratio": "1:1"})
+        await emu.submit_modal(menu, {"prompt": "clouds drifting", "duration": "4"})
         posted = await rig.delivered_video()
         job = await rig.wait_until_terminal()
     assert job.status is JobStatus.DELIVERED and job.origin.source_message_id == source.id
     assert posted.message_reference and int(posted.message_reference["message_id"]) == source.id
     body = rig.xai.requests[0].body
-    assert body["duration"] == 4 and body["aspect_ratio"] == "1:1" and body["image"]["url"].startswith("data:image/png")
+    assert body["duration"] == 4 and body["image"]["url"].startswith("data:image/png")
+    assert "aspect_ratio" not in body  # with an image, the video takes the image's shape (xAI ignores the ratio)
 
 
 async def test_edit_video_with_grok_from_the_context_menu(rig: BotRig) -> None:
@@ -140,11 +141,12 @@ async def _deliver_one(rig: BotRig, prompt: str = "a kite") -> tuple[MessageReco
     return posted, job.id
 
 
-async def test_result_buttons_are_again_edit_and_delete(rig: BotRig) -> None:
+async def test_result_buttons_are_again_edit_extend_and_delete(rig: BotRig) -> None:
     """Every delivered video carries buttons bound to its job."""
     async with rig.running():
         posted, job_id = await _deliver_one(rig)
-    assert posted.custom_ids == [f"gv:again:{job_id}", f"gv:edit:{job_id}", f"gv:delete:{job_id}"]
+    ids = [f"gv:again:{job_id}", f"gv:edit:{job_id}", f"gv:extend:{job_id}", f"gv:delete:{job_id}"]
+    assert posted.custom_ids == ids
 
 
 async def test_again_after_a_restart_makes_a_new_job_for_whoever_clicks(rig: BotRig) -> None:

@@ -18,6 +18,8 @@ from services.store.store import Store
 from tests.emulators.xai_emulator import Outcome
 from tests.scheduler_rig import open_rig, text_request, unlimited_service
 
+pytestmark = pytest.mark.sqlite_only  # a full SQLite file (PostgreSQL's disk is the server's)
+
 FULL = "The disk holding the database is full"
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.botprocess import BotProcess, run_command
 from tests.emulators.xai_emulator import XaiEmulator
+
+pytestmark = pytest.mark.sqlite_only  # the SQLite file's instance lock
 
 EXIT_STORE_IN_USE = 75  # the README's exit status for "another bot is using DATABASE_PATH"
 

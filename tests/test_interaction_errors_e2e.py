@@ -119,6 +119,7 @@ def _raise() -> NoReturn:
     raise RuntimeError("an unexpected bug")
 
 
+@pytest.mark.sqlite_only  # locks the SQLite file
 async def test_cancel_is_acknowledged_while_another_program_holds_the_database(rig: BotRig) -> None:
     """Cancel answers Discord at once (an update) even while the store is locked; the cancel lands after."""
     emu = rig.discord
@@ -165,6 +166,7 @@ async def test_cancel_by_a_stranger_is_refused_privately_and_the_job_goes_on(rig
     assert job.status is JobStatus.DELIVERED
 
 
+@pytest.mark.sqlite_only  # locks the SQLite file
 async def test_videoadmin_is_acknowledged_while_another_program_holds_the_database(rig: BotRig) -> None:
     """/videoadmin ban answers Discord before it writes the store, so a locked database cannot make it miss 3 s."""
     emu = rig.discord
@@ -225,8 +227,8 @@ async def test_again_on_a_job_whose_input_is_gone_says_so(rig: BotRig) -> None:
     async with rig.running():
         picture = emu.add_attachment(make_image("PNG"), "sky.png", "image/png")
         posted, job_id = await _deliver_one(rig, image=picture)
-        with sqlite3.connect(rig.database_path) as db:
-            db.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
+        assert rig.bot is not None
+        await rig.bot.runtime.store.database.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
         sent = len(rig.xai.requests)
         click = await emu.click(posted.id, f"gv:again:{job_id}")
         answer = await _answered(rig, click, "no longer have the image")
@@ -256,13 +258,13 @@ async def test_an_animate_form_sent_after_a_restart_reads_the_message_again(rig:
         menu = await emu.message_command("Animate with Grok", source.id)
         await emu.wait_for(lambda: menu.ack_type == MODAL)
     async with rig.running():
-        await emu.submit_modal(menu, {"prompt": "clouds drifting", "duration": "4", "aspect_ratio": "1:1"})
+        await emu.submit_modal(menu, {"prompt": "clouds drifting", "duration": "4"})
         posted = await rig.delivered_video(timeout=10)
         job = await rig.wait_until_terminal()
     assert job.origin.source_message_id == source.id and job.prompt == "clouds drifting"
     assert posted.message_reference and int(posted.message_reference["message_id"]) == source.id
     body = rig.xai.requests[0].body
-    assert body["duration"] == 4 and body["aspect_ratio"] == "1:1"
+    assert body["duration"] == 4 and "aspect_ratio" not in body  # an image's own shape wins
 
 
 async def test_a_form_for_a_message_deleted_meanwhile_says_so(rig: BotRig) -> None:

@@ -21,6 +21,7 @@ from services.policy.limits import (
 )
 from services.policy.usage import job_cost
 from services.store.store import Store
+from services.xai.catalog import usd_to_ticks
 
 
 def _request(user: int = 7, duration: int | None = None, mode: Mode = Mode.TEXT, channel: int = 2) -> JobRequest:
@@ -57,12 +58,12 @@ def test_a_slot_held_by_a_video_still_in_the_making_names_no_moment_in_the_past(
 
 
 def test_next_affordable_spend() -> None:
-    uses = [Use(10.0, False, 0.5), Use(20.0, False, 0.3), Use(30.0, False, 0.1)]
-    assert next_affordable(uses, cost=0.4, budget=1.0, window_s=100, now=50) == 110.0  # once the $0.50 leaves
-    assert next_affordable(uses, cost=0.7, budget=1.0, window_s=100, now=50) == 120.0
-    assert next_affordable(uses, cost=1.5, budget=1.0, window_s=100, now=50) == float("inf")
-    stuck = [Use(-500.0, True, 0.5), *uses[1:]]  # the $0.50 is a video still in the making, sent long ago
-    assert next_affordable(stuck, cost=0.4, budget=1.0, window_s=100, now=50) is None
+    uses = [Use(10.0, False, 50), Use(20.0, False, 30), Use(30.0, False, 10)]  # in ticks (small ones)
+    assert next_affordable(uses, cost=40, budget=100, window_s=100, now=50) == 110.0  # once the 50 leaves
+    assert next_affordable(uses, cost=70, budget=100, window_s=100, now=50) == 120.0
+    assert next_affordable(uses, cost=150, budget=100, window_s=100, now=50) == float("inf")
+    stuck = [Use(-500.0, True, 50), *uses[1:]]  # the 50 is a video still in the making, sent long ago
+    assert next_affordable(stuck, cost=40, budget=100, window_s=100, now=50) is None
 
 
 def test_staff_role_and_manage_server() -> None:
@@ -110,18 +111,19 @@ async def _accept_all(store: Store, policy: GuildPolicy, requests: list[JobReque
     return await asyncio.gather(*(one(request) for request in requests))
 
 
-async def test_twenty_racing_requests_cannot_pass_a_limit_of_five(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+async def test_twenty_racing_requests_cannot_pass_a_limit_of_five(tmp_path: Path, store_url: str | None) -> None:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         results = await _accept_all(store, GuildPolicy(user_videos=5, user_active_jobs=None), [_request()] * 20)
         assert sum(not isinstance(result, Refusal) for result in results) == 5
         assert len(await store.usage.counted_uses(1, 7, 0)) == 5
 
 
-async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
-    """Two connections to one file (as two bot processes would have): SQLite's write lock orders them."""
+async def test_two_processes_racing_share_the_limit(tmp_path: Path, store_url: str | None) -> None:
+    """Two connections to one store (as two bot processes would have): SQLite's write lock orders them, and
+    PostgreSQL's advisory lock taken by every store transaction."""
     path = tmp_path / "jobs.sqlite3"
     policy = GuildPolicy(user_videos=None, user_active_jobs=None, server_videos_per_day=6)
-    async with await Store.open(path) as first, await Store.open(path) as second:
+    async with await Store.open(path, url=store_url) as first, await Store.open(path, url=store_url) as second:
         results = await asyncio.gather(
             _accept_all(first, policy, [_request(user=n) for n in range(10)]),
             _accept_all(second, policy, [_request(user=100 + n) for n in range(10)]),
@@ -131,10 +133,10 @@ async def test_two_processes_racing_share_the_limit(tmp_path: Path) -> None:
         assert len(await first.usage.counted_uses(1, None, 0)) == 6
 
 
-async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -> None:
+async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path, store_url: str | None) -> None:
     """SQLite's sum (the fast path) and the per-job figures (used to tell when) follow one rule."""
-    policy = GuildPolicy(usd_per_second_480p=0.05, usd_per_second_720p=0.07)
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    policy = GuildPolicy()  # jobs with no model recorded are priced as the classic model: $0.05 / $0.07 a second
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         specs = [  # charged: the submit may have reached xAI
             (Mode.TEXT, 5, "480p", "delivered", 3_000_000_000, True),
             (Mode.TEXT, None, "720p", "queued", None, False),
@@ -157,6 +159,6 @@ async def test_the_spend_total_adds_up_the_same_as_the_entries(tmp_path: Path) -
         jobs = await store.usage.in_guild(1)
     # $0.30 reported + 8 s at 720p + 9 s edit at 720p (its resolution is its input's) + $0.10 reported + 4 s at
     # 480p + 6 s at 480p
-    expected = round(0.30 + 0.56 + 0.63 + 0.10 + 0.20 + 0.30, 6)
-    assert round(total, 6) == round(sum(use.usd for use in uses), 6) == expected
-    assert round(sum(job_cost(job, policy)[0] for job in jobs), 6) == expected  # /usage adds up the same
+    expected = usd_to_ticks(0.30 + 0.56 + 0.63 + 0.10 + 0.20 + 0.30)
+    assert total == sum(use.ticks for use in uses) == expected  # in whole ticks: sums never drift
+    assert sum(job_cost(job, policy)[0] for job in jobs) == expected  # /usage adds up the same

@@ -104,7 +104,9 @@ async def test_videos_per_server_per_day(rig: BotRig) -> None:
 async def test_spend_per_server_per_day(rig: BotRig) -> None:
     """Spend counts xAI's figure; a new request is priced before it is accepted."""
     rig.xai.outcomes.append(Outcome(cost_usd_ticks=6_000_000_000))  # $0.60
-    async with rig.running(LIMIT_SERVER_USD_PER_DAY="1", XAI_USD_PER_SECOND_480P="0.05"):
+    async with rig.running(
+        LIMIT_SERVER_USD_PER_DAY="1", XAI_MODELS="grok-imagine-video", XAI_USD_PER_SECOND_480P="0.05"
+    ):
         first = await rig.job(await make_video(rig, "costly", resolution="480p"))
         assert first.cost_usd_ticks == 6_000_000_000
         # 10 s at 480p is about $0.50: $0.60 + $0.50 is over the $1.00 budget.

@@ -203,9 +203,10 @@ async def test_an_edit_input_with_more_frames_than_its_length_can_hold_is_refuse
 
 
 async def test_a_result_longer_than_xai_makes_is_refused(tmp_path: Path) -> None:
-    """A result says 20 s (xAI makes at most 15): refused before decoding; one claiming 3 s but holding 60 too."""
+    """A result says 30 s (xAI makes at most 15, an extension at most 25): refused before decoding; one claiming
+    3 s but holding 60 too."""
     says_so = tmp_path / "long.mp4"
-    says_so.write_bytes(make_mp4(20.0, fps=4, audio=False))
+    says_so.write_bytes(make_mp4(30.0, fps=4, audio=False))
     with pytest.raises(probing.MediaError, match="longer than any video xAI makes"):
         await probing.check_result_video(says_so)
     lies = tmp_path / "lies.mp4"

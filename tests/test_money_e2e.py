@@ -47,7 +47,9 @@ async def test_video_and_cancel_in_a_loop_hits_the_servers_dollar_cap(rig: BotRi
     emu = rig.discord
     rig.xai.prompt_outcomes["slow"] = Outcome(kind="never")
     users = [emu.user_id, emu.other_user_id, emu.add_user("third"), emu.add_user("fourth")]
-    async with rig.running(LIMIT_SERVER_USD_PER_DAY="0.5", XAI_USD_PER_SECOND_480P="0.05"):
+    async with rig.running(
+        LIMIT_SERVER_USD_PER_DAY="0.5", XAI_MODELS="grok-imagine-video", XAI_USD_PER_SECOND_480P="0.05"
+    ):
         for n, user in enumerate(users[:3]):
             await cancelled_while_generating(rig, f"slow {n}", user_id=user)
         answer = await refused(rig, "slow 3", user_id=users[3], duration=3, resolution="480p")
@@ -63,6 +65,7 @@ async def test_quota_and_usage_show_the_numbers_the_limits_use(rig: BotRig) -> N
     rig.xai.prompt_outcomes["quick"] = Outcome(generation_s=1.0)
     async with rig.running(
         XAI_MAX_CONCURRENT_JOBS="1",
+        XAI_MODELS="grok-imagine-video",
         XAI_USD_PER_SECOND_480P="0.05",
         LIMIT_USER_VIDEOS="3",
         LIMIT_SERVER_VIDEOS_PER_DAY="10",
@@ -87,7 +90,7 @@ async def test_quota_and_usage_show_the_numbers_the_limits_use(rig: BotRig) -> N
         counted = await store.usage.counted_count(emu.guild_id, None, 0)
         policy = await rig.bot.runtime.jobs.rules.policy(emu.guild_id)
         spend = await store.usage.spend_total(emu.guild_id, 0, policy)
-    assert first and counted == 2 and round(spend, 2) == 0.30
+    assert first and counted == 2 and spend == 3_000_000_000  # $0.30, in ticks
     assert "**2** of your 3 videos per hour left" in quota  # mine: the one generating counts, the waiting one not
     assert "2 of 10 videos in the last 24 hours" in quota and "$0.30 of its $5.00 daily budget" in quota
     assert "**$0.30** spent" in usage and "cancelled: 3" in usage

@@ -59,7 +59,7 @@ def test_clean_prompt_returns_clean_text_or_says_why(text: str | None, mode: Mod
     assert cleaned == cleaned.strip() and cleaned == unicodedata.normalize("NFC", cleaned)
     assert all(ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs") for ch in cleaned)
     assert not any(_invisible(ch) for ch in cleaned)
-    assert cleaned or mode is Mode.IMAGE
+    assert cleaned or mode in (Mode.IMAGE, Mode.EXTEND)  # only these may go without a prompt
     cleaned.encode("utf-8")  # storable and sendable
 
 

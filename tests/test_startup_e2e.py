@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import discord
+import pytest
 
 from bot import invite_permissions
 from tests.botprocess import HERMETIC, run_command
@@ -118,6 +119,7 @@ def test_the_invite_asks_for_exactly_what_delivery_needs() -> None:
     assert invite_permissions() == expected
 
 
+@pytest.mark.sqlite_only  # names the SQLite file
 async def test_start_up_says_which_env_file_it_read(rig: BotRig) -> None:
     """A .env in the working directory is read and named in the log; the environment still wins over it."""
     settings = rig.environment()

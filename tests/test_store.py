@@ -1,4 +1,4 @@
-"""The job store against a real SQLite file."""
+"""The job store against a real SQLite file and a real PostgreSQL database (``store_url``: each engine)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def _request(prompt: str = "a cat surfing", media: MediaInput | None = None) -> 
     )
 
 
-async def test_job_and_its_input_are_written_together(tmp_path: Path) -> None:
+async def test_job_and_its_input_are_written_together(tmp_path: Path, store_url: str | None) -> None:
     """A new job is queued with its options, origin and input bytes on disk."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         image = MediaInput(data=b"\x89PNG fake", mime_type="image/png", filename="cat.png")
         job = await store.jobs.create(_request(media=image))
         assert job.status is JobStatus.QUEUED
@@ -38,20 +38,20 @@ async def test_job_and_its_input_are_written_together(tmp_path: Path) -> None:
         assert await store.jobs.get_input(job.id) == image
 
 
-async def test_jobs_survive_reopening(tmp_path: Path) -> None:
+async def test_jobs_survive_reopening(tmp_path: Path, store_url: str | None) -> None:
     """Closing and reopening the file keeps every job and does not re-run migrations."""
     path = tmp_path / "jobs.sqlite3"
-    async with await Store.open(path) as store:
+    async with await Store.open(path, url=store_url) as store:
         job = await store.jobs.create(_request())
         version = await store.schema_version()
-    async with await Store.open(path) as store:
+    async with await Store.open(path, url=store_url) as store:
         assert (await store.jobs.get(job.id)) is not None
         assert await store.schema_version() == version > 0
 
 
-async def test_transitions_move_forward_only(tmp_path: Path) -> None:
+async def test_transitions_move_forward_only(tmp_path: Path, store_url: str | None) -> None:
     """A backward move is a programming error, refused before touching the database."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         job = await store.jobs.create(_request())
         assert await store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING)
         assert await store.jobs.transition(job.id, JobStatus.SUBMITTING, JobStatus.RUNNING, request_id="r-1")
@@ -61,9 +61,9 @@ async def test_transitions_move_forward_only(tmp_path: Path) -> None:
         assert stored is not None and stored.status is JobStatus.RUNNING and stored.request_id == "r-1"
 
 
-async def test_only_one_of_two_racing_workers_wins_a_transition(tmp_path: Path) -> None:
+async def test_only_one_of_two_racing_workers_wins_a_transition(tmp_path: Path, store_url: str | None) -> None:
     """Each transition is guarded by the expected old status, so a step can never be taken twice."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         job = await store.jobs.create(_request())
         results = await asyncio.gather(
             *(store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING) for _ in range(5))
@@ -71,17 +71,17 @@ async def test_only_one_of_two_racing_workers_wins_a_transition(tmp_path: Path) 
         assert sorted(results) == [False, False, False, False, True]
 
 
-async def test_unknown_fields_are_refused(tmp_path: Path) -> None:
+async def test_unknown_fields_are_refused(tmp_path: Path, store_url: str | None) -> None:
     """Column names never come from callers' whims."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         job = await store.jobs.create(_request())
         with pytest.raises(ValueError, match="not an updatable job field"):
             await store.jobs.update(job.id, status="delivered")  # type: ignore[call-arg]
 
 
-async def test_key_value_settings_round_trip(tmp_path: Path) -> None:
+async def test_key_value_settings_round_trip(tmp_path: Path, store_url: str | None) -> None:
     """The bot's own bookkeeping (like the command hash) is kept between runs."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         assert await store.kv.get("k") is None
         await store.kv.set("k", "one")
         await store.kv.set("k", "two")
@@ -160,9 +160,9 @@ async def test_schema_7_counts_earlier_jobs_from_when_they_were_sent(tmp_path: P
     assert [job.charged_at for job in jobs] == [50.0, 20.0, None, 70.0]
 
 
-async def test_the_counting_rule_reads_the_same_in_sql_and_on_a_job(tmp_path: Path) -> None:
-    """``IN_THE_MAKING`` / ``COUNTED`` rendered for SQLite pick exactly the rows whose jobs say so in Python."""
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+async def test_the_counting_rule_reads_the_same_in_sql_and_on_a_job(tmp_path: Path, store_url: str | None) -> None:
+    """``IN_THE_MAKING`` / ``COUNTED`` rendered as SQL pick exactly the rows whose jobs say so in Python."""
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         for status in JobStatus:
             for charged in (False, True):
                 for ended_at in (None, 5.0):

@@ -17,6 +17,8 @@ from services.store.store import Store
 from tests.botprocess import run_command
 from tests.harness import BotRig
 
+pytestmark = pytest.mark.sqlite_only  # DATABASE_PATH's one-line refusals
+
 COMMANDS = [("run",), ("sync",), ("generate", "a fox"), ("check",)]
 
 

@@ -16,7 +16,7 @@ import pytest
 from services.jobs.models import ErrorCode, JobStatus
 from services.scheduler.fetching import Fetched, ResultFetcher
 from services.xai.answers import PollResult
-from services.xai.bodies import EditRequest, GenerationRequest
+from services.xai.bodies import SubmitRequest
 from services.xai.client import XaiClient
 from services.xai.gate import SubmitGate
 from tests.scheduler_rig import Rig, open_rig, text_request
@@ -39,7 +39,7 @@ class PollBreaksOnce(XaiClient):
 
 
 class SubmitBreaks(XaiClient):
-    async def submit(self, request: GenerationRequest | EditRequest, *, gate: SubmitGate | None = None) -> str:
+    async def submit(self, request: SubmitRequest, *, gate: SubmitGate | None = None) -> str:
         raise RuntimeError("a bug before anything was sent")
 
 

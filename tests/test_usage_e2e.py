@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import discord
 
 from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
-from services.store.store import Store
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig
@@ -44,7 +43,7 @@ class Past:
 async def seed(rig: BotRig, jobs: list[Past]) -> None:
     """Write finished jobs straight into the store, as earlier runs of the bot would have left them."""
     now = time.time()
-    async with await Store.open(rig.database_path) as store:
+    async with await rig.open_store() as store:
         for past in jobs:
             request = JobRequest(
                 mode=past.mode,

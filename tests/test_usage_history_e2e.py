@@ -23,7 +23,7 @@ from services.jobs.models import Job, JobStatus, Mode, Origin, VideoOptions
 from services.policy.guild_policy import LimitDefaults, default_policy
 from services.policy.usage import Period
 from services.policy.usage_export import export_usage
-from services.store.store import Store
+from services.store.postgres import PostgresDatabase
 from tests.emulators.discord_models import DEFAULT_MEMBER_PERMISSIONS
 from tests.harness import BotRig
 from tests.test_limits_e2e import reply, text_of
@@ -35,8 +35,6 @@ PROMPT = "a red fox running through the snow at dawn, mountains behind it"
 
 async def _history(rig: BotRig, count: int) -> None:
     """``count`` finished jobs of this server over the past year, by a few hundred members."""
-    async with await Store.open(rig.database_path):
-        pass  # the schema
     rng = random.Random(7)
     now = time.time()
     rows = []
@@ -60,15 +58,17 @@ async def _history(rig: BotRig, count: int) -> None:
                 created + 60,  # told how it ended, long ago
             )
         )
-    with sqlite3.connect(rig.database_path) as db:
-        db.executemany(
-            """
-            INSERT INTO jobs (created_at, updated_at, guild_id, channel_id, user_id, mode, prompt, duration,
-                              resolution, status, cost_usd_ticks, charged, notified_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            rows,
-        )
+    insert = """
+        INSERT INTO jobs (created_at, updated_at, guild_id, channel_id, user_id, mode, prompt, duration,
+                          resolution, status, cost_usd_ticks, charged, notified_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    async with await rig.open_store() as store:  # the schema, and on PostgreSQL the rows (TEST_ENGINE)
+        if isinstance(store.database, PostgresDatabase):
+            await store.database.execute_many(insert, rows)
+    if rig.database_url is None:
+        with sqlite3.connect(rig.database_path) as db:
+            db.executemany(insert, rows)
     rig.discord.set_user_permissions(rig.discord.guild_id, rig.discord.user_id, MANAGE_SERVER)
 
 

@@ -37,10 +37,12 @@ async def _ended(store: Store, prompt: str, *, charged: bool) -> int:
     return job.id
 
 
-async def test_usage_places_a_job_when_it_was_sent_and_one_in_the_making_today(tmp_path: Path) -> None:
+async def test_usage_places_a_job_when_it_was_sent_and_one_in_the_making_today(
+    tmp_path: Path, store_url: str | None
+) -> None:
     """Asked for 10 days ago: sent 2 days ago (in the 7 days), never sent (out), still generating (in, today)."""
     now = time.time()
-    async with await Store.open(tmp_path / "jobs.sqlite3") as store:
+    async with await Store.open(tmp_path / "jobs.sqlite3", url=store_url) as store:
         sent = await _ended(store, "sent late", charged=True)
         await _aged(store, sent, created=now - 10 * DAY, charged=now - 2 * DAY)
         unsent = await _ended(store, "never sent", charged=False)

@@ -88,7 +88,7 @@ async def test_done_carries_the_url_duration_and_cost(xai: XaiEmulator, session:
     client = client_for(session, xai)
     result = await _poll_until_final(client, await client.submit(TEXT))
     assert isinstance(result, Done) and result.url.split("?")[0].endswith(".mp4")
-    assert result.duration_s == 3 and result.cost_usd_ticks == 3_000_000_000
+    assert result.duration_s == 3 and result.cost_usd_ticks == 2_100_000_000  # 3 s at 720p, $0.07 a second
 
 
 @pytest.mark.parametrize(
@@ -244,4 +244,11 @@ async def test_every_request_takes_a_budget_slot(xai: XaiEmulator, session: aioh
 
 async def test_check_key_lists_the_models(xai: XaiEmulator, session: aiohttp.ClientSession) -> None:
     """The key check proves the key works and names the models it may use."""
+    assert await client_for(session, xai).check_key() == [
+        "grok-imagine-video",
+        "grok-imagine-video-1.5",
+        "grok-imagine-video-1.5-lite",
+        "grok-imagine-video-1.5-preview",
+    ]
+    xai.listed_models = ("grok-imagine-video",)  # a key that may use only the classic model
     assert await client_for(session, xai).check_key() == ["grok-imagine-video"]

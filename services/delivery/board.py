@@ -20,7 +20,7 @@ from typing import Any
 import discord
 
 from services.delivery.places import can_post_in
-from services.delivery.status_texts import CANCELLABLE, done_text, handover_text
+from services.delivery.status_texts import CANCELLABLE, StatusTexts, done_text, handover_text
 from services.jobs.listener import DeliveryReceipt
 from services.jobs.models import Job, JobStatus
 from services.jobs.wording import status_line
@@ -58,6 +58,8 @@ class StatusBoard:
         self.store = store
         self.status_view = status_view
         self.progress_interval_s = progress_interval_s
+        # The status lines; once the runtime exists (bot.py), with each job's estimate and expected start.
+        self.texts: StatusTexts | None = None
         self._tracked: dict[int, _Tracked] = {}
 
     # -- the cogs hand over a status message once the job is accepted --------------------------
@@ -78,7 +80,7 @@ class StatusBoard:
         """Show the job's current state now (used right after accepting it)."""
         job = await self.store.jobs.get(job_id)
         if job is not None and not job.status.is_terminal:
-            self._update_status(job_id, status_line(job, position=position), urgent=True, active=True)
+            self._update_status(job_id, self._line(job, position=position), urgent=True, active=True)
 
     def forget(self, job_id: int) -> None:
         """Stop showing progress for a job (it was cancelled from its status message, or it ended)."""
@@ -141,7 +143,7 @@ class StatusBoard:
                 continue
             job = await self.store.jobs.get(job_id)
             if job is not None and job.status is JobStatus.QUEUED:
-                self._update_status(job_id, status_line(job, position=position), active=True)
+                self._update_status(job_id, self._line(job, position=position), active=True)
 
     async def on_status(self, job: Job) -> None:
         if self._usable(job.id) is None:
@@ -149,12 +151,17 @@ class StatusBoard:
         elapsed = time.time() - job.created_at
         self._update_status(
             job.id,
-            status_line(job, elapsed_s=elapsed),
+            self._line(job, elapsed_s=elapsed),
             urgent=job.status is not JobStatus.RUNNING,
             active=job.status in CANCELLABLE,
         )
 
     # -- inside ----------------------------------------------------------------------------------
+
+    def _line(self, job: Job, *, position: int | None = None, elapsed_s: float | None = None) -> str:
+        if self.texts is None:
+            return status_line(job, position=position, elapsed_s=elapsed_s)
+        return self.texts.line(job, position=position, elapsed_s=elapsed_s)
 
     def _usable(self, job_id: int) -> _Tracked | None:
         """The job's status message, unless it is reached through a token with little time left."""

@@ -29,7 +29,7 @@ from services.delivery.places import (
     upload_limit,
     video_filename,
 )
-from services.jobs.listener import DeliveryReceipt
+from services.jobs.listener import DeliveryError, DeliveryReceipt
 from services.jobs.models import Job
 from services.jobs.wording import result_caption, safe_echo
 from services.media.fitting import discard_shrunk_copies, fit, fit_either
@@ -37,6 +37,8 @@ from services.media.fitting import discard_shrunk_copies, fit, fit_either
 log = logging.getLogger(__name__)
 
 ResultView = Callable[[Job], discord.ui.View | None]  # the buttons under a delivered video
+LINK_MARGIN_S = 300.0  # xAI's link is posted only while it has at least this long to live
+MAX_CONTENT_CHARS = 2000  # Discord's limit for a message's text
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,16 @@ class PostingChain:
         self.board = board
         self.result_view = result_view
         self._attempted: set[int] = set()  # jobs whose upload was tried in this run and not confirmed
+        self.retries = 0  # deliveries tried again in this run, and tries that failed: read by /metrics
+        self.failures = 0
 
     async def deliver(self, job: Job, video: Path) -> DeliveryReceipt:
+        self.retries += job.id in self._attempted
         try:
             return await self._deliver(job, video)
+        except Exception:
+            self.failures += 1
+            raise
         finally:
             # A shrunk copy has served once the post that carried it is settled (a retry shrinks again);
             # the original stays, for the buttons and for retention to decide.
@@ -76,13 +84,19 @@ class PostingChain:
                 return found
         self._attempted.add(job.id)
         limit = upload_limit(self.client, job)
-        upload = await fit(job, video, limit)
         took = (job.finished_at or time.time()) - job.created_at
         post = _Post(
-            content=f"<@{job.origin.user_id}> {result_caption(job, took_s=took)}",
+            content=f"<@{job.origin.user_id}> {result_caption(job, took_s=took)}{await self._lineage(job)}",
             embed=video_embed(job),
             view=self.result_view(job),
         )
+        try:
+            upload = await fit(job, video, limit)
+        except DeliveryError as too_big:  # it cannot be shrunk enough: xAI's own link, while it lasts
+            receipt = await self._post_link(job, post, too_big)
+            self._attempted.discard(job.id)
+            await self.board.show_done(job, receipt)
+            return receipt
         try:
             try:
                 message = await self._send_to_channel(job, post, upload, limit)
@@ -149,19 +163,69 @@ class PostingChain:
         dm_file = await fit_either(job, video, upload, DEFAULT_UPLOAD_LIMIT, where="send by DM")
         return await send_dm(self.client, job, post.content, file=dm_file, embed=post.embed)
 
-    async def _find_posted_video(self, job: Job) -> DeliveryReceipt | None:
-        """The bot's own message carrying this job's MP4, in the channel (or followup) or the DM, if any."""
-        name = video_filename(job)
-        since = (job.downloaded_at or job.created_at) - history.CLOCK_SKEW_S
-        for method, channel in await history.places(self.client, job):
-            found = await history.search(
-                self.client, channel, since, lambda m: any(a.filename == name for a in m.attachments)
+    async def _lineage(self, job: Job) -> str:
+        """The "from #N" line under a follow-up (Again, Edit, Extend, a context menu on a result), linking to the
+        video it came from when that was posted; a link never pings."""
+        if job.parent_job_id is None:
+            return ""
+        parent = await self.board.store.jobs.get(job.parent_job_id)
+        url = jump_url(parent) if parent is not None else None
+        return f"\n↪️ from [#{job.parent_job_id}](<{url}>)" if url else f"\n↪️ from #{job.parent_job_id}"
+
+    async def _post_link(self, job: Job, post: _Post, too_big: DeliveryError) -> DeliveryReceipt:
+        """The video is too big to upload anywhere here: post xAI's temporary address of it with its expiry,
+        beside the explanation. No address (or one about to stop working): the job fails with the explanation."""
+        link = await self.board.store.jobs.result_link(job.id)
+        if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
+            raise too_big
+        content = (
+            f"{post.content}\n⚠️ {too_big} Watch or download it from xAI instead: {link.url} "
+            f"(the link stops working <t:{int(link.expires_at)}:R>)."
+        )
+        if len(content) > MAX_CONTENT_CHARS:
+            raise too_big
+        try:
+            message = await channel_of(self.client, job).send(
+                content,
+                embed=post.embed,
+                reference=reply_reference(job),
+                allowed_mentions=mention_of(job),
+                nonce=nonce(job, "l"),
+                view=or_missing(post.view),
             )
+        except discord.Forbidden:
+            log.info("Job %d: no permission to post the link in channel %s; a DM", job.id, job.origin.channel_id)
+            return await send_dm(self.client, job, content, file=None, embed=post.embed)
+        log.info("Job %d: too big to upload; posted xAI's link to it instead", job.id)
+        return DeliveryReceipt("channel", message.channel.id, message.id)
+
+    async def _find_posted_video(self, job: Job) -> DeliveryReceipt | None:
+        """The bot's own message carrying this job's MP4 (or xAI's link to it), in the channel (or followup) or
+        the DM, if any."""
+        name = video_filename(job)
+        link = await self.board.store.jobs.result_link(job.id)
+        since = (job.downloaded_at or job.created_at) - history.CLOCK_SKEW_S
+
+        def carries(message: discord.Message) -> bool:
+            return any(a.filename == name for a in message.attachments) or (
+                link is not None and link.url in message.content
+            )
+
+        for method, channel in await history.places(self.client, job):
+            found = await history.search(self.client, channel, since, carries)
             if found is not None:
                 if method == "channel" and found.webhook_id is not None:
                     method = "followup"
                 return DeliveryReceipt(method, found.channel.id, found.id)
         return None
+
+
+def jump_url(job: Job) -> str | None:
+    """The address of the message that carries a job's video (None when it was never posted, or was deleted)."""
+    if not job.delivered_message_id or not job.delivered_channel_id or job.deleted_at is not None:
+        return None
+    place = "@me" if job.delivery_method == "dm" or job.origin.guild_id is None else job.origin.guild_id
+    return f"https://discord.com/channels/{place}/{job.delivered_channel_id}/{job.delivered_message_id}"
 
 
 def video_embed(job: Job) -> discord.Embed:

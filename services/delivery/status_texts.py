@@ -9,8 +9,15 @@ functions, shared by the delivery adapter and the Cancel button.
 
 from __future__ import annotations
 
-from services.jobs.models import ErrorCode, Job, JobStatus
-from services.jobs.wording import failure_text
+import math
+import time
+from collections.abc import Callable
+
+from services.jobs.models import ErrorCode, Job, JobRequest, JobStatus
+from services.jobs.wording import failure_text, status_line
+from services.policy.limits import usd
+from services.scheduler.loop import Scheduler
+from services.xai.catalog import Catalog
 
 # While a job is in one of these, a Cancel still stops it (before or during generation); once the
 # video is made and on its way, a Cancel could only say it is too late.
@@ -52,3 +59,49 @@ def ending_text(job: Job) -> str:
             return f"✅ Done. The video was posted and has since been deleted. (job #{job.id})"
         return done_text(job.id, job.delivery_method)
     return failure_text(job)
+
+
+# -- the price and the wait, on every status message while the job is alive -------------------------
+
+
+def expected_wait_s(position: int, scheduler: Scheduler) -> float:
+    """How long until the job at ``position`` (1: next) starts: once the free slots are filled, each round of
+    ``max_concurrent`` jobs ahead of it takes a typical generation (the median of recent ones, all kinds)."""
+    most = scheduler.settings.max_concurrent
+    free = max(0, most - scheduler.generating)
+    if position <= free:
+        return 0.0
+    typical = scheduler.policy.history.belief().time_at_survival(0.5)
+    return math.ceil((position - free) / most) * typical
+
+
+def estimate_line(catalog: Catalog, model: str | None, request: JobRequest | Job) -> str:
+    """"💵 About $0.12 on grok-imagine-video-1.5-lite": the model's price for it, before xAI says."""
+    options = request.options
+    ticks = catalog.price_ticks(model, request.mode, options.duration, options.resolution)
+    return f"💵 About {usd(ticks)} on {catalog.spec(model).name}"
+
+
+def wait_words(wait_s: float, now: float) -> str:
+    if wait_s <= 0:
+        return "🕒 should start at once"
+    moment = int(now + wait_s) + 1
+    return f"🕒 expected to start <t:{moment}:R> (at <t:{moment}:t>)"
+
+
+class StatusTexts:
+    """The status line with the job's estimate (and, in line, when it should start) on a second line."""
+
+    def __init__(self, catalog: Catalog, scheduler: Scheduler, wall: Callable[[], float] = time.time) -> None:
+        self._catalog = catalog
+        self._scheduler = scheduler
+        self._wall = wall
+
+    def line(self, job: Job, *, position: int | None = None, elapsed_s: float | None = None) -> str:
+        text = status_line(job, position=position, elapsed_s=elapsed_s)
+        if job.status.is_terminal:
+            return text
+        extra = estimate_line(self._catalog, job.model, job)
+        if job.status is JobStatus.QUEUED and position is not None:
+            extra += " · " + wait_words(expected_wait_s(position, self._scheduler), self._wall())
+        return f"{text}\n{extra}"

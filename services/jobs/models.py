@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
-RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
+RESOLUTIONS: tuple[str, ...] = ("480p", "720p", "1080p")  # which a model offers: services/xai/catalog.py
 MIN_DURATION_S = 1
 MAX_DURATION_S = 15
 DEFAULT_DURATION_S = 8  # xAI's own default (the OpenAPI document says 8, not 10)
@@ -62,7 +62,7 @@ TERMINAL_STATUSES = frozenset(
 # job that provably never started anything at xAI is handed back (see services/jobs/charging.py for when the
 # flag is cleared). In the rolling windows a job still in the making counts now, whatever its age; a finished
 # one counts from when it was charged (``Job.counts_from``), so a job that waited through an outage counts on
-# the day it was sent. What a counted job costs is priced in Python only (``GuildPolicy.spend_usd``).
+# the day it was sent. What a counted job costs is priced in Python only (``GuildPolicy.spend_ticks``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ COUNTED = Rule((*IN_THE_MAKING.any_of, (CHARGED,)))
 @dataclass(frozen=True, slots=True)
 class Use:
     """One counted job as the limits see it: when it started counting, whether it is still in the making, and
-    what it counts for against spend.
+    what it counts for against spend, in ticks.
 
     ``charged_at`` is when its request last went on the wire to xAI (None: not sent yet, so it will count a
     whole window from the moment it is). A finished job counts in a window from that moment; one still in the
@@ -130,7 +130,7 @@ class Use:
 
     charged_at: float | None
     in_flight: bool
-    usd: float = 0.0
+    ticks: int = 0
 
 
 # Where a job may go from each status. The store refuses anything else.
@@ -216,6 +216,7 @@ class JobRequest:
     media: MediaInput | None = None  # the attachment, already in memory
     parent_job_id: int | None = None  # the job a follow-up (Edit, Again) starts from
     status_message_id: int | None = None  # the message that shows this job's progress
+    model: str | None = None  # the xAI model it runs on, decided at acceptance (services/xai/catalog.py)
 
 
 @dataclass(slots=True)

@@ -24,6 +24,9 @@ from services.media import probing
 DEFAULT_MAX_PROMPT_CHARS = 1000  # leaves room to echo it in a 2000-character Discord message
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # what xAI itself will fetch for an image
 MAX_EDIT_VIDEO_BYTES = 50 * 1024 * 1024
+# An extension (``POST /v1/videos/extensions``) adds 2 to 10 seconds (xAI's default: 6) to a video 2 to 15 s long.
+MIN_EXTEND_S, MAX_EXTEND_S, DEFAULT_EXTEND_S = 2, 10, 6
+MIN_EXTEND_INPUT_S, MAX_EXTEND_INPUT_S = 2.0, 15.0
 
 # Zero-width and bidi-control characters: invisible, so they only ever confuse or hide things.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
@@ -52,7 +55,7 @@ def clean_prompt(text: str | None, mode: Mode, *, max_chars: int = DEFAULT_MAX_P
     cleaned = _INVISIBLE.sub("", text or "")
     cleaned = "".join(ch for ch in cleaned if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
     cleaned = unicodedata.normalize("NFC", cleaned).strip()
-    if not cleaned and mode is not Mode.IMAGE:
+    if not cleaned and mode not in (Mode.IMAGE, Mode.EXTEND):  # an extension may simply go on
         what = "how to change the video" if mode is Mode.EDIT else "the video you want"
         raise InputError(f"Write a prompt that describes {what}, then try again.")
     if len(cleaned) > max_chars:
@@ -106,6 +109,20 @@ def _duration(value: int | str | None, max_duration: int) -> int | None:
     return seconds
 
 
+def parse_extend_seconds(value: int | str | None) -> int:
+    """The seconds an extension adds: 2 to 10, xAI's 6 when none is given."""
+    if value is None or str(value).strip() == "":
+        return DEFAULT_EXTEND_S
+    words = f"An extension adds {MIN_EXTEND_S} to {MAX_EXTEND_S} seconds"
+    try:
+        seconds = int(str(value).strip().removesuffix("s").strip())
+    except ValueError:
+        raise InputError(f"{words}; write a whole number, such as {DEFAULT_EXTEND_S}.") from None
+    if not MIN_EXTEND_S <= seconds <= MAX_EXTEND_S:
+        raise InputError(f"{words}; you asked for {seconds}.")
+    return seconds
+
+
 def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
     if value is None or value.strip() == "":
         return None
@@ -123,6 +140,11 @@ async def check_media(mode: Mode, data: bytes, filename: str) -> MediaInput:
             return MediaInput(data=data, mime_type=image.mime_type, filename=filename)
         if mode is Mode.EDIT:
             await probing.check_edit_video(data, max_seconds=MAX_EDIT_INPUT_S, max_bytes=MAX_EDIT_VIDEO_BYTES)
+            return MediaInput(data=data, mime_type="video/mp4", filename=filename)
+        if mode is Mode.EXTEND:
+            await probing.check_extend_video(
+                data, min_seconds=MIN_EXTEND_INPUT_S, max_seconds=MAX_EXTEND_INPUT_S, max_bytes=MAX_EDIT_VIDEO_BYTES
+            )
             return MediaInput(data=data, mime_type="video/mp4", filename=filename)
     except probing.MediaError as error:
         raise InputError(str(error)) from None

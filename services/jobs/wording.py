@@ -83,4 +83,5 @@ def failure_text(job: Job) -> str:
 def result_caption(job: Job, *, took_s: float | None = None) -> str:
     """The short line under a delivered video (the requester's mention is added by the caller)."""
     took = f" in {clock(took_s)}" if took_s is not None else ""
-    return f"here is your video{took}. ({describe_options(job.mode, job.options)} · job #{job.id})"
+    made_with = f" · made with {job.model}" if job.model else ""  # edits and extensions say the model they went to
+    return f"here is your video{took}. ({describe_options(job.mode, job.options)}{made_with} · job #{job.id})"

@@ -146,3 +146,21 @@ def discord_attachment_hosts(api_base_url: str | None = None) -> AllowedHosts:
 def xai_download_hosts(base_url: str, download_hosts: Iterable[str] = DEFAULT_XAI_DOWNLOAD_HOSTS) -> AllowedHosts:
     """``XAI_DOWNLOAD_HOSTS`` over https, plus the host of ``XAI_BASE_URL``."""
     return _with_base(download_hosts, base_url)
+
+
+# Query parameters that look like they carry a credential: an address with one is never shown to people.
+_SECRET_PARAMETER = re.compile(r"token|key|secret|passw|credential|signature|sig$|auth", re.IGNORECASE)
+
+
+def shareable_link(url: str, allowed: AllowedHosts | None) -> str | None:
+    """``url`` when it may be posted for people to open: a well-formed address on an ``allowed`` host (None:
+    any) with no user name, password or credential-looking query parameter; else None."""
+    try:
+        parsed = parse_address(url)
+    except BadAddress:
+        return None
+    if allowed is not None and allowed.refusal_of(parsed) is not None:
+        return None
+    if any(_SECRET_PARAMETER.search(name) for name in parsed.query):
+        return None
+    return url

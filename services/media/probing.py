@@ -144,9 +144,11 @@ async def check_image(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pix
 
 
 CUT_OFF = "That video is cut off (it ends before it says it does). Attach the whole file."
-# A result is at most MAX_DURATION_S long (an edit keeps its input's length, at most 8.7 s); a little slack
-# for how encoders round. Decoding a result stops, and it is refused as damaged, past this.
-MAX_RESULT_SECONDS = MAX_DURATION_S + 1.0
+# A result is at most MAX_DURATION_S long (an edit keeps its input's length, at most 8.7 s), and an extension
+# at most its input (15 s) and the 10 s it adds; a little slack for how encoders round. Decoding a result
+# stops, and it is refused as damaged, past this.
+MAX_EXTENSION_RESULT_S = 15 + 10
+MAX_RESULT_SECONDS = max(MAX_DURATION_S, MAX_EXTENSION_RESULT_S) + 1.0
 
 
 def probe(
@@ -217,17 +219,17 @@ async def check_result_video(path: Path) -> VideoInfo:
         raise MediaError("The video file is damaged and cannot be played.") from None
 
 
-def _too_long_to_edit(long: decoding.Overlong, max_seconds: float) -> str:
+def _too_long_to_edit(long: decoding.Overlong, max_seconds: float, verb: str = "edit") -> str:
     if long.too_many_frames:
         return (
             f"That video has more frames than {max_seconds:g} seconds can hold (over {decoding.MAX_FPS} a second); "
-            f"xAI can edit at most {max_seconds:g} seconds. Export it again at a normal frame rate and attach it."
+            f"xAI can {verb} at most {max_seconds:g} seconds. Export it again at a normal frame rate and attach it."
         )
     if long.declared_s is not None:
         length = f"is {long.declared_s:.1f} seconds long"
     else:
         length = f"runs longer than {max_seconds:g} seconds (longer than it says it does)"
-    return f"That video {length}; xAI can edit at most {max_seconds:g} seconds. Trim it and attach it again."
+    return f"That video {length}; xAI can {verb} at most {max_seconds:g} seconds. Trim it and attach it again."
 
 
 def _longer_than_xai_makes(long: decoding.Overlong) -> str:
@@ -251,7 +253,33 @@ async def check_edit_video(
     Decoding (which catches a cut-off file) never goes past ``max_seconds``: a file that says it is longer is
     refused before any decoding, one that only turns out longer the moment its frames pass the limit.
     """
-    advice = f"Attach an MP4 video up to {max_seconds:g} seconds long."
+    return await _check_input_video(
+        data, max_seconds=max_seconds, max_bytes=max_bytes, verb="edit", advice=f"up to {max_seconds:g} seconds long"
+    )
+
+
+async def check_extend_video(
+    data: bytes, *, min_seconds: float, max_seconds: float, max_bytes: int = 50 * 1024 * 1024
+) -> VideoInfo:
+    """A video xAI can extend: an MP4 like an edit's, from ``min_seconds`` to ``max_seconds`` long."""
+    info = await _check_input_video(
+        data,
+        max_seconds=max_seconds,
+        max_bytes=max_bytes,
+        verb="extend",
+        advice=f"{min_seconds:g} to {max_seconds:g} seconds long",
+    )
+    if info.duration_s < min_seconds - 0.05:
+        raise MediaError(
+            f"That video is {info.duration_s:.1f} seconds long; xAI can only extend a video of at least "
+            f"{min_seconds:g} seconds. Use a longer clip."
+        )
+    return info
+
+
+async def _check_input_video(data: bytes, *, max_seconds: float, max_bytes: int, verb: str, advice: str) -> VideoInfo:
+    """An input video for an edit or an extension (``verb``), at most ``max_seconds``; ``advice`` is its length."""
+    advice = f"Attach an MP4 video {advice}."
     if not data:
         raise MediaError(f"That video is empty. {advice}")
     if len(data) > max_bytes:
@@ -267,7 +295,7 @@ async def check_edit_video(
             raise MediaError("That video is cut off (the file ends too early). Attach the whole file again.")
         if facts.video_codec not in EDIT_CODECS:
             raise MediaError(
-                f"That video uses the {facts.video_codec} codec; xAI edits H.264, H.265 or AV1 MP4s. {advice}"
+                f"That video uses the {facts.video_codec} codec; xAI {verb}s H.264, H.265 or AV1 MP4s. {advice}"
             )
 
     limit = max_seconds + 0.05
@@ -276,7 +304,7 @@ async def check_edit_video(
             probe, BytesIO(data), len(data), decode_all=True, max_seconds=limit, before_decoding=judge
         )
     except decoding.Overlong as long:
-        raise MediaError(_too_long_to_edit(long, max_seconds)) from None
+        raise MediaError(_too_long_to_edit(long, max_seconds, verb)) from None
     except MediaError:
         raise
     except (av.FFmpegError, ValueError, IndexError):
@@ -285,7 +313,7 @@ async def check_edit_video(
         raise MediaError(f"That video has no frames. {advice}")
     if info.duration_s > limit:
         raise MediaError(
-            f"That video is {info.duration_s:.1f} seconds long; xAI can edit at most {max_seconds:g} seconds. "
+            f"That video is {info.duration_s:.1f} seconds long; xAI can {verb} at most {max_seconds:g} seconds. "
             "Trim it and attach it again."
         )
     return info

@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from services.jobs.models import DEFAULT_DURATION_S, MAX_DURATION_S, RESOLUTIONS, Mode, ticks_to_usd
+from services.jobs.models import MAX_DURATION_S, RESOLUTIONS, Mode
+from services.xai.catalog import DEFAULT_OFFER, Catalog, build_catalog, usd_to_ticks
 
-EDIT_ESTIMATE_S = 9  # an edit's length follows its input (at most 8.7 s): price it as 9 s until xAI says
+DEFAULT_CATALOG = build_catalog(DEFAULT_OFFER, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,8 @@ class LimitDefaults:
     user_active_jobs: int | None = 2
     server_videos_per_day: int | None = 50
     server_usd_per_day: float | None = 10.0
-    usd_per_second_480p: float = 0.05
-    usd_per_second_720p: float = 0.07
+    confirm_usd: float | None = 0.50  # ask before a video dearer than this (None: never)
+    catalog: Catalog = DEFAULT_CATALOG
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,10 @@ class GuildPolicy:
     max_duration: int = MAX_DURATION_S
     default_duration: int | None = None
     default_resolution: str | None = None
-    usd_per_second_480p: float = field(default=0.05, compare=False)
-    usd_per_second_720p: float = field(default=0.07, compare=False)
+    default_model: str | None = None  # None: the bot's default (the first of XAI_MODELS)
+    allowed_models: frozenset[str] = frozenset()  # empty: every offered model
+    confirm_usd: float | None = 0.50  # ask before a video dearer than this (None: never)
+    catalog: Catalog = field(default=DEFAULT_CATALOG, compare=False)  # the models and prices: bot-wide
 
     @property
     def user_window_s(self) -> float:
@@ -61,27 +64,38 @@ class GuildPolicy:
         """A thread counts as its parent channel too, so allowing a channel allows its threads."""
         return not self.channel_ids or any(c in self.channel_ids for c in channel_ids if c is not None)
 
-    def estimate_usd(self, mode: Mode, duration: int | None, resolution: str | None) -> float:
-        """What a video will cost before xAI says: seconds times the per-second price of its resolution.
+    @property
+    def server_ticks_per_day(self) -> int | None:
+        return None if self.server_usd_per_day is None else usd_to_ticks(self.server_usd_per_day)
 
-        An edit keeps its input's resolution, which is not recorded: it is priced at 720p, so an edit is never
-        counted for less than it may cost."""
-        seconds = float(duration or (EDIT_ESTIMATE_S if mode is Mode.EDIT else DEFAULT_DURATION_S))
-        at_720p = resolution == "720p" or (resolution is None and mode is Mode.EDIT)
-        price = self.usd_per_second_720p if at_720p else self.usd_per_second_480p
-        return round(seconds * price, 4)
+    @property
+    def confirm_ticks(self) -> int | None:
+        return None if self.confirm_usd is None else usd_to_ticks(self.confirm_usd)
 
-    def spend_usd(
-        self, cost_usd_ticks: int | None, counted: bool, mode: Mode, duration: int | None, resolution: str | None
-    ) -> float:
+    def allows_model(self, name: str) -> bool:
+        return not self.allowed_models or name in self.allowed_models
+
+    def estimate_ticks(self, model: str | None, mode: Mode, duration: int | None, resolution: str | None) -> int:
+        """What a video will cost before xAI says, in ticks: its model's price (services/xai/catalog.py)."""
+        return self.catalog.price_ticks(model, mode, duration, resolution)
+
+    def spend_ticks(
+        self,
+        cost_usd_ticks: int | None,
+        counted: bool,
+        model: str | None,
+        mode: Mode,
+        duration: int | None,
+        resolution: str | None,
+    ) -> int:
         """What a job counts for against spend: nothing unless it counts (``Job.counted``); then xAI's figure
-        once reported, else the estimate. The one price rule: the spend limit, ``/quota`` and ``/usage`` all
-        price with it (the store's SQL only selects and groups the counted jobs)."""
+        once reported, else its model's estimate. The one price rule: the spend limit, ``/quota`` and ``/usage``
+        all price with it (the store's SQL only selects and groups the counted jobs)."""
         if not counted:
-            return 0.0
+            return 0
         if cost_usd_ticks is not None:
-            return ticks_to_usd(cost_usd_ticks)
-        return self.estimate_usd(mode, duration, resolution)
+            return cost_usd_ticks
+        return self.estimate_ticks(model, mode, duration, resolution)
 
 
 def default_policy(defaults: LimitDefaults) -> GuildPolicy:
@@ -90,7 +104,7 @@ def default_policy(defaults: LimitDefaults) -> GuildPolicy:
 
 
 # The fields a moderator may set, and how each is checked; prices stay bot-wide.
-SETTABLE = frozenset(f.name for f in fields(GuildPolicy)) - {"usd_per_second_480p", "usd_per_second_720p"}
+SETTABLE = frozenset(f.name for f in fields(GuildPolicy)) - {"catalog"}
 
 
 class PolicyError(ValueError):
@@ -100,6 +114,12 @@ class PolicyError(ValueError):
 def apply_overrides(base: GuildPolicy, overrides: dict[str, Any]) -> GuildPolicy:
     """The defaults with a server's stored overrides on top (unknown keys from older versions are ignored)."""
     values = {key: _decode(key, value) for key, value in overrides.items() if key in SETTABLE}
+    # A model the admin stopped offering (XAI_MODELS) falls out of a server's choices rather than breaking them.
+    offered = set(base.catalog.names)
+    if values.get("default_model") not in offered:
+        values.pop("default_model", None)
+    if values.get("allowed_models"):  # all fallen out: kept to the bot's default, not opened to every model
+        values["allowed_models"] = values["allowed_models"] & offered or frozenset({base.catalog.default.name})
     return validate(replace(base, **values))
 
 
@@ -118,6 +138,15 @@ def validate(policy: GuildPolicy) -> GuildPolicy:
         raise PolicyError(f"the default duration must be between 1 and the longest allowed ({policy.max_duration} s)")
     if policy.default_resolution is not None and policy.default_resolution not in RESOLUTIONS:
         raise PolicyError(f"the default resolution must be one of {', '.join(RESOLUTIONS)}")
+    if policy.confirm_usd is not None and policy.confirm_usd <= 0:
+        raise PolicyError("the confirm threshold must be more than $0 (or 0 to never ask)")
+    offered = policy.catalog.names
+    if policy.default_model is not None and policy.default_model not in offered:
+        raise PolicyError(f"the default model must be one of {', '.join(offered)}")
+    if policy.default_model is not None and not policy.allows_model(policy.default_model):
+        raise PolicyError("the default model must be one of the allowed models")
+    if not policy.allowed_models & set(offered) and policy.allowed_models:
+        raise PolicyError(f"at least one offered model must stay allowed ({', '.join(offered)})")
     if not policy.allowed_modes:
         raise PolicyError("at least one kind of video (text, image or edit) must stay allowed")
     return policy
@@ -143,4 +172,6 @@ def _decode(key: str, value: Any) -> Any:
         return frozenset(int(item) for item in value)
     if key == "allowed_modes":
         return frozenset(Mode(item) for item in value)
+    if key == "allowed_models":
+        return frozenset(str(item) for item in value)
     return value

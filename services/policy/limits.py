@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum, auto
 from typing import Protocol
 
-from services.jobs.models import MAX_DURATION_S, JobRequest, Mode, Use
+from services.jobs.models import MAX_DURATION_S, JobRequest, Mode, Use, ticks_to_usd
 from services.policy.guild_policy import GuildPolicy
 
 DAY_S = 24 * 3600.0
@@ -50,6 +50,7 @@ class Limit(StrEnum):
     CHANNEL = auto()  # not one of the server's video channels
     MODE = auto()  # the server turned this kind of video off
     DURATION = auto()  # longer than the server allows
+    MODEL = auto()  # a model this server does not allow, or one that cannot make what was asked
     USER_VIDEOS = auto()  # the member's videos per window
     USER_ACTIVE = auto()  # the member's videos in the making at once
     SERVER_VIDEOS = auto()  # the server's videos per day
@@ -80,7 +81,7 @@ class RecentUse(Protocol):
 
     async def counted_uses(self, guild_id: int, user_id: int | None, since: float) -> list[Use]: ...
 
-    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float: ...
+    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> int: ...
 
     async def active_count(self, guild_id: int, user_id: int) -> int: ...
 
@@ -111,6 +112,8 @@ def screen(policy: GuildPolicy, request: JobRequest, *, banned: bool, parent_cha
                 f"The longest video allowed here is {policy.max_duration} s; ask for {policy.max_duration} s or less.",
             )
         )
+    if request.mode is Mode.EXTEND:
+        return request  # the seconds it adds were asked for, and it keeps its clip's resolution: no defaults
     if duration is None:
         duration = policy.default_duration
         if duration is None and policy.max_duration < MAX_DURATION_S:
@@ -160,25 +163,38 @@ async def check_usage(
             + (SERVERS_FINISHING if frees_at is None else ""),
             frees_at,
         )
-    if policy.server_usd_per_day is not None:
-        cost = policy.estimate_usd(request.mode, request.options.duration, request.options.resolution)
+    budget = policy.server_ticks_per_day
+    if budget is not None:
+        cost = estimate_of(policy, request)
         spent = await history.spend_total(guild_id, now - DAY_S, policy)
-        if spent + cost > policy.server_usd_per_day + 1e-9:
-            if cost > policy.server_usd_per_day:
+        if spent + cost > budget:
+            if cost > budget:
                 return Refusal(
                     Limit.SERVER_SPEND,
-                    f"This video would cost about ${cost:.2f}, more than this server's daily budget of "
-                    f"${policy.server_usd_per_day:.2f}. Ask for a shorter or lower-resolution video.",
+                    f"This video would cost about {usd(cost)}, more than this server's daily budget of "
+                    f"{usd(budget)}. Ask for a shorter, lower-resolution or cheaper-model video.",
                 )
             uses = await history.spend_uses(guild_id, now - DAY_S, policy)
-            affordable_at = next_affordable(uses, cost, policy.server_usd_per_day, DAY_S, now)
+            affordable_at = next_affordable(uses, cost, budget, DAY_S, now)
             return Refusal(
                 Limit.SERVER_SPEND,
-                f"This server has spent ${spent:.2f} of its ${policy.server_usd_per_day:.2f} daily budget, and this "
-                f"video would cost about ${cost:.2f}." + (SERVERS_FINISHING if affordable_at is None else ""),
+                f"This server has spent {usd(spent)} of its {usd(budget)} daily budget, and this "
+                f"video would cost about {usd(cost)}." + (SERVERS_FINISHING if affordable_at is None else ""),
                 affordable_at,
             )
     return None
+
+
+def estimate_of(policy: GuildPolicy, request: JobRequest) -> int:
+    """A request's price in ticks before xAI says: its model's rate (services/xai/catalog.py)."""
+    options = request.options
+    return policy.estimate_ticks(request.model, request.mode, options.duration, options.resolution)
+
+
+def usd(ticks: int) -> str:
+    """Ticks as dollars to read: cents, or tenths of a cent when there are some (an image fee is $0.002)."""
+    dollars = ticks_to_usd(ticks)
+    return f"${dollars:.2f}" if round(dollars, 2) == round(dollars, 3) else f"${dollars:.3f}"
 
 
 # When the slot that would free up belongs to a video still in the making whose window has already passed (it
@@ -217,15 +233,15 @@ def next_free_slot(uses: Sequence[Use], limit: int, window_s: float, now: float)
     return moment
 
 
-def next_affordable(uses: Sequence[Use], cost: float, budget: float, window_s: float, now: float) -> float | None:
+def next_affordable(uses: Sequence[Use], cost: int, budget: int, window_s: float, now: float) -> float | None:
     """For spend that does not fit now: when enough of it leaves the window for ``cost`` to fit (``inf`` when it
     never will), or None when that waits on a video in the making finishing."""
     if cost > budget:
         return float("inf")
-    spent = sum(use.usd for use in uses)
+    spent = sum(use.ticks for use in uses)
     for moment, use in _leaving_order(uses, window_s, now):
-        spent -= use.usd
-        if spent + cost <= budget + 1e-9:
+        spent -= use.ticks
+        if spent + cost <= budget:
             return moment
     return float("inf")  # pragma: no cover - the loop always ends with spent == 0
 

@@ -1,9 +1,9 @@
-"""What a server's members used: totals by outcome, seconds of video, spend, top users, per day.
+"""What a server's members used: totals by outcome, seconds of video, spend, top users, per day, per model.
 
 Pure arithmetic over jobs from the store, plus the CSV export, by the limits' own rules: a job is priced by
-``GuildPolicy.spend_usd`` and placed in time as the limits' windows place it (``Job.counts_at``: when it was
-sent, else asked for; now while it is in the making). The chart lives in ``services.policy.usage_chart`` so
-this module never loads matplotlib.
+``GuildPolicy.spend_ticks`` (xAI's reported cost, else its model's price; summed in ticks) and placed in time
+as the limits' windows place it (``Job.counts_at``: when it was sent, else asked for; now while it is in the
+making). The chart lives in ``services.policy.usage_chart`` so this module never loads matplotlib.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from services.jobs.models import Job, JobStatus
+from services.jobs.models import Job, JobStatus, ticks_to_usd
 from services.policy.guild_policy import GuildPolicy
+from services.xai.catalog import CLASSIC
 
 
 class Period(StrEnum):
@@ -41,19 +42,38 @@ class Period(StrEnum):
         return now - days * 86400.0
 
 
+class _InDollars:
+    """Counted in ticks; ``usd`` is for display."""
+
+    __slots__ = ()
+    ticks: int
+
+    @property
+    def usd(self) -> float:
+        return ticks_to_usd(self.ticks)
+
+
 @dataclass(frozen=True, slots=True)
-class UserUsage:
+class UserUsage(_InDollars):
     user_id: int
     jobs: int
     seconds: float
-    usd: float
+    ticks: int
 
 
 @dataclass(frozen=True, slots=True)
-class DayUsage:
+class DayUsage(_InDollars):
     day: str  # YYYY-MM-DD, UTC
     jobs: int
-    usd: float
+    ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage(_InDollars):
+    model: str  # an old job that recorded none went to the classic model
+    jobs: int
+    seconds: float
+    ticks: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +92,31 @@ class UsageReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     failure_reasons: Counter[str] = field(default_factory=Counter)
     video_seconds: float = 0.0
-    usd_reported: float = 0.0  # what xAI said the jobs cost
-    usd_estimated: float = 0.0  # running jobs, and finished ones xAI gave no figure for
+    ticks_reported: int = 0  # what xAI said the jobs cost
+    ticks_estimated: int = 0  # running jobs, and finished ones xAI gave no figure for
     top_users: list[UserUsage] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     days: list[DayUsage] = field(default_factory=list)
+    models: list[ModelUsage] = field(default_factory=list)  # dearest first
+
+    @property
+    def ticks(self) -> int:
+        return self.ticks_reported + self.ticks_estimated
 
     @property
     def usd(self) -> float:
-        return self.usd_reported + self.usd_estimated
+        return ticks_to_usd(self.ticks)
+
+    @property
+    def usd_estimated(self) -> float:
+        return ticks_to_usd(self.ticks_estimated)
 
 
-def job_cost(job: Job, policy: GuildPolicy) -> tuple[float, bool]:
-    """(dollars, estimated?) for one job, by the rule the spend limit uses (``GuildPolicy.spend_usd``)."""
+def job_cost(job: Job, policy: GuildPolicy) -> tuple[int, bool]:
+    """(ticks, estimated?) for one job, by the rule the spend limit uses (``GuildPolicy.spend_ticks``)."""
     options, counted = job.options, job.counted
-    dollars = policy.spend_usd(job.cost_usd_ticks, counted, job.mode, options.duration, options.resolution)
-    return dollars, job.cost_usd_ticks is None and counted
+    ticks = policy.spend_ticks(job.cost_usd_ticks, counted, job.model, job.mode, options.duration, options.resolution)
+    return ticks, job.cost_usd_ticks is None and counted
 
 
 def video_seconds(job: Job) -> float:
@@ -104,6 +133,7 @@ def build_report(
     report = UsageReport(period=period, since=period.since(now))
     per_user: dict[int, _Tally] = defaultdict(_Tally)
     per_day: dict[str, _Tally] = defaultdict(_Tally)
+    per_model: dict[str, _Tally] = defaultdict(_Tally)
     for job in jobs:
         cost, estimated = job_cost(job, policy)
         seconds = video_seconds(job)
@@ -113,16 +143,19 @@ def build_report(
             report.failure_reasons[job.error_code or "unknown"] += 1
         report.video_seconds += seconds
         if estimated:
-            report.usd_estimated += cost
+            report.ticks_estimated += cost
         else:
-            report.usd_reported += cost
+            report.ticks_reported += cost
         if job.origin.user_id is not None:
             per_user[job.origin.user_id].add(seconds, cost)
         per_day[_day(job.counts_at(now))].add(seconds, cost)
+        per_model[job.model or CLASSIC].add(seconds, cost)
         if job.status is JobStatus.MODERATED:
             report.rejections.append(Rejection(job.id, job.origin.user_id, job.shown_prompt, job.created_at))
-    ranked = sorted(per_user.items(), key=lambda item: (-item[1].usd, -item[1].jobs, item[0]))
-    report.top_users = [UserUsage(uid, tally.jobs, tally.seconds, tally.usd) for uid, tally in ranked[:top]]
+    ranked = sorted(per_user.items(), key=lambda item: (-item[1].ticks, -item[1].jobs, item[0]))
+    report.top_users = [UserUsage(uid, tally.jobs, tally.seconds, tally.ticks) for uid, tally in ranked[:top]]
+    by_cost = sorted(per_model.items(), key=lambda item: (-item[1].ticks, -item[1].jobs, item[0]))
+    report.models = [ModelUsage(name, tally.jobs, tally.seconds, tally.ticks) for name, tally in by_cost]
     report.rejections.sort(key=lambda r: r.created_at, reverse=True)
     report.days = _fill_days(per_day, report.since, now)
     return report
@@ -132,12 +165,12 @@ def build_report(
 class _Tally:
     jobs: int = 0
     seconds: float = 0.0
-    usd: float = 0.0
+    ticks: int = 0
 
-    def add(self, seconds: float, usd: float) -> None:
+    def add(self, seconds: float, ticks: int) -> None:
         self.jobs += 1
         self.seconds += seconds
-        self.usd += usd
+        self.ticks += ticks
 
 
 def _outcome(job: Job) -> str:
@@ -159,7 +192,7 @@ def _fill_days(per_day: dict[str, _Tally], since: float | None, now: float) -> l
     while day.date() <= last.date():
         key = day.strftime("%Y-%m-%d")
         tally = per_day.get(key, _Tally())
-        days.append(DayUsage(key, tally.jobs, tally.usd))
+        days.append(DayUsage(key, tally.jobs, tally.ticks))
         day += timedelta(days=1)
     return days
 
@@ -170,6 +203,7 @@ CSV_COLUMNS = (
     "user_id",
     "channel_id",
     "mode",
+    "model",
     "duration_s",
     "resolution",
     "status",
@@ -196,12 +230,13 @@ def to_csv(jobs: list[Job], policy: GuildPolicy) -> bytes:
                 job.origin.user_id or "",
                 job.origin.channel_id or "",
                 job.mode.value,
+                job.model or CLASSIC,
                 job.options.duration or "",
                 job.options.resolution or "",
                 job.status.value,
                 job.error_code or "",
                 f"{video_seconds(job):g}",
-                f"{cost:.4f}",
+                f"{ticks_to_usd(cost):.4f}",
                 "yes" if estimated else "no",
                 job.request_id or "",
                 _defuse(job.shown_prompt),

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import asyncpg
 
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, Secret, Settings, env_folders
 from services.process import proxies
+from services.store import postgres
 from services.store.database import NewerSchemaError
 from services.store.patience import is_busy
 from services.store.store import Store
@@ -33,13 +35,67 @@ T = TypeVar("T")
 # -- the store ---------------------------------------------------------------------------------------------
 
 
-async def open_store(path: Path) -> Store:
-    """``Store.open`` with every way it can fail turned into one line (a ConfigError: exit status 78)."""
+async def open_store(
+    path: Path, url: Secret | None = None, *, stop: StopSignal | None = None, backoff: Backoff | None = None
+) -> Store:
+    """``Store.open`` with every way it can fail turned into one line (a ConfigError: exit status 78).
+
+    With ``url`` (DATABASE_URL) the store is PostgreSQL's: a server that cannot be reached yet is waited out
+    like the network at start (one line, then ``backoff``; a stop ends the wait) when ``stop`` is given, and is
+    a ConfigError otherwise. ``path`` is then only where the bot's files are kept.
+    """
+    if url is not None:
+        return await _open_postgres(path, url.reveal(), stop, backoff)
     _refuse_unwritable(path)
     try:
         return await Store.open(path)
     except (NewerSchemaError, sqlite3.DatabaseError, OSError) as error:
         raise ConfigError(_why_not_opened(path, error)) from None
+
+
+async def _open_postgres(path: Path, url: str, stop: StopSignal | None, backoff: Backoff | None) -> Store:
+    while True:
+        try:
+            if stop is None:
+                return await _postgres_store(path, url)
+            return await stop.unless_stopped(_postgres_store(path, url))
+        except Unreachable as unreachable:
+            if stop is None or backoff is None:
+                raise ConfigError(f"{unreachable}; start PostgreSQL or fix DATABASE_URL") from None
+            delay = backoff.next_delay()
+            log.warning("%s; trying again in %s", unreachable, seconds(delay))
+            await stop.sleep(delay)
+
+
+async def _postgres_store(path: Path, url: str) -> Store:
+    """One try; Unreachable when the server is not there (yet), ConfigError when it will not have the bot."""
+    try:
+        return await Store.open(path, url=url)
+    except Exception as error:
+        raise postgres_failure(error, url) from None
+
+
+def postgres_failure(error: Exception, url: str) -> Exception:
+    """What a failure to reach or open PostgreSQL means, as Unreachable (worth another try) or ConfigError (one
+    line saying what to fix; never the password). Anything else is passed back as it was."""
+    where = postgres.where(url)
+    if isinstance(error, OSError | TimeoutError | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
+        return Unreachable(f"Could not reach PostgreSQL at {where} ({reason(error)})")
+    if isinstance(error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+        return ConfigError(
+            f"PostgreSQL at {where} refused to let user {postgres.user(url)!r} in (wrong password, or no such "
+            "user): fix the user and password in DATABASE_URL"
+        )
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return ConfigError(
+            f"PostgreSQL at {where} has no database of that name: create it (createdb) or fix DATABASE_URL"
+        )
+    if isinstance(error, NewerSchemaError):
+        return ConfigError(str(error))
+    if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | ValueError):
+        text = str(error).replace(url, postgres.shown_url(url))
+        return ConfigError(f"The store in PostgreSQL at {where} cannot be opened ({text}); check DATABASE_URL")
+    return error
 
 
 def _why_not_opened(path: Path, error: NewerSchemaError | sqlite3.DatabaseError | OSError) -> str:
@@ -263,5 +319,8 @@ def log_sources(settings: Settings) -> None:
     else:
         folders = " and ".join(str(folder) for folder in env_folders())
         log.info("Settings: no .env file in %s; using the environment only", folders)
-    if str(settings.database_path) != ":memory:":
+    if settings.database_url is not None:
+        url = settings.database_url.reveal()
+        log.info("Store: PostgreSQL at %s (DATABASE_URL)", postgres.shown_url(url))
+    elif str(settings.database_path) != ":memory:":
         log.info("Store: %s", settings.database_path.resolve())

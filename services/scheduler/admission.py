@@ -14,16 +14,19 @@ import logging
 from dataclasses import dataclass, field
 
 from services.jobs import endings
+from services.jobs.attribution import Attribution
 from services.jobs.charging import started_nothing
 from services.jobs.listener import JobListener
 from services.jobs.models import CancelResult, Job, JobStatus, Mode
 from services.jobs.queue import FairQueue
+from services.jobs.validation import DEFAULT_EXTEND_S
 from services.scheduler.context import Context
 from services.scheduler.notices import QueueReports
 from services.scheduler.polltable import Tracked
 from services.scheduler.tracking import Tracking
-from services.xai.bodies import EditRequest, GenerationRequest
+from services.xai.bodies import EditRequest, ExtendRequest, GenerationRequest, SubmitRequest
 from services.xai.budget import RequestBudget
+from services.xai.catalog import CLASSIC
 from services.xai.errors import XaiError, XaiRateLimited
 from services.xai.gate import SubmitCalledOff, SubmitGate
 
@@ -61,6 +64,7 @@ class Admission:
             self._queue.positions, listener, context.tasks.spawn, context.settings, context.clocks
         )
         self._submitting: dict[int, _Submission] = {}
+        self._attribution = Attribution(context.store.kv)
 
     @property
     def waiting(self) -> int:
@@ -222,7 +226,7 @@ class Admission:
             JobStatus.RUNNING,
             request_id=request_id,
             submitted_at=self._c.clocks.wall(),
-            model=self._c.client.model,  # with the mode, resolution and duration: the kind its time is learnt for
+            model=request.model,  # with the mode, resolution and duration: the kind its time is learnt for
         )
         log.info("Job %d submitted to xAI as %s", job_id, request_id)
         if submission.cancel_requested:  # the Cancel came while the request was on the wire: xAI works on it now
@@ -242,15 +246,23 @@ class Admission:
         log.info("Job %d: cancelled before it was sent to xAI", job_id)
         await self._c.steps.cancel(job_id, status, charged=False)
 
-    async def _build_request(self, job: Job) -> GenerationRequest | EditRequest | None:
+    async def _build_request(self, job: Job) -> SubmitRequest | None:
         media_input = await self._c.store.jobs.get_input(job.id) if job.has_media else None
+        # Each job goes to the model it was accepted for (one from before models were stored: the classic one,
+        # which it was priced at), with its requester as a salted hash.
+        model, user = job.model or CLASSIC, await self._attribution.user_of(job.origin)
         if job.mode is Mode.EDIT:
             if media_input is None:
                 return None
-            return EditRequest(prompt=job.prompt, video=media_input)
+            return EditRequest(prompt=job.prompt, video=media_input, model=model, user=user)
+        if job.mode is Mode.EXTEND:  # the video to continue was stored with the job when it was accepted
+            if media_input is None:
+                return None
+            added = job.options.duration or DEFAULT_EXTEND_S
+            return ExtendRequest(prompt=job.prompt, duration=added, video=media_input, model=model, user=user)
         if job.mode is Mode.IMAGE and media_input is None:
             return None
-        return GenerationRequest(prompt=job.prompt, options=job.options, image=media_input)
+        return GenerationRequest(prompt=job.prompt, options=job.options, image=media_input, model=model, user=user)
 
 
 def _owner_key(job: Job) -> tuple[str, int | None]:

@@ -18,9 +18,11 @@ from typing import Any
 from services.jobs import endings
 from services.jobs.listener import DeliveryError, JobListener
 from services.jobs.models import ErrorCode, JobStatus
+from services.media.hosts import shareable_link
 from services.scheduler.context import Context
 from services.scheduler.fetching import FetchFailed, ResultFetcher
 from services.scheduler.retrying import retrying
+from services.store.patience import patiently
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Aftercare:
         await self._c.notices.status(job_id)
         job = await self._c.store.jobs.get(job_id)
         ready_at = job.finished_at if job is not None and job.finished_at else wall()
+        await self._keep_link(job_id, url, ready_at)
         path = self._media_dir / f"job-{job_id}.mp4"
         try:
             fetched = await self.fetcher.fetch(job_id, request_id, url, path, url_age_s=wall() - ready_at)
@@ -79,6 +82,17 @@ class Aftercare:
             video_duration_s=fetched.info.duration_s,
         )
         await self._deliver(job_id)
+
+    async def _keep_link(self, job_id: int, url: str, ready_at: float) -> None:
+        """Keep xAI's address of the video (when it may be shown to people) with its expiry, about a day after
+        xAI made it: the delivery posts it when the file is too big to upload (services/delivery/posting.py)."""
+        link = shareable_link(url, self._c.settings.download_hosts)
+        if link is None:
+            return
+        expires_at = ready_at + self._c.settings.video_url_lifetime_s
+        await patiently(
+            lambda: self._c.store.jobs.keep_result_link(job_id, link, expires_at), what=f"job {job_id} link"
+        )
 
     async def _deliver(self, job_id: int) -> None:
         delays_s = self._c.settings.delivery_retry_delays_s

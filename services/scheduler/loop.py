@@ -36,12 +36,14 @@ from services.scheduler.polltable import job_kind
 from services.scheduler.settings import Clocks, SchedulerSettings
 from services.scheduler.steps import AT_XAI, JobSteps
 from services.scheduler.tasks import TaskRegistry
-from services.scheduler.tracking import Tracking
+from services.scheduler.tracking import DetectionLags, Tracking
 from services.store.store import Store
 from services.xai.budget import RequestBudget
 from services.xai.client import XaiClient
 
 log = logging.getLogger(__name__)
+
+BEAT_S = 5.0  # the loop looks up at least this often, so its heartbeat (``heartbeat_age``) stays fresh when idle
 
 
 class Scheduler:
@@ -68,28 +70,41 @@ class Scheduler:
         self.media_dir = media_dir
         self.settings = settings = settings or SchedulerSettings()
         self.resume_origins = resume_origins  # the terminal resumes nothing; the bot resumes Discord jobs
-        self._clocks = clocks = clocks or Clocks()
+        self._clocks = clocks or Clocks()
+        self._listener = listener
+        self._session = session
+        prior = first_poll_prior(settings.first_poll_s, settings.polling)
+        self.policy = policy or PollPolicy(GenerationHistory(prior), settings.polling)
+        self._build_parts()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.max_generating_seen = 0
+        self._beat_at: float | None = None  # when the loop last went round (monotonic), for /healthz
+
+    def _build_parts(self) -> None:
+        store, client, settings, clocks, listener = self.store, self.client, self.settings, self._clocks, self._listener
         self._tasks = TaskRegistry()
         self._wake = asyncio.Event()
         notices = Notices(store, listener, self._tasks.spawn, settings, clocks)
         steps = JobSteps(store, notices)
         self._context = context = Context(store, client, steps, notices, self._tasks, settings, clocks, self._wake.set)
-        fetcher = ResultFetcher(session, client, settings, clocks)
-        self._aftercare = Aftercare(context, listener, fetcher, media_dir)
-        prior = first_poll_prior(settings.first_poll_s, settings.polling)
-        self.policy = policy or PollPolicy(GenerationHistory(prior), settings.polling)
+        fetcher = ResultFetcher(self._session, client, settings, clocks)
+        self._aftercare = Aftercare(context, listener, fetcher, self.media_dir)
         self._tracking = Tracking(context, self._aftercare, self.policy)
-        self._admission = Admission(context, budget, listener, self._tracking, resume_origins)
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.max_generating_seen = 0
+        self._admission = Admission(context, self.budget, listener, self._tracking, self.resume_origins)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume whatever the store says was in flight, then start the loop."""
+        """Resume whatever the store says was in flight, then start the loop.
+
+        A stopped scheduler may start again (a cluster's leader elected once more): it starts from fresh parts,
+        as a new process would, and from what the store says; only the learnt generation times carry over."""
         if self._loop_task is not None:
             return
+        if self._stopping:
+            self._build_parts()
+            self._stopping = False
         self.media_dir.mkdir(parents=True, exist_ok=True)
         times = await self.store.jobs.generation_times()  # newest first; the history keeps the newest
         self.policy.history.learn((job_kind(t.model, t.mode, t.options), t.seconds) for t in reversed(times))
@@ -114,8 +129,28 @@ class Scheduler:
     # -- what the rest of the bot calls --------------------------------------------------------
 
     def enqueue(self, job: Job) -> None:
-        """A freshly accepted (already stored) job joins the line."""
-        self._admission.enqueue(job)
+        """A freshly accepted (already stored) job joins the line (once: ``take_up`` may have seen it first)."""
+        if not self._admission.holds(job.id):
+            self._admission.enqueue(job)
+
+    async def take_up(self, job_id: int | None = None) -> int:
+        """Jobs another process accepted into the store join the line: ``job_id`` (a wake-up said it was queued),
+        or every waiting job this loop does not hold yet (the backup for a wake-up that was lost). A job taken up
+        twice is harmless: only one ``queued`` to ``submitting`` move wins. Returns how many joined."""
+        if self._stopping:
+            return 0
+        if job_id is not None:
+            found = await self.store.jobs.get(job_id)
+            jobs = [found] if found is not None else []
+        else:
+            jobs = await self.store.jobs.with_status([JobStatus.QUEUED])
+        joined = 0
+        for job in jobs:
+            ours = job.status is JobStatus.QUEUED and job.origin.kind in self.resume_origins
+            if ours and not self._admission.holds(job.id) and not self._stopping:
+                self._admission.enqueue(job)
+                joined += 1
+        return joined
 
     def queue_position(self, job_id: int) -> int | None:
         return self._admission.position(job_id)
@@ -181,8 +216,21 @@ class Scheduler:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the loop last went round; None when it is not running (never started, stopped, or
+        ended by an error it could not outlive)."""
+        if self._loop_task is None or self._loop_task.done() or self._beat_at is None:
+            return None
+        return max(0.0, self._clocks.monotonic() - self._beat_at)
+
+    @property
+    def detection_lags(self) -> DetectionLags:
+        """How late finished videos were noticed (at most), for /metrics."""
+        return self._tracking.lags
+
     async def _run(self) -> None:
         while not self._stopping:
+            self._beat_at = self._clocks.monotonic()
             try:
                 await self._step()
             except asyncio.CancelledError:
@@ -222,4 +270,4 @@ class Scheduler:
         """Wait ``seconds``, or until a part wakes the loop (a slot freed, a poll came back, a job arrived)."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            await asyncio.wait_for(self._wake.wait(), timeout=min(seconds, BEAT_S))

@@ -4,11 +4,18 @@ them stopped together, given a grace period to finish first."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import re
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# The job a task works on ("submit-12", "poll-12", "download-12"...), for every log line written in it and in
+# the tasks it starts (LOG_FORMAT=json names it: services/observe/logformat.py). None outside per-job work.
+CURRENT_JOB: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_job", default=None)
+_PER_JOB = re.compile(r"^[a-z]+-(\d+)$")
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]
 
@@ -23,7 +30,10 @@ class TaskRegistry:
         return iter(list(self._tasks))
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        context = contextvars.copy_context()
+        if (per_job := _PER_JOB.match(name)) is not None:
+            context.run(CURRENT_JOB.set, int(per_job.group(1)))
+        task = asyncio.create_task(coro, name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 
 from services.jobs import endings
 from services.jobs.models import CancelResult, Job, JobStatus
@@ -27,9 +28,25 @@ from services.scheduler.retrying import doubling
 from services.scheduler.steps import AT_XAI
 from services.store.patience import patiently
 from services.xai.answers import Done, Expired, Failed, Moderated, Pending, PollResult
+from services.xai.catalog import CLASSIC
 from services.xai.errors import XaiError, XaiRateLimited
 
 log = logging.getLogger(__name__)
+
+
+class DetectionLags:
+    """How late finished videos were noticed, at most: from the last poll that found each pending to the poll
+    that found it done (xAI says nothing of when it finished). Plain numbers, read by /metrics at scrape time."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.count = 0
+        self.sum_s = 0.0
+        self.recent_s: deque[float] = deque(maxlen=keep)  # for quantiles of the latest ones
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.sum_s += seconds
+        self.recent_s.append(seconds)
 
 
 class Tracking:
@@ -40,6 +57,7 @@ class Tracking:
         self._aftercare = aftercare
         self._policy = policy
         self._table = PollTable()
+        self.lags = DetectionLags()
 
     @property
     def generating(self) -> int:
@@ -54,7 +72,7 @@ class Tracking:
         self._table.add(tracked)
 
     def _kind_of(self, job: Job) -> JobKind:
-        return job_kind(job.model or self._c.client.model, job.mode, job.options)
+        return job_kind(job.model or CLASSIC, job.mode, job.options)  # no model stored: sent before models were
 
     def sent(self, job: Job, request_id: str, started: float, *, quiet: bool, followed_after_restart: bool) -> Tracked:
         """A job xAI just took (at ``started``, on the monotonic clock): the policy says when it is first asked."""
@@ -245,6 +263,8 @@ class Tracking:
 
     async def _video_ready(self, tracked: Tracked, done: Done, asked_at: float) -> None:
         finished_at = self._c.clocks.wall()
+        if tracked.evidence.pending_at is not None:
+            self.lags.add(max(0.0, asked_at - tracked.evidence.pending_at))
         if not tracked.needs_url_only:
             moved = await self._c.steps.move(
                 tracked.job_id,

@@ -4,7 +4,7 @@ Which jobs count is ``models.COUNTED``, rendered here: a job counts while it is 
 generating, or cancelled while xAI still generates it), whatever its age, and, once it is over, for good if it
 was charged: in a rolling window from the moment its request went on the wire (``charged_at``), so a job that
 waited in line through a long outage counts on the day it was sent and billed. The spend queries only select
-and group the counted jobs by what their price depends on; ``GuildPolicy.spend_usd`` prices them
+and group the counted jobs by what their price depends on; ``GuildPolicy.spend_ticks`` prices them
 (services/store/usage.py), the same function ``/usage`` prices each job with.
 
 Every query is two index reads added up: the few jobs in the making (the partial index ``jobs_in_flight``), and
@@ -22,8 +22,8 @@ from services.jobs.models import CHARGED, IN_THE_MAKING
 
 IN_FLIGHT_SQL = IN_THE_MAKING.sql()
 _FINISHED_SINCE = f"{CHARGED.sql()} AND charged_at > ? AND NOT {IN_FLIGHT_SQL}"
-# What a counted job's price depends on (``GuildPolicy.spend_usd``), and the jobs xAI gave no figure for yet.
-PRICED_COLUMNS = "mode, duration, resolution, cost_usd_ticks"
+# What a counted job's price depends on (``GuildPolicy.spend_ticks``), and the jobs xAI gave no figure for yet.
+PRICED_COLUMNS = "model, mode, duration, resolution, cost_usd_ticks"
 _UNPRICED = "cost_usd_ticks IS NULL"
 
 Query = tuple[str, list[Any]]  # SQL and its parameters
@@ -71,17 +71,18 @@ def in_making_query(guild_id: int, user_id: int) -> Query:
 
 
 def spend_query(guild_id: int, since: float) -> Query:
-    """A server's counted jobs of the window, by what prices them: first (None, None, None, 0, the ticks xAI
-    reported for them all), then (mode, duration, resolution, how many, 0) of those xAI gave no figure for yet.
+    """A server's counted jobs of the window, by what prices them: first (None, None, None, None, 0, the ticks xAI
+    reported for them all), then (model, mode, duration, resolution, how many, 0) of those xAI gave no figure for.
     Only those few are grouped (sorted); the reported ticks are added up from the covering indexes alone."""
     reported, params = _added_up("COALESCE(SUM(cost_usd_ticks), 0)", guild_id, None, since)
-    unpriced, unpriced_params = _counted("mode, duration, resolution", guild_id, None, since, where=_UNPRICED)
-    sql = f"""SELECT NULL, NULL, NULL, 0, {reported}
+    grouped = "model, mode, duration, resolution"
+    unpriced, unpriced_params = _counted(grouped, guild_id, None, since, where=_UNPRICED)
+    sql = f"""SELECT NULL, NULL, NULL, NULL, 0, {reported}
               UNION ALL
-              SELECT mode, duration, resolution, COUNT(*), 0 FROM ({unpriced}) GROUP BY mode, duration, resolution"""
+              SELECT {grouped}, COUNT(*), 0 FROM ({unpriced}) AS unpriced GROUP BY {grouped}"""
     return sql, [*params, *unpriced_params]
 
 
 def spend_uses_query(guild_id: int, since: float) -> Query:
-    """``spend_query`` job by job: (mode, duration, resolution, cost_usd_ticks, charged_at, in flight)."""
+    """``spend_query`` job by job: (model, mode, duration, resolution, cost_usd_ticks, charged_at, in flight)."""
     return _counted(f"{PRICED_COLUMNS}, charged_at", guild_id, None, since)

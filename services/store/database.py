@@ -1,13 +1,15 @@
 """One database, behind the few operations the repositories need, so a second engine is one more class.
 
 The repositories (jobs, servers, usage, media, kv) speak only ``Database``: rows out, statements in, and a
-transaction that makes a run of statements one. ``SqliteDatabase`` is today's engine, over aiosqlite; a
-PostgreSQL one (planned) would implement the same Protocol over a pool.
+transaction that makes a run of statements one. ``SqliteDatabase`` (here, over aiosqlite) is the default engine;
+``PostgresDatabase`` (services/store/postgres.py, over an asyncpg pool) the one for several processes.
 
-SQL placeholders are ``?`` (qmark), which sqlite3 takes natively; a PostgreSQL implementation rewrites them to
-``$1..$n`` before it sends a statement (no repository writes ``?`` inside a string literal). The repositories'
-SQL keeps to what both engines accept; the schema (services/store/migrations.py) is the engine's own, and a
-PostgreSQL one would keep its columns, flags as integers (``charged = 1``).
+SQL placeholders are ``?`` (qmark), which sqlite3 takes natively; the PostgreSQL engine rewrites them to
+``$1..$n`` before it sends a statement. The repositories' SQL keeps to what both engines accept: ``ON CONFLICT
+... DO UPDATE / DO NOTHING`` (never ``INSERT OR ...``), no PRAGMA or date functions (times are epoch seconds),
+an alias for every subquery in FROM, and sums cast or converted in Python (PostgreSQL's SUM of integers is a
+``Decimal``). Each engine has its schema (services/store/migrations.py, migrations_pg.py: the same numbered list,
+kept twins by a test), with the same columns, flags as integers (``charged = 1``).
 
 A transaction belongs to the task that opened it: every statement that task runs while it is open, the reads of
 a callback it awaits included (the limits read inside the inserting transaction), is part of it, and every write

@@ -42,6 +42,13 @@ class GenerationTime(NamedTuple):
     seconds: float
 
 
+class ResultLink(NamedTuple):
+    """xAI's temporary address of a finished video, and when it stops working (wall-clock seconds)."""
+
+    url: str
+    expires_at: float
+
+
 class TransitionError(Exception):
     """A caller asked for a move the state machine does not allow (a bug, not a race)."""
 
@@ -82,8 +89,8 @@ class JobRepository:
                 """
                 INSERT INTO jobs (created_at, updated_at, origin, guild_id, channel_id, user_id, source_message_id,
                                   mode, prompt, duration, aspect_ratio, resolution, parent_job_id, status,
-                                  status_message_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  status_message_id, model)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     now,
@@ -101,6 +108,7 @@ class JobRepository:
                     request.parent_job_id,
                     status.value,
                     request.status_message_id,
+                    request.model,
                 ),
             )
             if request.media is not None:
@@ -220,6 +228,27 @@ class JobRepository:
     async def unnotified_endings(self) -> list[Job]:
         """Jobs that ended without a video whose requester has not been told yet (``OWED_NOTICE``)."""
         return await fetch_jobs(self._db, f"WHERE {OWED_NOTICE} ORDER BY j.id")
+
+    # -- a finished video's temporary address, and the job behind a result message ------------------
+
+    async def keep_result_link(self, job_id: int, url: str, expires_at: float) -> None:
+        """xAI's address of the job's video, until ``expires_at``: posted when the file is too big to upload."""
+        await self._db.execute(
+            "UPDATE jobs SET result_url = ?, result_url_expires_at = ? WHERE id = ?", (url, expires_at, job_id)
+        )
+
+    async def result_link(self, job_id: int) -> ResultLink | None:
+        row = await self._db.fetch_one(
+            "SELECT result_url, result_url_expires_at FROM jobs WHERE id = ? AND result_url IS NOT NULL", (job_id,)
+        )
+        if row is None or row["result_url_expires_at"] is None:
+            return None
+        return ResultLink(str(row["result_url"]), float(row["result_url_expires_at"]))
+
+    async def by_delivered_message(self, message_id: int) -> Job | None:
+        """The job whose video a message carries (the bot's result message), if any."""
+        jobs = await fetch_jobs(self._db, "WHERE j.delivered_message_id = ? ORDER BY j.id DESC LIMIT 1", (message_id,))
+        return jobs[0] if jobs else None
 
 
 def _assignments(fields: JobUpdate) -> tuple[str, list[Any]]:

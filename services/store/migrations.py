@@ -158,4 +158,13 @@ MIGRATIONS: tuple[str, ...] = (
     -- the latest learnt generation times, read at every start
     CREATE INDEX jobs_generation ON jobs (id) WHERE generation_s IS NOT NULL;
     """,
+    # 9: xAI's temporary address of a finished video and when it stops working (about 24 h after xAI made it):
+    #    posted instead of the file when the video cannot be shrunk to fit Discord's upload limit. Only an
+    #    address on xAI's allowed hosts, without credentials, is kept. And the job a result message carries,
+    #    found by that message (a context menu used on a bot result records it as the new job's parent).
+    """
+    ALTER TABLE jobs ADD COLUMN result_url TEXT;
+    ALTER TABLE jobs ADD COLUMN result_url_expires_at REAL;
+    CREATE INDEX jobs_delivered_message ON jobs (delivered_message_id) WHERE delivered_message_id IS NOT NULL;
+    """,
 )

@@ -6,6 +6,9 @@ when the disk has no room left. A job step whose write fails either way would ot
 memory while the store still shows the old status, so the job would sit until the next restart.
 Both pass once someone acts (the lock is let go, space is freed), so every step the scheduler records
 goes through ``patiently``, which tries again and, for a full disk, keeps telling the admin what to do.
+
+These are SQLite's errors. On PostgreSQL there is no file lock to wait for (writers queue on row locks inside
+the server), and a full disk is the server's to report: its errors pass through here at once.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The store: the one source of truth, as repositories over one database.
 
-``await Store.open(path)`` opens (and migrates) the SQLite file; ``store.jobs``, ``.servers``, ``.usage``,
-``.media`` and ``.kv`` are the repositories, all over the same ``store.database``.
+``await Store.open(path)`` opens (and migrates) the SQLite file, ``await Store.open(path, url=DATABASE_URL)`` the
+PostgreSQL database instead (``path`` then only says where the bot's files go); ``store.jobs``, ``.servers``,
+``.usage``, ``.media`` and ``.kv`` are the repositories, all over the same ``store.database``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from services.store.database import Database, SqliteDatabase
 from services.store.jobs import JobRepository
 from services.store.kv import KeyValueRepository
 from services.store.media import MediaRepository
+from services.store.postgres import PostgresDatabase, is_postgres_url
 from services.store.servers import ServerRepository
 from services.store.usage import UsageRepository
 
@@ -30,8 +32,18 @@ class Store:
         self.kv = KeyValueRepository(database)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Self:
-        return cls(await SqliteDatabase.open(path))
+    async def open(cls, path: Path | str, *, url: str | None = None) -> Self:
+        """The SQLite file at ``path``, or with ``url`` (``postgresql://...``) that PostgreSQL database."""
+        if url is None:
+            return cls(await SqliteDatabase.open(path))
+        if not is_postgres_url(url):
+            raise ValueError("a database URL starts with postgresql:// or postgres://")
+        return cls(await PostgresDatabase.open(url, path))
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``: what ``check`` and the start-up line name."""
+        return "postgresql" if isinstance(self.database, PostgresDatabase) else "sqlite"
 
     @property
     def path(self) -> Path:

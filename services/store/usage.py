@@ -1,14 +1,14 @@
 """The history the limits, ``/quota`` and ``/usage`` read: which jobs count, from when, and for how much.
 
 The queries are in services/store/counting.py (which jobs count, rendered from ``models.COUNTED``); every
-dollar is priced by ``GuildPolicy.spend_usd``, the one price rule, here and in ``/usage`` alike.
+tick is priced by ``GuildPolicy.spend_ticks`` (by each job's model), the one price rule, here and in ``/usage`` alike.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.jobs.models import IN_THE_MAKING, Job, Mode, Use, ticks_to_usd
+from services.jobs.models import IN_THE_MAKING, Job, Mode, Use
 from services.policy.guild_policy import GuildPolicy
 from services.store import counting
 from services.store.database import Database
@@ -34,21 +34,21 @@ class UsageRepository:
         rows = await self._db.fetch_all(*counting.uses_query(guild_id, user_id, since))
         return [Use(row[0], bool(row[1])) for row in rows]
 
-    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> float:
-        """The dollars a server's counted jobs of the window count for: xAI's figure, else the estimate."""
+    async def spend_total(self, guild_id: int, since: float, policy: GuildPolicy) -> int:
+        """The ticks a server's counted jobs of the window count for: xAI's figure, else their model's estimate."""
         reported, *unpriced = await self._db.fetch_all(*counting.spend_query(guild_id, since))
         estimated = sum(
-            jobs * policy.spend_usd(None, True, Mode(mode), duration, resolution)
-            for mode, duration, resolution, jobs, _ in unpriced
+            jobs * policy.spend_ticks(None, True, model, Mode(mode), duration, resolution)
+            for model, mode, duration, resolution, jobs, _ in unpriced
         )
-        return ticks_to_usd(reported[4]) + float(estimated)
+        return int(reported[5]) + int(estimated)
 
     async def spend_uses(self, guild_id: int, since: float, policy: GuildPolicy) -> list[Use]:
         """``spend_total`` job by job (only needed to tell when enough spend leaves the window)."""
         rows = await self._db.fetch_all(*counting.spend_uses_query(guild_id, since))
         return [
-            Use(charged_at, bool(in_flight), policy.spend_usd(ticks, True, Mode(mode), duration, resolution))
-            for mode, duration, resolution, ticks, charged_at, in_flight in rows
+            Use(charged_at, bool(in_flight), policy.spend_ticks(ticks, True, model, Mode(mode), duration, resolution))
+            for model, mode, duration, resolution, ticks, charged_at, in_flight in rows
         ]
 
     async def active_count(self, guild_id: int, user_id: int) -> int:

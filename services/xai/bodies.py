@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.jobs.models import MediaInput, VideoOptions
+from services.xai.catalog import CLASSIC as CLASSIC_MODEL  # the only model that edits and extends
 
 MEDIA_SLICE = 3 * 128 * 1024  # media bytes per base64 piece: a multiple of 3, so the pieces join exactly
 
@@ -25,6 +26,8 @@ class GenerationRequest:
     options: VideoOptions
     image: MediaInput | None = None
     image_url: str | None = None
+    model: str = CLASSIC_MODEL  # each job goes to its own model (services/xai/catalog.py)
+    user: str | None = None  # a salted hash of the requester (services/xai/attribution.py), never their id
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +37,61 @@ class EditRequest:
     prompt: str
     video: MediaInput | None = None
     video_url: str | None = None
+    model: str = CLASSIC_MODEL
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendRequest:
+    """Continue a video from its last frame by ``duration`` seconds (2 to 10); the prompt may be empty.
+    Like an edit, it keeps the input's shape and resolution, so there are no other options."""
+
+    prompt: str
+    duration: int
+    video: MediaInput | None = None
+    video_url: str | None = None
+    model: str = CLASSIC_MODEL
+    user: str | None = None
+
+
+SubmitRequest = GenerationRequest | EditRequest | ExtendRequest
+_WITH_VIDEO = (EditRequest, ExtendRequest)  # the requests whose media is a video
 
 
 def data_uri(media: MediaInput) -> str:
     return f"data:{media.mime_type};base64,{base64.b64encode(media.data).decode('ascii')}"
 
 
-def submission(request: GenerationRequest | EditRequest, model: str) -> tuple[str, dict[str, Any]]:
-    """The path and JSON body for a submit, in the official shape (``image: {url}``, edits apart)."""
-    if isinstance(request, EditRequest):
+def _opening(request: SubmitRequest) -> dict[str, Any]:
+    """What every body starts with: the request's model, its prompt and (when known) whom it is for."""
+    body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if request.user is not None:
+        body["user"] = request.user
+    return body
+
+
+def submission(request: SubmitRequest) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body for a submit, in the official shape (``image: {url}``, edits and extensions apart)."""
+    body = _opening(request)
+    if isinstance(request, _WITH_VIDEO):
         url = data_uri(request.video) if request.video is not None else request.video_url
         if not url:
-            raise ValueError("an edit needs a video")
-        return "/videos/edits", {"model": model, "prompt": request.prompt, "video": {"url": url}}
-    body: dict[str, Any] = {"model": model, "prompt": request.prompt}
+            raise ValueError("an edit or an extension needs a video")
+        if isinstance(request, EditRequest):
+            return "/videos/edits", {**body, "video": {"url": url}}
+        # ExtendVideoRequest: the added seconds only (2 to 10); the input's shape and resolution carry on.
+        if not request.prompt:
+            del body["prompt"]  # optional: the clip simply goes on
+        return "/videos/extensions", {**body, "video": {"url": url}, "duration": request.duration}
     options = request.options
+    image = data_uri(request.image) if request.image is not None else request.image_url
     if options.duration is not None:
         body["duration"] = options.duration
-    if options.aspect_ratio is not None:
+    # With an image the output takes the image's shape; xAI ignores (or once stretched to) an aspect ratio.
+    if options.aspect_ratio is not None and not image:
         body["aspect_ratio"] = options.aspect_ratio
     if options.resolution is not None:
         body["resolution"] = options.resolution
-    image = data_uri(request.image) if request.image is not None else request.image_url
     if image:
         body["image"] = {"url": image}
     return "/videos/generations", body
@@ -88,17 +124,17 @@ class Body:
             yield self.tail
 
 
-def encoded_submission(request: GenerationRequest | EditRequest, model: str) -> tuple[str, Body]:
+def encoded_submission(request: SubmitRequest) -> tuple[str, Body]:
     """``submission``'s path, and its body ready to stream (see ``Body``)."""
-    media = request.video if isinstance(request, EditRequest) else request.image
+    media = request.video if isinstance(request, _WITH_VIDEO) else request.image
     if media is None:
-        path, body = submission(request, model)
+        path, body = submission(request)
         return path, Body(json.dumps(body).encode())
     marker = f"media-{uuid.uuid4().hex}"
-    if isinstance(request, EditRequest):
-        path, body = submission(replace(request, video=None, video_url=marker), model)
+    if isinstance(request, _WITH_VIDEO):
+        path, body = submission(replace(request, video=None, video_url=marker))
     else:
-        path, body = submission(replace(request, image=None, image_url=marker), model)
+        path, body = submission(replace(request, image=None, image_url=marker))
     head, tail = json.dumps(body).split(json.dumps(marker), 1)
     opening = json.dumps(f"data:{media.mime_type};base64,")[:-1]  # the opening quote and the escaped prefix
     return path, Body((head + opening).encode(), media.data, ('"' + tail).encode())

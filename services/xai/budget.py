@@ -29,6 +29,8 @@ class RequestBudget:
         self._lock = asyncio.Lock()
         self._waiting = 0
         self.granted = 0
+        self.waited = 0  # slots granted only after a wait (the budget was the bottleneck), for /metrics
+        self.waited_s = 0.0  # the total of those waits
         self.paused_s = 0.0  # total pause requested by 429s, for reports and tests
 
     @property
@@ -48,14 +50,20 @@ class RequestBudget:
     async def acquire(self) -> None:
         """Wait for a slot. Slots are granted in the order callers arrive."""
         self._waiting += 1
+        asked_at, waited = self._clock(), self._lock.locked()  # behind another caller: waiting too
         try:
             async with self._lock:
-                while (wait := self.delay()) > 0:  # noqa: ASYNC110 - waiting on the clock, not on a flag
+                while (wait := self.delay()) > 0:  # waiting on the clock, not on a flag
+                    waited = True
                     await asyncio.sleep(wait)
                 # Space slots from the moment this one is actually taken, so a late wake-up
                 # never lets the next request follow too closely.
-                self._next_slot = self._clock() + self.interval_s
+                now = self._clock()
+                self._next_slot = now + self.interval_s
                 self.granted += 1
+                if waited:
+                    self.waited += 1
+                    self.waited_s += max(0.0, now - asked_at)
         finally:
             self._waiting -= 1
 

@@ -25,7 +25,7 @@ import aiohttp
 
 from services.config import Secret
 from services.xai.answers import Moderated, PollResult, http_error, read_poll, request_id_of, retry_after_seconds
-from services.xai.bodies import Body, EditRequest, GenerationRequest, encoded_submission
+from services.xai.bodies import Body, SubmitRequest, encoded_submission
 from services.xai.budget import RequestBudget
 from services.xai.errors import (
     NOT_ALL_SENT,
@@ -87,14 +87,15 @@ class XaiClient:
         self._max_rate_limit_retries = max_rate_limit_retries
         self._rate_limit_backoff_s = rate_limit_backoff_s  # first wait after a 429 without Retry-After
         self._sleep = sleep
+        self.rate_limited = 0  # 429s received, for /metrics
 
     def __repr__(self) -> str:
         return f"XaiClient(base_url={self.base_url!r}, model={self.model!r})"
 
-    async def submit(self, request: GenerationRequest | EditRequest, *, gate: SubmitGate | None = None) -> str:
+    async def submit(self, request: SubmitRequest, *, gate: SubmitGate | None = None) -> str:
         """Start a job at xAI and return its request id. Raises ``SubmitCalledOff`` if ``gate`` was
         called off before the request was sent."""
-        path, body = encoded_submission(request, self.model)  # cheap: the media is encoded while it is sent
+        path, body = encoded_submission(request)  # to the request's own model; the media is encoded while it is sent
         status, payload, _ = await self._request("POST", path, body, idempotent=False, gate=gate)
         request_id = request_id_of(payload)
         if request_id is None:
@@ -196,6 +197,7 @@ class XaiClient:
             if gate is not None and (answered_early or isinstance(mapped, XaiRateLimited)):
                 await gate.turned_away()  # xAI turned it away (or answered before it had it all): nothing started
             if isinstance(mapped, XaiRateLimited):
+                self.rate_limited += 1
                 mapped.retry_after = retry_after
                 wait = (
                     retry_after

@@ -5,6 +5,10 @@ Each connection has one writer task fed by a queue, so dispatches can be emitted
 and always leave in sequence order. A session outlives a connection that dropped (as Discord keeps it
 resumable for a while), so dispatches meant for a bot that just died are lost as on Discord; a RESUME
 is answered "not resumable" (op 9), since every bot the tests start identifies afresh.
+
+Sharding is Discord's: a session that identified with ``shard: [id, count]`` gets only the guilds, and the
+dispatches, of guilds with ``(guild_id >> 22) % count == id``, and events without a guild (DMs) go to shard 0
+only; several connections (processes) may each hold their own shards. A session without ``shard`` gets everything.
 """
 
 from __future__ import annotations
@@ -42,10 +46,16 @@ class GatewaySession:
     conn: GatewayConnection | None = None
     invalidated: bool = False
     disconnected_at: float | None = None
+    shard: tuple[int, int] = (0, 1)  # (id, count) from IDENTIFY
 
     @property
     def message_content(self) -> bool:
         return bool(self.intents & INTENT_MESSAGE_CONTENT)
+
+    def routes(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this session the events of ``guild_id`` (None: an event without a guild)."""
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else shard_for(guild_id, count))
 
 
 @dataclass
@@ -92,7 +102,8 @@ class Gateway:
         *,
         intent: int | None = None,
     ) -> int:
-        """Send a dispatch to every live session (that has `intent`, when given). Returns how many got it.
+        """Send a dispatch to every live session (that has `intent`, when given, and the shard of the event's
+        guild). Returns how many got it.
 
         `data` may be a function of the session, for payloads that depend on its intents."""
         count = 0
@@ -100,7 +111,7 @@ class Gateway:
             if intent is not None and not session.intents & intent:
                 continue
             payload = data(session) if callable(data) else data
-            if payload is None:
+            if payload is None or not session.routes(_guild_of(event, payload)):
                 continue
             self._send_dispatch(session, event, payload)
             count += 1
@@ -223,13 +234,21 @@ class Gateway:
         if intents & INTENT_MESSAGE_CONTENT and not self.emu.message_content_intent_allowed:
             self._server_close(conn, 4014)
             return
-        session = GatewaySession(session_id=uuid.uuid4().hex, intents=intents, identify=shown)
+        shard = d.get("shard") or [0, 1]
+        if (
+            not (isinstance(shard, list) and len(shard) == 2 and all(isinstance(n, int) for n in shard))
+            or not 0 <= shard[0] < shard[1]
+        ):
+            self._server_close(conn, 4010)
+            return
+        session = GatewaySession(
+            session_id=uuid.uuid4().hex, intents=intents, identify=shown, shard=(shard[0], shard[1])
+        )
         self.sessions[session.session_id] = session
         session.conn = conn
         conn.session = session
         world = self.emu.world
-        shard = d.get("shard") or [0, 1]
-        guild_ids = [g.id for g in world.guilds.values() if world.bot_user_id in g.members]
+        guild_ids = [g.id for g in world.guilds.values() if world.bot_user_id in g.members and session.routes(g.id)]
         self._send_dispatch(
             session,
             "READY",
@@ -285,6 +304,19 @@ class Gateway:
             self.emu._notify()
 
 
+def shard_for(guild_id: int, count: int) -> int:
+    """Discord's routing of a guild's events to a shard."""
+    return (guild_id >> 22) % count
+
+
+def _guild_of(event: str, payload: Payload) -> int | None:
+    """The guild an event belongs to (a GUILD_* event's own id), None for a DM and the like."""
+    raw = payload.get("guild_id")
+    if raw is None and event.startswith("GUILD_") and "id" in payload:
+        raw = payload["id"]
+    return int(raw) if raw is not None else None
+
+
 def _close_reason(code: int) -> str:
     return {
         4000: "Unknown error.",
@@ -294,5 +326,6 @@ def _close_reason(code: int) -> str:
         4004: "Authentication failed.",
         4005: "Already authenticated.",
         4013: "Invalid intent(s).",
+        4010: "Invalid shard.",
         4014: "Disallowed intent(s).",
     }.get(code, "Closed by the emulator.")

@@ -6,6 +6,7 @@ bot that is already running sees it. A mixin of `DiscordEmulator`, which provide
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .discord_models import (
     ALL_PERMISSIONS,
     CHANNEL_PUBLIC_THREAD,
     DEFAULT_MEMBER_PERMISSIONS,
+    DISCORD_EPOCH_MS,
     INTENT_GUILD_MEMBERS,
     SnowflakeMinter,
 )
@@ -40,9 +42,18 @@ class WorldSetup:
         """Per-file upload limit for bot-token posts: by boost tier (10/10/50/100 MiB); 10 MiB in DMs."""
         return self.world.filesize_limit(guild_id)
 
-    def add_guild(self, name: str = "Emulated Guild", premium_tier: int = 0) -> int:
-        """A guild with the bot and `owner_id` as members. Connected clients get GUILD_CREATE."""
-        guild = self.world.new_guild(name, premium_tier, self.owner_id)
+    def add_guild(
+        self, name: str = "Emulated Guild", premium_tier: int = 0, *, shard: tuple[int, int] | None = None
+    ) -> int:
+        """A guild with the bot and `owner_id` as members. Connected clients get GUILD_CREATE.
+
+        ``shard=(id, count)``: its id is chosen so Discord routes its events to that shard."""
+        at = None
+        if shard is not None:
+            shard_id, count = shard
+            ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+            at = (ms + (shard_id - ms) % count + DISCORD_EPOCH_MS + 0.5) / 1000.0  # (id >> 22) is the ms part
+        guild = self.world.new_guild(name, premium_tier, self.owner_id, at=at)
         self.world.add_member(guild.id, self.bot_user_id, permissions=0, roles=[])
         self.world.add_member(guild.id, self.owner_id, permissions=ALL_PERMISSIONS, roles=[])
         self.gateway.dispatch(

@@ -54,8 +54,8 @@ class World(Payloads):
         self.users[user.id] = user
         return user
 
-    def new_guild(self, name: str, premium_tier: int, owner_id: int) -> GuildState:
-        gid = self.minter.mint()
+    def new_guild(self, name: str, premium_tier: int, owner_id: int, *, at: float | None = None) -> GuildState:
+        gid = self.minter.mint(at)  # ``at`` picks the id's time part, and so its shard: (id >> 22) % count
         guild = GuildState(id=gid, name=name, premium_tier=premium_tier, owner_id=owner_id, created_at=time.time())
         # The @everyone role shares the guild's id.
         guild.roles[gid] = RoleState(

@@ -1,6 +1,6 @@
 """A loopback emulator of xAI's video API, awkward parts included.
 
-It speaks the official wire format: submits at /v1/videos/generations and /v1/videos/edits, polls at
+It speaks the official wire format: submits at /v1/videos/generations, /edits and /extensions, polls at
 /v1/videos/{id} answering 202 (with an empty body or a pending JSON) until the video is done, failed,
 moderated (both ways xAI reports it), expired or never finishes; flat ``{"code","error"}`` error bodies;
 a wrong key answered with 400; rate limits enforced per second and per minute with 429s. Finished
@@ -30,6 +30,8 @@ from aiohttp import web
 
 from tests.mediafactory import make_mp4
 
+from .xai_extend import check_extension
+from .xai_models import MODELS, model_problem, price_ticks
 from .xai_rules import (
     DownloadRecord,
     EmulatedJob,
@@ -39,13 +41,13 @@ from .xai_rules import (
     finished_answer,
     json_,
     ok,
-    price_ticks,
     read_paced,
     shorten,
     validate_edit,
     validate_generation,
 )
 
+SUBMIT_PATHS = ("/v1/videos/generations", "/v1/videos/edits", "/v1/videos/extensions")
 OutcomeKind = Literal["done", "failed", "moderated", "moderated_400", "expired", "never", "legacy_done"]
 # How long stopping waits for a request still being answered before cancelling it: an injected hang (or a body
 # stalled on purpose) is cut off at once rather than waited out by every test that left one behind.
@@ -73,7 +75,8 @@ class XaiEmulator:
     requests_per_minute: float | None = None
     max_concurrent: int | None = None
     retry_after_s: float | None = 1.0
-    model: str = "grok-imagine-video"
+    model: str = "grok-imagine-video"  # what pending answers and jobs added by hand name
+    listed_models: tuple[str, ...] = ()  # what GET /video-generation-models lists (empty: every model it knows)
     submit_delay_s: float = 0.0  # an accepted submit is answered this long after it arrived (on the wire)
     poll_delay_s: float = 0.0  # a poll is answered this long after it arrived, with the job's state by then
     url_lifetime_s: float | None = None  # the video host refuses (403) an address older than this
@@ -257,7 +260,7 @@ class XaiEmulator:
         limited = self._rate_limit()
         if limited is not None:
             return limited
-        if request.method == "POST" and request.path in ("/v1/videos/generations", "/v1/videos/edits"):
+        if request.method == "POST" and request.path in SUBMIT_PATHS:
             response = self._submit(request.path, body)
             if self.submit_delay_s and response.status == 200:
                 await asyncio.sleep(self.submit_delay_s)  # the job exists at xAI; its answer is still on the way
@@ -267,7 +270,7 @@ class XaiEmulator:
                 await asyncio.sleep(self.poll_delay_s)
             return self._poll(request.path.removeprefix("/v1/videos/"))
         if request.method == "GET" and request.path == "/v1/video-generation-models":
-            return ok({"models": [{"id": self.model, "object": "model"}]})
+            return ok({"models": [{"id": name, "object": "model"} for name in self.listed_models or MODELS]})
         return error(404, "Some requested entity was not found", f"No route {request.method} {request.path}")
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -305,8 +308,15 @@ class XaiEmulator:
             return error(422, "invalid-argument", "The request body must be a JSON object.")
         if not body.get("model"):
             return error(422, "invalid-argument", "Missing field: model.")
+        refused = model_problem(path, body)  # the models' own limits (tests/emulators/xai_models.py)
+        if refused:
+            return error(400, "invalid-argument", refused)
         edit = path.endswith("/edits")
-        problem = validate_edit(body) if edit else validate_generation(body)
+        extension = None
+        if path.endswith("/extensions"):
+            problem, extension = check_extension(body)
+        else:
+            problem = validate_edit(body) if edit else validate_generation(body)
         if problem:
             return error(400, "invalid-argument", problem)
         if self.max_concurrent is not None and self.active_jobs() >= self.max_concurrent:
@@ -321,6 +331,8 @@ class XaiEmulator:
             outcome.generation_s if outcome.generation_s is not None else self._draw_generation_s(),
             time.monotonic(),
         )
+        if extension is not None:  # a longer clip than its input, whatever the outcome's video
+            self.jobs[request_id].video, self.jobs[request_id].duration = extension.video, extension.duration
         self.max_active = max(self.max_active, self.active_jobs())
         return ok({"request_id": request_id})
 
@@ -354,10 +366,11 @@ class XaiEmulator:
         if job.ready_at is None:
             job.ready_at = job.created_at + job.generation_s
             job.seen_done_at = time.monotonic()
-        cost = outcome.cost_usd_ticks if outcome.cost_usd_ticks is not None else price_ticks(job.body)
         video_url = f"http://{self.video_host}/xai-vidgen-bucket/xai-video-{request_id}.mp4?issued={time.monotonic()!r}"
-        duration = job.body.get("duration") or 8
-        return finished_answer(outcome, self.model, cost, video_url, duration)
+        duration = job.duration or job.body.get("duration") or 8
+        billed = job.body.get("duration") if job.endpoint.endswith("/extensions") else duration  # the added seconds
+        cost = price_ticks(job.endpoint, job.body, billed) if outcome.cost_usd_ticks is None else outcome.cost_usd_ticks
+        return finished_answer(outcome, str(job.body.get("model") or self.model), cost, video_url, duration)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         match = re.fullmatch(r"/xai-vidgen-bucket/xai-video-(.+)\.mp4", request.path)
@@ -383,7 +396,7 @@ class XaiEmulator:
         issued = request.query.get("issued")
         if self.url_lifetime_s is not None and issued and time.monotonic() - float(issued) > self.url_lifetime_s:
             return web.Response(status=403, text="AccessDenied: Request has expired")
-        data = job.outcome.video if job.outcome.video is not None else self.output_video
+        data = job.video or (job.outcome.video if job.outcome.video is not None else self.output_video)
         job.downloads += 1
         if job.downloads <= job.outcome.damaged_downloads:
             data = data[: len(data) * 2 // 3]  # cut off, yet the Content-Length matches what is sent

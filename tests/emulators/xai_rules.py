@@ -1,4 +1,5 @@
-"""What the xAI emulator records, checks and answers: its records, request validation, prices, answer bodies.
+"""What the xAI emulator records, checks and answers: its records, request validation, answer bodies (the models
+and their prices: xai_models.py).
 
 Kept beside ``xai_emulator`` so the server there reads as what it does with a request, not how each answer
 is spelled. Every error body is xAI's flat ``{"code", "error"}``.
@@ -55,6 +56,8 @@ class EmulatedJob:
     first_download_at: float | None = None
     poll_count: int = 0
     downloads: int = 0  # copies served whole or cut
+    video: bytes | None = None  # an extension's own, longer clip (tests/emulators/xai_extend.py)
+    duration: int | None = None  # and its length
 
     def elapsed(self) -> float:
         return time.monotonic() - self.created_at
@@ -74,7 +77,6 @@ class Fault:
 
 ASPECTS = {"1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"}
 RESOLUTIONS = {"480p", "720p", "1080p"}
-TICKS_PER_SECOND_480P = 500_000_000
 
 
 def finished_answer(outcome: Outcome, model: str, cost: int, video_url: str, duration: Any) -> web.Response:
@@ -190,12 +192,6 @@ def decodes(uri: str) -> bool:
     except (ValueError, IndexError):
         return False
     return True
-
-
-def price_ticks(body: dict[str, Any]) -> int:
-    seconds = body.get("duration") or 8
-    factor = 2 if body.get("resolution") == "720p" else 1
-    return int(seconds) * TICKS_PER_SECOND_480P * factor
 
 
 def shorten(body: Any) -> Any:

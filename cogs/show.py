@@ -1,0 +1,129 @@
+"""``/show job:N``: post a kept result again, with its working buttons, or say exactly why it cannot be.
+
+Anyone in the server may re-post a video in the channel it was delivered to (its maker and a moderator: in
+any channel of that server); the re-post pings nobody (its maker is named, not mentioned). A job of another
+server, one that ended without a video, one still in the making, and one whose files were swept by retention,
+deleted or forgotten each get their own answer, privately. The re-post is fitted to the upload limit like a
+delivery; a video too big for it is shown as xAI's temporary link while that lasts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.intake import permission_problem
+from cogs.kept import gone_reason
+from cogs.results import result_view
+from services.delivery.places import upload_limit, video_filename
+from services.delivery.posting import LINK_MARGIN_S, jump_url, video_embed
+from services.jobs.listener import DeliveryError
+from services.jobs.models import Job, JobStatus
+from services.jobs.wording import describe_options, failure_text
+from services.media.fitting import discard_shrunk_copies, fit
+
+if TYPE_CHECKING:
+    from bot import GrokVideoBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+class ShowCog(commands.Cog):
+    def __init__(self, bot: GrokVideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="show", description="Post a kept video again, with its buttons")
+    @app_commands.guild_only()
+    @app_commands.describe(job="The job number of the video (the #N under it)")
+    async def show(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, 2**53]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.runtime.store.jobs.get(job)
+        reason = (
+            why_not_shown(self.bot, found, job, interaction.guild_id)
+            or not_here(interaction, found)
+            or permission_problem(interaction)
+        )
+        channel = interaction.channel
+        if reason is None and not isinstance(channel, discord.abc.Messageable):
+            reason = "❌ I can't post in this kind of channel. Use `/show` in a text channel."
+        if reason is not None or found is None or not isinstance(channel, discord.abc.Messageable):
+            await interaction.edit_original_response(content=reason or f"❌ There is no job #{job}.")
+            return
+        answer = await self._post_again(found, channel, interaction.user.id)
+        await interaction.edit_original_response(content=answer)
+
+    async def _post_again(self, job: Job, channel: discord.abc.Messageable, viewer: int) -> str:
+        """Post the video (or, too big, xAI's link) with its buttons; what to tell the person who asked."""
+        video = Path(job.output_path or "")
+        what = describe_options(job.mode, job.options)
+        content = f"🎬 Job #{job.id} by <@{job.origin.user_id}>, posted again for <@{viewer}>. ({what})"
+        original = jump_url(job)
+        if original:
+            content += f" · [first posted here](<{original}>)"
+        try:
+            try:
+                upload = await fit(job, video, upload_limit(self.bot, job))
+            except DeliveryError as too_big:
+                link = await self.bot.runtime.store.jobs.result_link(job.id)
+                if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
+                    return f"❌ {too_big}"
+                content += f"\n⚠️ {too_big} Watch it from xAI: {link.url} (until <t:{int(link.expires_at)}:R>)."
+                await channel.send(content, embed=video_embed(job), view=result_view(job), allowed_mentions=NO_MENTIONS)
+                return f"✅ Job #{job.id} is too big to upload here, so I posted xAI's link to it below."
+            file = discord.File(upload, filename=video_filename(job))
+            await channel.send(
+                content, embed=video_embed(job), file=file, view=result_view(job), allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as error:
+            log.info("Job %d: /show could not post it (%s)", job.id, error.status)
+            return "❌ I couldn't post the video here. Ask a moderator to let me post and attach files in this channel."
+        finally:
+            await discard_shrunk_copies(job, video)
+        return f"✅ Posted job #{job.id} again below."
+
+
+def why_not_shown(bot: GrokVideoBot, job: Job | None, number: int, guild_id: int | None) -> str | None:
+    """Why job ``number`` cannot be posted again here, in words; None when it can."""
+    if job is None:
+        return f"❌ There is no job #{number}. The number is the #N under a video, or in `/myvideos`."
+    if job.origin.guild_id is None or job.origin.guild_id != guild_id:
+        return f"❌ Job #{number} was not made in this server, so I won't post it here."
+    if job.status is not JobStatus.DELIVERED:
+        if not job.status.is_terminal:
+            return f"⏳ Job #{number} is still being made; it will be posted when it's ready."
+        return f"Job #{number} ended without a video, so there is nothing to show. {failure_text(job)}"
+    if job.deleted_at is not None:
+        by = "the person who asked for it or a moderator"
+        return f"🗑️ Job #{number}'s video was deleted by {by}, so I won't post it again."
+    gone = gone_reason(bot, job)
+    if gone is not None:
+        return f"❌ {gone}, so I can't post job #{number} again."
+    if not job.output_path or not Path(job.output_path).is_file():
+        return f"❌ I no longer have job #{number}'s file, so I can't post it again."
+    return None
+
+
+def not_here(interaction: discord.Interaction, job: Job | None) -> str | None:
+    """Job numbers are easy to guess: someone else's video goes again only where it was posted (so no one
+    carries it out of a channel they may not see, or out of its maker's DMs); its maker and a moderator may
+    post it anywhere in the server."""
+    if job is None or interaction.user.id == job.origin.user_id or interaction.permissions.manage_messages:
+        return None
+    if job.delivery_method != "dm" and interaction.channel_id == job.delivered_channel_id:
+        return None
+    where = (
+        "" if job.delivery_method == "dm" else f"; use `/show` in <#{job.delivered_channel_id}>, where it was posted"
+    )
+    return f"🔒 Only the person who asked for job #{job.id} or a moderator can post it in another channel{where}."
+
+
+async def setup(bot: GrokVideoBot) -> None:
+    await bot.add_cog(ShowCog(bot))

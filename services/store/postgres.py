@@ -1,0 +1,241 @@
+"""The store on PostgreSQL (asyncpg): the engine for several bot processes on one database.
+
+``PostgresDatabase`` speaks the same ``Database`` Protocol as ``SqliteDatabase``, so the repositories do not
+know which engine they run on: their ``?`` placeholders become ``$1..$n`` here (once per statement text, never
+inside a quoted literal), ``insert`` returns the new id through ``RETURNING id``, ``execute`` the rowcount from
+the command tag (so guarded transitions, "UPDATE ... WHERE id = ? AND status = ?", still tell who won).
+
+Limits are decided atomically across processes as SQLite's ``BEGIN IMMEDIATE`` decides them in one: every
+``transaction()`` first takes ``pg_advisory_xact_lock(TRANSACTION_LOCK)``, one lock for the whole store, held
+until its COMMIT or ROLLBACK, so the transactions of every process touching the database run one after the
+other and the limit check read inside the inserting transaction sees every job admitted before it. Lone
+writes outside a transaction do not take it: each is one statement, its row locks keep a guarded transition
+whole, and none of them can add a job to a count (only an insert does, and the store inserts jobs inside a
+transaction), so a limit can never be passed by one. The lock's key is (``TRANSACTION_LOCK``, a hash of the
+schema the store lives in): stores in two schemas of one database do not wait for each other.
+
+A transaction belongs to the task that opened it (a context variable), on one connection of the pool for its
+whole life; the statements of other tasks use other connections, so they see its writes only once it commits
+(on SQLite's one connection they see them at once). Cancelled or failed, it is rolled back, and the pool takes
+the connection back clean (or closes it), so the lock is never left held.
+
+``path`` is DATABASE_PATH even here: not the database, but where the bot keeps its files (the videos folder
+sits beside it), as it does on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from services.store.database import NewerSchemaError, Params, Row
+from services.store.migrations_pg import MIGRATIONS_PG
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection = PoolConnectionProxy[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+# The first half of the advisory lock every store transaction takes first ("gvb" and 1, as one int4).
+TRANSACTION_LOCK = 0x6776_6201
+POOL_SIZE = 10
+CONNECT_TIMEOUT_S = 10.0
+
+_connection_of: ContextVar[tuple[object, Connection] | None] = ContextVar("pg_transaction", default=None)
+
+
+def is_postgres_url(text: str) -> bool:
+    return text.startswith(URL_SCHEMES)
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked, for logs and messages (``postgresql://bot:***@db:5432/grok``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def where(url: str) -> str:
+    """``host:port/dbname`` of a URL: enough to say which server, nothing secret."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/') or parts.username or ''}"
+
+
+def user(url: str) -> str:
+    return urlsplit(url).username or ""
+
+
+def url_password(url: str) -> str | None:
+    """The password in the URL (the redactor masks it wherever it would be logged)."""
+    return urlsplit(url).password
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """``?`` placeholders as ``$1..$n``, leaving quoted literals and identifiers as they are."""
+    out: list[str] = []
+    number, quote = 0, ""
+    for char in sql:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            number += 1
+            out.append(f"${number}")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _rowcount(status: str) -> int:
+    """The rows a command changed, from its tag: ``UPDATE 1``, ``INSERT 0 1``, ``DELETE 3``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresDatabase:
+    """A pool of asyncpg connections to one PostgreSQL database, migrated on open."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str, path: Path, lock_key: int) -> None:
+        self._pool = pool
+        self._url = url
+        self._path = path
+        self._lock = (TRANSACTION_LOCK, lock_key)
+
+    @classmethod
+    async def open(cls, url: str, path: Path | str = Path("data/grok-video-bot.sqlite3"), **pool: Any) -> Self:
+        """Connect (``pool`` overrides the pool's options, e.g. ``max_size``) and bring the schema up to date."""
+        created = await asyncpg.create_pool(
+            url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_S, command_timeout=None, **pool
+        )
+        assert created is not None
+        try:
+            schema_key = await created.fetchval("SELECT hashtext(COALESCE(current_schema(), ''))")
+            database = cls(created, url, Path(path), int(schema_key))
+            await database.migrate()
+        except BaseException:
+            await created.close()
+            raise
+        return database
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def shown(self) -> str:
+        """Where the store is, fit to log (the password masked)."""
+        return shown_url(self._url)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool itself, for what the Protocol does not cover (the cluster's leader lock, LISTEN/NOTIFY)."""
+        return self._pool
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # -- the schema ---------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        async with self._pool.acquire() as connection:
+            return await _version(connection)
+
+    async def migrate(self) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            # Two processes starting at once: the second waits here, then finds the schema current.
+            await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *self._lock)
+            await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            version = await _version(connection)
+            if version > len(MIGRATIONS_PG):
+                raise NewerSchemaError(
+                    f"The PostgreSQL database {self.shown} was written by a newer version of the bot (schema "
+                    f"{version}; this version knows up to {len(MIGRATIONS_PG)}). Upgrade the bot, or restore a "
+                    "backup made before the upgrade."
+                )
+            for number, script in enumerate(MIGRATIONS_PG[version:], start=version + 1):
+                log.info("Applying database migration %d (PostgreSQL)", number)
+                await connection.execute(script)
+            if version < len(MIGRATIONS_PG):
+                await connection.execute("DELETE FROM schema_version")
+                await connection.execute("INSERT INTO schema_version (version) VALUES ($1)", len(MIGRATIONS_PG))
+
+    # -- statements ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """This task's transaction's connection, else one from the pool for one statement."""
+        inside = _connection_of.get()
+        if inside is not None and inside[0] is self:
+            yield inside[1]
+            return
+        async with self._pool.acquire() as connection:
+            yield connection
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._connection() as connection:
+            return list(await connection.fetch(numbered(sql), *params))
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        async with self._connection() as connection:
+            row: Row | None = await connection.fetchrow(numbered(sql), *params)
+            return row
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._connection() as connection:
+            return _rowcount(await connection.execute(numbered(sql), *params))
+
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """One statement over many rows, in one round of the wire (moving a store: services/store/transfer.py)."""
+        async with self._connection() as connection:
+            await connection.executemany(numbered(sql), rows)
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        async with self._connection() as connection:
+            new_id = await connection.fetchval(f"{numbered(sql).rstrip().rstrip(';')} RETURNING id", *params)
+        return int(new_id)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        inside = _connection_of.get()
+        if inside is not None and inside[0] is self:
+            raise RuntimeError("a transaction is already open in this task")
+        async with self._pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            token = _connection_of.set((self, connection))
+            try:
+                await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *self._lock)
+                yield
+                await transaction.commit()
+            except BaseException:
+                # A cancel in the middle of a statement leaves the connection busy: the pool's release then
+                # closes it, and the server rolls back (and lets the lock go) with it.
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            finally:
+                _connection_of.reset(token)
+
+
+async def _version(connection: Connection) -> int:
+    exists = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return 0
+    version = await connection.fetchval("SELECT version FROM schema_version")
+    return int(version or 0)

@@ -1,0 +1,78 @@
+"""The leader election on a real PostgreSQL: one leader at a time, and a takeover when its session ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.cluster.leader import ElectionTiming, Leadership
+from services.cluster.link import connector
+from tests.cluster_pg import end_session, fresh_database
+from tests.scheduler_rig import fast_sleep, until
+
+FAST = ElectionTiming(retry_s=0.05, check_s=0.05, check_timeout_s=2.0)
+
+
+def member(url: str, name: str, log: list[tuple[str, str]]) -> Leadership:
+    async def elected(_connection: object) -> None:
+        log.append(("elected", name))
+
+    async def deposed() -> None:
+        log.append(("deposed", name))
+
+    return Leadership(
+        connector(url, purpose=name, idle_timeout_s=15),
+        on_elected=elected,
+        on_deposed=deposed,
+        timing=FAST,
+        sleep=fast_sleep,
+    )
+
+
+async def test_one_leader_at_a_time_and_a_takeover_when_its_session_ends() -> None:
+    async with fresh_database() as url:
+        log: list[tuple[str, str]] = []
+        members = {name: member(url, name, log) for name in ("a", "b", "c")}
+        tasks = [asyncio.create_task(m.run()) for m in members.values()]
+        try:
+            await until(lambda: any(m.leading for m in members.values()), timeout=30)
+            first = next(name for name, m in members.items() if m.leading)
+            others = [m for name, m in members.items() if name != first]
+            tried = [m.tries for m in others]
+            await until(lambda: all(m.tries >= t + 3 for m, t in zip(others, tried, strict=True)), 30)  # kept asking
+            assert [m.leading for m in members.values()].count(True) == 1
+            pid = members[first].server_pid
+            assert pid is not None
+            await end_session(url, pid)  # the leader's host is gone: the server ends its session
+            await until(lambda: ("deposed", first) in log, timeout=30)
+            await until(
+                lambda: sum(m.leading for m in members.values()) == 1 and not members[first].leading, timeout=30
+            )
+            second = next(name for name, m in members.items() if m.leading)
+            assert second != first
+            assert log[0] == ("elected", first) and log.count(("elected", second)) == 1
+            # The old leader stands again, as a follower: it asks and is refused while the new one leads.
+            tries = members[first].tries
+            await until(lambda: members[first].tries >= tries + 3, timeout=30)
+            assert not members[first].leading and members[second].leading
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_leader_whose_database_vanishes_steps_down_and_stands_again() -> None:
+    async with fresh_database() as url:
+        log: list[tuple[str, str]] = []
+        alone = member(url, "alone", log)
+        task = asyncio.create_task(alone.run())
+        try:
+            await until(lambda: alone.leading, timeout=30)
+            pid = alone.server_pid
+            assert pid is not None
+            await end_session(url, pid)
+            await until(lambda: ("deposed", "alone") in log, timeout=30)
+            await until(lambda: alone.leading and alone.terms == 2, 30)  # nobody else: it is elected again
+            assert log == [("elected", "alone"), ("deposed", "alone"), ("elected", "alone")]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,101 @@
+"""Shard settings, Discord's routing of a guild to its shard, and identifies spaced across processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from services.cluster.gateway import IdentifyQueue, ShardTaken, claim_shards
+from services.cluster.link import close_quietly, connector
+from services.cluster.shards import ShardPlan, ShardSettingError, parse_shard_ids, shard_of, shard_plan
+from services.config import ConfigError, load_settings
+from tests.cluster_pg import fresh_database
+
+
+def test_shard_ids_take_numbers_and_ranges() -> None:
+    assert parse_shard_ids("0-3", 8) == (0, 1, 2, 3)
+    assert parse_shard_ids("4, 0,2", 8) == (0, 2, 4)
+    assert parse_shard_ids("0-1,6-7", 8) == (0, 1, 6, 7)
+    assert shard_plan("4", None) == ShardPlan(4, None) and ShardPlan(4).mine == (0, 1, 2, 3)
+    assert shard_plan(None, None) is None
+    assert ShardPlan(4, (1, 2)).runs_shard_zero is False
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "says"),
+    [
+        ("4", "3-1", "runs backwards"),
+        ("4", "4", "DISCORD_SHARD_COUNT=4 means shards 0 to 3"),
+        ("4", "1,1", "names a shard twice"),
+        ("4", "one", "such as 0-3 or 0,2"),
+        ("0", "", "1 or more"),
+        ("", "0-1", "needs DISCORD_SHARD_COUNT"),
+    ],
+)
+def test_a_wrong_shard_setting_says_how_to_write_it(count: str, ids: str, says: str) -> None:
+    with pytest.raises(ShardSettingError, match=says):
+        shard_plan(count, ids)
+    environment = {"XAI_API_KEY": "k", "DISCORD_TOKEN": "t", "DISCORD_SHARD_COUNT": count, "DISCORD_SHARD_IDS": ids}
+    with pytest.raises(ConfigError, match=says):
+        load_settings(environment)
+
+
+def test_a_guild_goes_to_the_shard_its_id_names() -> None:
+    guild = 197038439483310086  # Discord's documented example: shard 0 of 1, and (id >> 22) % n of n
+    assert shard_of(guild, 1) == 0
+    assert shard_of(guild, 16) == (guild >> 22) % 16
+
+
+async def test_identifies_of_two_processes_wait_their_turn() -> None:
+    async with fresh_database() as url:
+        gate = asyncio.Event()
+
+        async def held(_seconds: float) -> None:
+            await gate.wait()  # the identify interval, ended when the test says
+
+        first = IdentifyQueue(connector(url, purpose="a"), sleep=held)
+        second = IdentifyQueue(connector(url, purpose="b"), sleep=held)
+        try:
+            await first.before_identify(0)
+            waiting = asyncio.create_task(second.before_identify(1))
+            await _waits_on_a_lock(url, "grok-video-bot b")  # the server holds the second back
+            assert not waiting.done() and second.identifies == 0
+            gate.set()  # five seconds have passed since the first IDENTIFY
+            await asyncio.wait_for(waiting, 10)
+            assert second.identifies == 1
+        finally:
+            gate.set()
+            await first.close()
+            await second.close()
+
+
+async def test_a_shard_is_run_by_one_process_only() -> None:
+    async with fresh_database() as url:
+        held = await claim_shards(connector(url, purpose="a"), ShardPlan(4, (0, 1)))
+        try:
+            with pytest.raises(ShardTaken, match="already runs shard 1"):
+                await claim_shards(connector(url, purpose="b"), ShardPlan(4, (1, 2)))
+            with pytest.raises(ShardTaken, match="without shard settings"):
+                await claim_shards(connector(url, purpose="c"), None)  # shard 0 of 1: the same shard 0
+            other = await claim_shards(connector(url, purpose="d"), ShardPlan(4, (2, 3)))
+            await close_quietly(other)
+        finally:
+            await close_quietly(held)
+        # The claim goes with its connection (a process that died): another process may run the shards now.
+        again = await claim_shards(connector(url, purpose="e"), ShardPlan(4, (0, 1)))
+        await close_quietly(again)
+
+
+async def _waits_on_a_lock(url: str, application: str) -> None:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE $1"
+        for _ in range(500):
+            if await connection.fetchval(sql, application + "%"):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{application} never waited for the identify lock")
+    finally:
+        await connection.close()

@@ -126,8 +126,10 @@ class GrokVideoBot(commands.Bot):
         self.confirmations = Confirmations()  # how long a costly video waits for its Confirm (cogs/confirm.py)
         # Removes finished media after MEDIA_RETENTION_DAYS, and at once for Delete and /videoadmin forget.
         self.janitor = Janitor(store, self.runtime.scheduler.media_dir, settings.retention)
-        # /healthz: the gateway and the scheduler's heartbeat (a cluster's non-leader swaps in its own check).
-        self.health = Health.watching(self, self.runtime.scheduler)
+        # /healthz: the gateway, and the scheduler's heartbeat where this process runs it (a cluster's other
+        # processes stand by: their scheduler is not meant to run).
+        seat = self.runtime.seat
+        self.health = Health.watching(self, self.runtime.scheduler, standing_by=lambda: not seat.seated)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

@@ -12,6 +12,7 @@ import discord
 
 from cogs.buttons import JobButton, bot_of, may_manage
 from cogs.replies import GuardedView
+from services.cluster.seat import LeaderUnavailable
 from services.delivery.status_texts import ending_text
 from services.jobs.models import CancelResult, Job, JobStatus
 
@@ -31,7 +32,11 @@ class CancelButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], te
                 "Only the person who asked for this video, or a moderator, can cancel it.", ephemeral=True
             )
             return
-        outcome = await bot.runtime.jobs.cancel(job_id)
+        try:
+            outcome = await bot.runtime.jobs.cancel(job_id)
+        except LeaderUnavailable as unavailable:  # a cluster between two leaders: nothing was changed
+            await interaction.followup.send(str(unavailable), ephemeral=True)
+            return
         if outcome is None:
             job = await bot.runtime.store.jobs.get(job_id)
             if job is not None and job.status.is_terminal and job.status is not JobStatus.CANCELLED:

@@ -221,7 +221,6 @@ async def check_xai(session: aiohttp.ClientSession, settings: XaiSettings, repor
         session,
         api_key=settings.api_key,
         base_url=settings.base_url,
-        model=settings.model,
         request_timeout_s=settings.request_timeout_s,
         max_retries=1,
         max_rate_limit_retries=2,

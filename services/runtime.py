@@ -83,7 +83,6 @@ def build_runtime(
         sessions.xai,
         api_key=xai.api_key,
         base_url=xai.base_url,
-        model=xai.model,
         budget=budget,
         request_timeout_s=xai.request_timeout_s,
     )

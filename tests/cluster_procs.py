@@ -16,9 +16,11 @@ from tests.botprocess import BotProcess
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
 
+# pg_locks lists the advisory locks of every database on the server (other tests' clusters too): this one's only.
 LEADER_SQL = (
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1"
+    "WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
 

@@ -81,6 +81,9 @@ class BotRig:
                     settings=settings, store=store, sessions=sessions, progress_interval_s=progress_interval_s
                 )
                 async with run_client(bot, self.discord):
+                    # On PostgreSQL the scheduler runs once this process is elected (alone, it soon is): the
+                    # tests start from a bot that schedules, as a bot on SQLite does from the start.
+                    await self.discord.wait_for(lambda: bot.runtime.seat.seated, 30)
                     self.bot = bot
                     try:
                         yield bot

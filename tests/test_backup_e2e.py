@@ -42,6 +42,7 @@ def _inputs(database: Path) -> dict[int, bytes]:
         connection.close()
 
 
+@pytest.mark.sqlite_only  # the backup command copies the SQLite file (PostgreSQL: pg_dump)
 async def test_restore_drill_backup_under_load_then_a_bot_on_the_copy(bot: BotProcess, tmp_path: Path) -> None:
     emu = bot.discord
     await bot.start()

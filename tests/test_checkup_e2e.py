@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 
+import pytest
+
 from bot import invite_permissions
 from services.checkup import ALL_PERMISSIONS, base_permissions, channel_permissions
 from services.permissions import mask as needed_mask
@@ -12,6 +14,9 @@ from services.store.store import Store
 from tests.botprocess import run_command
 from tests.emulators.discord_models import ATTACH_FILES, DEFAULT_MEMBER_PERMISSIONS, EMBED_LINKS, VIEW_CHANNEL
 from tests.harness import BotRig
+
+# `check`'s store lines here are the SQLite file's; PostgreSQL's line: tests/test_postgres_startup.py.
+pytestmark = pytest.mark.sqlite_only
 
 
 async def _check(rig: BotRig, **overrides: str) -> tuple[int, str, str]:

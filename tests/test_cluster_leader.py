@@ -13,7 +13,7 @@ FAST = ElectionTiming(retry_s=0.05, check_s=0.05, check_timeout_s=2.0)
 
 
 def member(url: str, name: str, log: list[tuple[str, str]]) -> Leadership:
-    async def elected(_connection: object) -> None:
+    async def elected() -> None:
         log.append(("elected", name))
 
     async def deposed() -> None:
@@ -49,6 +49,7 @@ async def test_one_leader_at_a_time_and_a_takeover_when_its_session_ends() -> No
             )
             second = next(name for name, m in members.items() if m.leading)
             assert second != first
+            await until(lambda: ("elected", second) in log, timeout=30)  # its term starts as a task of its own
             assert log[0] == ("elected", first) and log.count(("elected", second)) == 1
             # The old leader stands again, as a follower: it asks and is refused while the new one leads.
             tries = members[first].tries
@@ -71,8 +72,40 @@ async def test_a_leader_whose_database_vanishes_steps_down_and_stands_again() ->
             assert pid is not None
             await end_session(url, pid)
             await until(lambda: ("deposed", "alone") in log, timeout=30)
-            await until(lambda: alone.leading and alone.terms == 2, 30)  # nobody else: it is elected again
+            await until(lambda: alone.leading and alone.terms == 2 and len(log) == 3, 30)  # nobody else: elected again
             assert log == [("elected", "alone"), ("deposed", "alone"), ("elected", "alone")]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_term_slower_to_start_than_the_idle_timeout_keeps_its_lock() -> None:
+    # A new leader first waits out the handover (a minute at XAI_MAX_REQUESTS_PER_MINUTE=1) and resumes every job
+    # in flight: its election session must stay busy meanwhile, or the server ends it as a hung one (and the next
+    # leader's start as well: nobody would ever lead).
+    async with fresh_database() as url:
+        log: list[tuple[str, str]] = []
+
+        async def slow_start() -> None:
+            await asyncio.sleep(1.5)  # real time on purpose: idle_session_timeout runs on the server's clock
+            log.append(("elected", "slow"))
+
+        async def deposed() -> None:
+            log.append(("deposed", "slow"))
+
+        slow = Leadership(
+            connector(url, purpose="slow", idle_timeout_s=0.5),
+            on_elected=slow_start,
+            on_deposed=deposed,
+            timing=FAST,
+            sleep=fast_sleep,
+        )
+        task = asyncio.create_task(slow.run())
+        try:
+            await asyncio.wait_for(slow.first_answer.wait(), 30)
+            checks = slow.checks
+            await until(lambda: slow.checks >= checks + 3, 30)
+            assert log == [("elected", "slow")] and slow.leading and slow.terms == 1
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

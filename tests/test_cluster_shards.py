@@ -10,8 +10,10 @@ import pytest
 from services.cluster.gateway import IdentifyQueue, ShardTaken, claim_shards
 from services.cluster.link import close_quietly, connector
 from services.cluster.shards import ShardPlan, ShardSettingError, parse_shard_ids, shard_of, shard_plan
+from services.cluster.wiring import identify_queue, links_for
 from services.config import ConfigError, load_settings
 from tests.cluster_pg import fresh_database
+from tests.scheduler_rig import fast_sleep
 
 
 def test_shard_ids_take_numbers_and_ranges() -> None:
@@ -30,6 +32,9 @@ def test_shard_ids_take_numbers_and_ranges() -> None:
         ("4", "4", "DISCORD_SHARD_COUNT=4 means shards 0 to 3"),
         ("4", "1,1", "names a shard twice"),
         ("4", "one", "such as 0-3 or 0,2"),
+        ("4", "0-", "such as 0-3 or 0,2"),  # a range without its end is not shard 0
+        ("4", "-2", "such as 0-3 or 0,2"),
+        ("4", "1-2-3", "such as 0-3 or 0,2"),
         ("0", "", "1 or more"),
         ("", "0-1", "needs DISCORD_SHARD_COUNT"),
     ],
@@ -69,6 +74,41 @@ async def test_identifies_of_two_processes_wait_their_turn() -> None:
             gate.set()
             await first.close()
             await second.close()
+
+
+async def test_a_process_that_hangs_holding_the_identify_turn_is_ended_by_the_server() -> None:
+    # A frozen process (SIGSTOP, a stalled VM) still answers TCP keepalives: only the server's idle_session_timeout
+    # frees the turn it held, without which no other process could ever identify (or reconnect) again.
+    async with fresh_database() as url:
+        gate = asyncio.Event()
+
+        async def frozen(_seconds: float) -> None:
+            await gate.wait()  # never returns by itself: the process froze while holding the turn
+
+        hung = IdentifyQueue(connector(url, purpose="a", idle_timeout_s=0.3), sleep=frozen)
+        other = IdentifyQueue(connector(url, purpose="b"), sleep=fast_sleep)
+        try:
+            await hung.before_identify(0)
+            await asyncio.wait_for(other.before_identify(1), 10)
+            assert other.identifies == 1
+        finally:
+            gate.set()
+            await hung.close()
+            await other.close()
+
+
+async def test_the_bots_identify_and_election_sessions_end_when_they_go_quiet() -> None:
+    async with fresh_database() as url:
+        settings = load_settings({"XAI_API_KEY": "k", "DISCORD_TOKEN": "t", "DATABASE_URL": url})
+        links = links_for(settings)
+        assert links is not None
+        for connect in (links.election, identify_queue(settings)._connect):  # the turn's connection is private
+            assert connect is not None
+            connection = await connect()
+            try:
+                assert await connection.fetchval("SHOW idle_session_timeout") in ("15s", "30s")
+            finally:
+                await close_quietly(connection)
 
 
 async def test_a_shard_is_run_by_one_process_only() -> None:

@@ -131,6 +131,7 @@ def test_the_images_encoder_check_passes_here() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.sqlite_only  # the image's default store is the SQLite file on its volume
 async def test_the_images_command_starts_the_bot_and_its_healthcheck_sees_it(bot: BotProcess, tmp_path: Path) -> None:
     """ENTRYPOINT + CMD with the image's ENV (the volume and the port moved to free ones here): the bot starts,
     the HEALTHCHECK command exits 0 against it, and non-zero once it is gone."""

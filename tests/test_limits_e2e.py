@@ -75,7 +75,7 @@ async def test_videos_per_member_refuses_with_the_moment_the_oldest_one_leaves_t
         answer = await refused(rig, "three")
         assert await stored_jobs(rig) == 2
     assert "2 videos in the last hour" in answer and "limit here is 2" in answer
-    assert moment(first.created_at + HOUR) in answer
+    assert moment(first.counts_from + HOUR) in answer  # from when it was sent to xAI
     assert len([r for r in rig.xai.requests if r.method == "POST"]) == 2
 
 
@@ -98,7 +98,7 @@ async def test_videos_per_server_per_day(rig: BotRig) -> None:
         await make_video(rig, "b", user_id=emu.other_user_id)
         answer = await refused(rig, "c", user_id=third)
     assert "This server has made 2 videos in the last 24 hours" in answer
-    assert moment(first.created_at + DAY) in answer
+    assert moment(first.counts_from + DAY) in answer
 
 
 async def test_spend_per_server_per_day(rig: BotRig) -> None:

@@ -10,10 +10,14 @@ import asyncio
 import os
 import sqlite3
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 from services.jobs.models import JobRequest, JobStatus, MediaInput, Mode, Origin, VideoOptions
+from services.store import transfer
+from services.store.database import SqliteDatabase
+from services.store.postgres import PostgresDatabase
 from services.store.store import Store
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
@@ -113,3 +117,27 @@ async def test_the_bot_must_be_stopped_and_the_source_must_exist(tmp_path: Path)
         status, _, err = await _migrate(tmp_path / "missing.sqlite3", url)
         assert status == 78 and "There is no SQLite store at DATABASE_PATH=" in err
         assert not (tmp_path / "missing.sqlite3").exists()
+
+
+async def test_stored_inputs_move_a_few_at_a_time(tmp_path: Path) -> None:
+    # Inputs may be tens of MiB each: the copy must not hold a table's worth of them in memory at once (one input
+    # is held about four times over on its way: the row, asyncpg's encoding, its buffer growing).
+    size, count = 2 * 1024 * 1024, 16
+    path = tmp_path / "big.sqlite3"
+    async with await Store.open(path) as store:
+        for number in range(count):
+            media = MediaInput(data=bytes([number]) * size, mime_type="image/png", filename="a.png")
+            origin = Origin(guild_id=10, channel_id=20, user_id=30)
+            await store.jobs.create(JobRequest(Mode.IMAGE, "a fox", VideoOptions(), origin, media=media))
+    async with fresh_store_url() as url:
+        async with await Store.open(path) as source, await Store.open("unused", url=url) as target:
+            assert isinstance(source.database, SqliteDatabase) and isinstance(target.database, PostgresDatabase)
+            tracemalloc.start()
+            try:
+                copied = await transfer.copy_store(source.database, target.database)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            stored = await target.database.fetch_all("SELECT length(data) FROM job_inputs ORDER BY job_id")
+        assert copied["job_inputs"] == count and [row[0] for row in stored] == [size] * count
+        assert peak < 6 * size, f"{peak / size:.1f} inputs' worth in memory at once"

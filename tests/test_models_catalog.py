@@ -3,6 +3,8 @@ says would work, the settings that choose and price them, and which model a requ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cogs.extending import extension_options
@@ -12,6 +14,7 @@ from services.jobs.models import Job, JobRequest, JobStatus, Mode, Origin, Video
 from services.policy.guild_policy import GuildPolicy, PolicyError, apply_overrides, default_policy
 from services.policy.limits import Limit, Refused, usd
 from services.policy.model_choice import choose_model
+from services.store.store import Store
 from services.xai.catalog import (
     BUILT_IN,
     CLASSIC,
@@ -165,25 +168,18 @@ def test_parse_prices_reads_several_entries() -> None:
         parse_prices("no-colon=1")
 
 
-class _Kv:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
-async def test_the_user_is_a_salted_hash_kept_across_restarts_and_never_the_id() -> None:
-    kv = _Kv()
+async def test_the_user_is_a_salted_hash_kept_across_restarts_and_never_the_id(
+    tmp_path: Path, store_url: str | None
+) -> None:
     member = Origin(guild_id=1, channel_id=2, user_id=123456789012345678)
-    first = await Attribution(kv).user_of(member)
-    again = await Attribution(kv).user_of(member)  # a restart: the salt is read back from the kv table
-    assert first == again and first is not None and len(first) == 32
-    assert "123456789012345678" not in first and first != user_tag("other salt", 123456789012345678)
-    assert await Attribution(kv).user_of(Origin(kind="cli")) is None  # terminal jobs send no user
+    async with await Store.open(tmp_path / "bot.sqlite3", url=store_url) as store:
+        first = await Attribution(store.kv).user_of(member)
+    async with await Store.open(tmp_path / "bot.sqlite3", url=store_url) as store:  # a restart: the salt is read back
+        kv = store.kv
+        again = await Attribution(kv).user_of(member)
+        assert first == again and first is not None and len(first) == 32
+        assert "123456789012345678" not in first and first != user_tag("other salt", 123456789012345678)
+        assert await Attribution(kv).user_of(Origin(kind="cli")) is None  # terminal jobs send no user
 
 
 @pytest.mark.parametrize(

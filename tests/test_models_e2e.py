@@ -3,6 +3,8 @@ each refuses, and bills each at its own price)."""
 
 from __future__ import annotations
 
+import pytest
+
 from services.jobs.attribution import SALT_KEY, user_tag
 from services.jobs.models import JobStatus
 from tests.emulators.xai_emulator import Outcome
@@ -90,6 +92,7 @@ async def test_a_servers_default_and_allowed_models(rig: BotRig) -> None:
     assert len(rig.xai.submits()) == 1
 
 
+@pytest.mark.sqlite_only  # starts each model's day afresh by removing the SQLite file
 async def test_the_spend_cap_follows_each_models_price(rig: BotRig) -> None:
     """$0.60 a day: 3 s at 480p costs $0.24 on 1.5 (two fit) and $0.06 on lite (ten fit)."""
     made: dict[str, int] = {}

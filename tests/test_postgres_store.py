@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import JobRequest, Mode, Origin, VideoOptions
-from services.store.postgres import numbered, shown_url
+from services.store.postgres import numbered, shown_url, url_password, where
 from services.store.store import Store
 from tests.pgtest import fresh_store_url
 
@@ -118,3 +118,25 @@ def test_placeholders_are_numbered_outside_quoted_text_only() -> None:
 def test_a_url_is_shown_without_its_password() -> None:
     assert shown_url("postgresql://bot:s3cret-pw@db.example:5433/grok") == "postgresql://bot:***@db.example:5433/grok"
     assert shown_url("postgresql://bot@db/grok") == "postgresql://bot@db/grok"
+    assert shown_url("postgresql:///grok?host=/run/postgresql") == "postgresql:///grok?host=/run/postgresql"
+
+
+def test_a_password_anywhere_in_the_url_is_masked_and_known_to_the_redactor() -> None:
+    # libpq (and asyncpg) also take the password as a parameter; several hosts make urlsplit's port unreadable.
+    url = "postgresql://bot@db/grok?sslmode=require&password=hunter2&sslpassword=k3y"
+    assert shown_url(url) == "postgresql://bot@db/grok?sslmode=require&password=***&sslpassword=***"
+    assert url_password(url) == "hunter2"
+    several = "postgresql://bot:p%40ss%20w@db1:5432,db2:5433/grok"
+    assert shown_url(several) == "postgresql://bot:***@db1:5432,db2:5433/grok"
+    assert where(several) == "db1:5432,db2:5433/grok" and where("postgresql://bot:pw@db/grok") == "db:5432/grok"
+
+
+async def test_the_servers_end_a_store_session_whose_process_is_cut_off_or_hangs_in_a_transaction() -> None:
+    # Every store transaction holds the one lock all processes' transactions wait for: a process cut off mid-way
+    # must not hold it for the kernel's two hours of TCP, nor one that hangs inside it for ever.
+    async with fresh_store_url() as url, await Store.open("unused", url=url) as store, store.database.transaction():
+        row = await store.database.fetch_one(
+            "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_count'), "
+            "current_setting('idle_in_transaction_session_timeout')"
+        )
+    assert row is not None and tuple(row) == ("5", "3", "1min")

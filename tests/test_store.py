@@ -175,3 +175,12 @@ async def test_the_counting_rule_reads_the_same_in_sql_and_on_a_job(tmp_path: Pa
             rows = await store.database.fetch_all(f"SELECT id FROM jobs WHERE {rule.sql()} ORDER BY id")
             jobs = await store.jobs.with_status(JobStatus)
             assert [row[0] for row in rows] == [job.id for job in jobs if getattr(job, on_a_job)], on_a_job
+
+
+async def test_a_setting_made_once_keeps_the_first_value(tmp_path: Path, store_url: str | None) -> None:
+    """Two processes racing to make the same setting (the salt of the user hashes) both end up with the first."""
+    path = tmp_path / "jobs.sqlite3"
+    async with await Store.open(path, url=store_url) as first, await Store.open(path, url=store_url) as second:
+        assert await first.kv.set_if_absent("salt", "one") == "one"
+        assert await second.kv.set_if_absent("salt", "two") == "one"
+        assert await second.kv.get("salt") == "one"

@@ -36,12 +36,13 @@ class ElectionTiming:
     idle_session_timeout_s: float = 15.0
 
 
-Elected = Callable[[asyncpg.Connection], Awaitable[None]]
+Elected = Callable[[], Awaitable[None]]
 Deposed = Callable[[], Awaitable[None]]
+Heard = Callable[[object, int, str, object], None]  # (connection, server pid, channel, payload)
 
 
 class Leadership:
-    """Runs the election for this process: ``on_elected(connection)`` when it takes the lock, ``on_deposed()``
+    """Runs the election for this process: ``on_elected()`` when it takes the lock, ``on_deposed()``
     as soon as it may have lost it. ``run`` goes on until cancelled (the lock goes with the connection)."""
 
     def __init__(
@@ -50,6 +51,7 @@ class Leadership:
         *,
         on_elected: Elected,
         on_deposed: Deposed,
+        listen: dict[str, Heard] | None = None,
         timing: ElectionTiming | None = None,
         key: int = LEADER_KEY,
         sleep: Sleep = asyncio.sleep,
@@ -57,12 +59,14 @@ class Leadership:
         self._connect = connect
         self._on_elected = on_elected
         self._on_deposed = on_deposed
+        self._listen = listen or {}  # LISTENed to on the lock's own connection: heard only while it holds the lock
         self.timing = timing or ElectionTiming()
         self._key = key
         self._sleep = sleep
         self.leading = False
         self.terms = 0  # how many times this process was elected
         self.tries = 0  # how many times it asked for the lock
+        self.checks = 0  # how many times, while leading, it made sure it still held it
         self.server_pid: int | None = None  # the session holding the lock while leading (for tests and logs)
         self.first_answer = asyncio.Event()  # set once the first try is over: elected (and started), or not
 
@@ -94,11 +98,29 @@ class Leadership:
         self.server_pid = connection.get_server_pid()
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
+        for channel, heard in self._listen.items():
+            await connection.add_listener(channel, heard)
         self.leading = True
         self.terms += 1
         log.info("Elected the scheduler's leader (term %d in this process)", self.terms)
-        await self._on_elected(connection)
-        self.first_answer.set()
+        # The term starts (the handover wait, the resume of every job in flight) while the lock is watched: that
+        # keeps the session busy, or the server would end it as a hung one once idle_session_timeout had passed.
+        starting = asyncio.ensure_future(self._on_elected())
+        watching = asyncio.ensure_future(self._hold(connection, lost))
+        try:
+            await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a term that failed to start ends here
+                self.first_answer.set()
+            await watching
+        finally:
+            for task in (starting, watching):
+                task.cancel()
+            await asyncio.gather(starting, watching, return_exceptions=True)
+
+    async def _hold(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return once the lock may be lost: the connection closed, or the session no longer holds it."""
+        timing = self.timing
         while not lost.is_set():
             await self._wait(lost, timing.check_s)
             if lost.is_set():
@@ -109,6 +131,7 @@ class Leadership:
                 self._key,
                 timeout=timing.check_timeout_s,
             )
+            self.checks += 1
             if not held:
                 log.warning("The leader lock is no longer held by this process's session")
                 return

@@ -20,13 +20,14 @@ from typing import Any
 
 import asyncpg
 
+from services.store.postgres import KEEPALIVES
+
 log = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "grok_video_bot_jobs"  # to the leader: a job was queued, dropped, or asks to be cancelled
 REPLIES_CHANNEL = "grok_video_bot_replies"  # from the leader: the answer to one ask
 CONNECT_TIMEOUT_S = 10.0
-# The server ends a session whose peer stopped answering after about idle + interval * count seconds.
-KEEPALIVES = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
+IDLE_SESSION_TIMEOUT_SINCE = 14  # the PostgreSQL version that added it
 # Errors that mean "this connection (or the server) is gone": the caller reconnects.
 CONNECTION_LOST: tuple[type[BaseException], ...] = (
     OSError,
@@ -43,11 +44,18 @@ def connector(url: str, *, purpose: str, idle_timeout_s: float | None = None) ->
     """How to open one dedicated connection to ``url`` (never logged: it may carry a password)."""
     # Named with the process id, so an operator (or a test) can tell from pg_stat_activity which process leads.
     settings = {"application_name": f"grok-video-bot {purpose} (pid {os.getpid()})", **KEEPALIVES}
-    if idle_timeout_s is not None:
-        settings["idle_session_timeout"] = str(int(idle_timeout_s * 1000))
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S, server_settings=settings)
+        connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S, server_settings=settings)
+        # PostgreSQL 13 has no idle_session_timeout (asked for at connect, it refuses the session, so no process
+        # could ever lead): there a hung process keeps its locks until it is killed.
+        if idle_timeout_s is not None and connection.get_server_version().major >= IDLE_SESSION_TIMEOUT_SINCE:
+            try:
+                await connection.execute(f"SET idle_session_timeout = {int(idle_timeout_s * 1000)}")
+            except BaseException:
+                await close_quietly(connection)
+                raise
+        return connection
 
     return connect
 

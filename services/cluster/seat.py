@@ -17,8 +17,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
 from services.cluster.leader import ElectionTiming, Leadership
 from services.cluster.link import JOBS_CHANNEL, Connect, Message, Messenger, decode
 from services.jobs.models import CancelResult, ErrorCode, Job, JobStatus
@@ -71,12 +69,14 @@ class SchedulerSeat:
         self._leaving = False  # the bot is shutting down: a leader's last term ends in order, not at once
         self._tasks: set[asyncio.Task[Any]] = set()
         self._election_task: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()  # the leader's wake-ups, in the order heard
         self.messenger = Messenger(links.messages) if links is not None else None
         self.leadership = (
             Leadership(
                 links.election,
                 on_elected=self._elected,
                 on_deposed=self._deposed,
+                listen={JOBS_CHANNEL: self._heard},  # heard only once seated (see _heard)
                 timing=timing.election,
                 sleep=sleep,
             )
@@ -148,21 +148,22 @@ class SchedulerSeat:
 
     # -- the election's callbacks --------------------------------------------------------------
 
-    async def _elected(self, connection: asyncpg.Connection) -> None:
+    async def _elected(self) -> None:
         scheduler = self.scheduler
         handover = self.timing.handover_s
         await self._sleep(scheduler.budget.interval_s if handover is None else handover)
         await scheduler.start()  # resumes every job in flight, as a restart does
         self._seated = True
-        await connection.add_listener(JOBS_CHANNEL, self._heard)
-        # Anything queued between the resume's read and LISTEN had its wake-up go unheard: read once more.
+        # Anything queued between the resume's read and now had its wake-up go unheard (not seated): read once more.
         await scheduler.take_up()
+        self._spawn(self._read_inbox(scheduler, self._inbox))
         self._spawn(self._backup_scans(scheduler))
 
     async def _deposed(self) -> None:
         """Stop at once when the lock may be lost (another process may be elected as soon as it is free); at
         shutdown, with the requests on the wire given their grace first, as a process alone stops."""
         self._seated = False
+        self._inbox = asyncio.Queue()  # the next term re-reads the store: what this one heard is done with
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
@@ -171,8 +172,22 @@ class SchedulerSeat:
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         message = decode(payload)
-        if message is not None and self._seated:
+        if message is None or not self._seated:
+            return
+        if message.get("kind") == "cancel":  # answered at once, whatever else waits
             self._spawn(self._act_on(self.scheduler, message))
+        else:
+            self._inbox.put_nowait(message)
+
+    async def _read_inbox(self, scheduler: Scheduler, inbox: asyncio.Queue[Message]) -> None:
+        """Wake-ups acted on one at a time, in the order sent: a job's "dropped" acted on before its "queued" has
+        been read from the store would leave the cancelled job in the line."""
+        while True:
+            message = await inbox.get()
+            try:
+                await self._act_on(scheduler, message)
+            except Exception:  # a failing store now: the backup scan takes the job up later
+                log.exception("Acting on a message from another process failed")
 
     async def _act_on(self, scheduler: Scheduler, message: Message) -> None:
         job_id = message.get("job")

@@ -41,9 +41,9 @@ def parse_shard_ids(text: str, count: int) -> tuple[int, ...]:
     for part in (piece.strip() for piece in text.split(",")):
         if not part:
             continue
-        low, _, high = part.partition("-")
+        low, dash, high = part.partition("-")
         try:
-            first, last = int(low), int(high or low)
+            first, last = int(low), int(high if dash else low)  # "0-" is half a range, not shard 0
         except ValueError:
             raise ShardSettingError(
                 f"DISCORD_SHARD_IDS={text!r} is not valid: write shard numbers or ranges, such as 0-3 or 0,2"

@@ -31,7 +31,10 @@ def links_for(settings: Settings) -> ClusterLinks | None:
 def identify_queue(settings: Settings) -> IdentifyQueue:
     url = _url(settings)
     interval = settings.discord.identify_interval_s if settings.discord is not None else 5.0
-    return IdentifyQueue(connector(url, purpose="identify") if url is not None else None, interval_s=interval)
+    # A process that hangs while it holds the turn would stall every other process's identify (and so every
+    # reconnect to the gateway) for good: the server ends its quiet session, well after the turn's interval.
+    connect = connector(url, purpose="identify", idle_timeout_s=max(30.0, 3 * interval)) if url is not None else None
+    return IdentifyQueue(connect, interval_s=interval)
 
 
 def syncs_commands(settings: Settings) -> bool:

@@ -38,7 +38,10 @@ class _Tracked:
     """How to reach a job's status message: through its interaction, or as the bot's own message."""
 
     interaction: discord.Interaction | None = None
-    message: discord.Message | None = None  # a status message the bot posted itself (never expires)
+    message: discord.Message | discord.PartialMessage | None = None  # the bot's own message (never expires)
+    # Not accepted by this run (another process of a cluster accepted it, or an earlier run): only its progress is
+    # shown here, with the bot token; its ending and whether it was posted are judged as for a resumed job.
+    adopted: bool = False
     last_text: str = ""
     last_edit_at: float = 0.0
     pending_text: str | None = None
@@ -61,6 +64,7 @@ class StatusBoard:
         # The status lines; once the runtime exists (bot.py), with each job's estimate and expected start.
         self.texts: StatusTexts | None = None
         self._tracked: dict[int, _Tracked] = {}
+        self._handed_over: set[int] = set()  # jobs whose last note before the token died must stay until the end
 
     # -- the cogs hand over a status message once the job is accepted --------------------------
 
@@ -95,12 +99,14 @@ class StatusBoard:
     # -- what the others ask of the board --------------------------------------------------------
 
     def tracks(self, job_id: int) -> bool:
-        """Whether this run holds the job's status message at all (a resumed job's it does not)."""
-        return job_id in self._tracked
+        """Whether this run accepted the job and holds its status message (a resumed job's it does not)."""
+        tracked = self._tracked.get(job_id)
+        return tracked is not None and not tracked.adopted
 
     def is_live(self, job_id: int) -> bool:
         """Whether the job's status message can still be edited the quick way (its token has time left)."""
-        return self._usable(job_id) is not None
+        tracked = self._usable(job_id)
+        return tracked is not None and not tracked.adopted
 
     def interaction(self, job_id: int) -> discord.Interaction | None:
         """The job's interaction while its token has comfortable time left, for a followup."""
@@ -112,7 +118,10 @@ class StatusBoard:
         can still be edited the quick way; False when it could not be (a dead token, a failed edit)."""
         tracked = self._usable(job_id)
         self.forget(job_id)
-        return tracked is not None and await self._edit(tracked, text, job_id=job_id, active=False)
+        self._handed_over.discard(job_id)
+        if tracked is None or tracked.adopted:
+            return False
+        return await self._edit(tracked, text, job_id=job_id, active=False)
 
     async def show_done(self, job: Job, receipt: DeliveryReceipt) -> None:
         """The status message says where the video went, through the interaction while it lasts."""
@@ -125,11 +134,12 @@ class StatusBoard:
         token): the bot token may edit the bot's own messages, a command's public answer included.
         The buttons go: there is nothing left to cancel. Only ever a courtesy: the requester was told
         already (the video, or the failure notice), so no error here may undo that."""
-        if job.status_message_id is None or job.origin.channel_id is None:
+        self._handed_over.discard(job.id)
+        message = self._status_message(job)
+        if message is None:
             return
-        channel = self.client.get_partial_messageable(job.origin.channel_id, guild_id=job.origin.guild_id)
         try:
-            await channel.get_partial_message(job.status_message_id).edit(content=text, view=None)
+            await message.edit(content=text, view=None)
         except discord.HTTPException as error:
             log.info("Job %d: status message not updated with its ending (%s %s)", job.id, error.status, error.code)
         except Exception as error:  # a dropped connection, a timeout: the same courtesy, skipped
@@ -139,14 +149,16 @@ class StatusBoard:
 
     async def on_queue_changed(self, positions: Mapping[int, int]) -> None:
         for job_id, position in positions.items():
-            if self._usable(job_id) is None:
-                continue
+            if self._usable(job_id) is None and job_id in self._tracked:
+                continue  # its token is about to die: the hand-over note is on its way
             job = await self.store.jobs.get(job_id)
-            if job is not None and job.status is JobStatus.QUEUED:
+            if job is not None and job.status is JobStatus.QUEUED and self._reachable(job):
                 self._update_status(job_id, self._line(job, position=position), active=True)
 
     async def on_status(self, job: Job) -> None:
-        if self._usable(job.id) is None:
+        if job.id not in self._tracked and job.status_message_id is None and job.origin.kind == "discord":
+            job = await self.store.jobs.get(job.id) or job  # the scheduler's copy may predate its status message
+        if self._usable(job.id) is None and (job.id in self._tracked or not self._reachable(job)):
             return
         elapsed = time.time() - job.created_at
         self._update_status(
@@ -162,6 +174,25 @@ class StatusBoard:
         if self.texts is None:
             return status_line(job, position=position, elapsed_s=elapsed_s)
         return self.texts.line(job, position=position, elapsed_s=elapsed_s)
+
+    def _reachable(self, job: Job) -> bool:
+        """Whether the board shows this job's progress: one it tracks, or one it takes up now (accepted by
+        another process or an earlier run: reached with the bot token), unless a hand-over note must stay."""
+        if job.id in self._tracked:
+            return True
+        message = self._status_message(job)
+        if message is None or job.status.is_terminal or job.id in self._handed_over:
+            return False
+        self._tracked[job.id] = _Tracked(message=message, adopted=True)
+        return True
+
+    def _status_message(self, job: Job) -> discord.PartialMessage | None:
+        """The job's status message as the bot token reaches it (it may edit the bot's own messages, a
+        command's public answer included)."""
+        if job.status_message_id is None or job.origin.channel_id is None:
+            return None
+        channel = self.client.get_partial_messageable(job.origin.channel_id, guild_id=job.origin.guild_id)
+        return channel.get_partial_message(job.status_message_id)
 
     def _usable(self, job_id: int) -> _Tracked | None:
         """The job's status message, unless it is reached through a token with little time left."""
@@ -184,6 +215,7 @@ class StatusBoard:
         if job is not None and not job.status.is_terminal:
             note = handover_text(job_id, posts_here=can_post_in(self.client, job))
             await self._edit(tracked, note, job_id=job_id, active=job.status in CANCELLABLE)
+            self._handed_over.add(job_id)
         self.forget(job_id)
 
     def _update_status(self, job_id: int, text: str, *, urgent: bool = False, active: bool = True) -> None:

@@ -24,7 +24,7 @@ class KeyValues(Protocol):
 
     async def get(self, key: str) -> str | None: ...
 
-    async def set(self, key: str, value: str) -> None: ...
+    async def set_if_absent(self, key: str, value: str) -> str: ...
 
 
 def user_tag(salt: str, user_id: int) -> str:
@@ -47,10 +47,7 @@ class Attribution:
     async def _salt_once(self) -> str:
         async with self._lock:
             if self._salt is None:
-                salt = await self._kv.get(SALT_KEY)
-                if salt is None:
-                    await self._kv.set(SALT_KEY, secrets.token_hex(32))
-                    salt = await self._kv.get(SALT_KEY)  # another process may have written its own first
-                assert salt is not None
-                self._salt = salt
+                stored = await self._kv.get(SALT_KEY)
+                # Made once for good; another process may write its own first, and then that one is kept.
+                self._salt = stored or await self._kv.set_if_absent(SALT_KEY, secrets.token_hex(32))
             return self._salt

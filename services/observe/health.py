@@ -3,7 +3,7 @@
 The gateway is tracked from discord.py's own events (``is_ready()`` stays true through a reconnect, so it
 cannot be trusted): connected on ready/resumed, not on disconnect, per shard when the bot is sharded. The
 scheduler is judged by its heartbeat; under several processes only the leader runs one, so the check is a
-callable the cluster wiring may replace (a healthy non-leader answers None, "fine").
+callable that answers None ("fine") for a healthy non-leader of a cluster.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ def heartbeat_check(scheduler: HasHeartbeat, stale_after_s: float = STALE_AFTER_
 
 def unless_standing_by(standing_by: Callable[[], bool], check: SchedulerCheck) -> SchedulerCheck:
     """For a cluster's process: while ``standing_by()`` (not the leader, so it runs no scheduler) it is fine as far
-    as scheduling goes; once it leads, ``check`` judges its loop. The cluster wiring sets it as
-    ``bot.health.scheduler_check = unless_standing_by(lambda: not seat.leads, bot.health.scheduler_check)``."""
+    as scheduling goes; once it leads, ``check`` judges its loop (``Health.watching``'s ``standing_by``)."""
 
     def judged() -> str | None:
         return None if standing_by() else check()
@@ -130,10 +129,14 @@ class Health:
         self.scheduler_check = scheduler_check
 
     @classmethod
-    def watching(cls, bot: ListensForEvents, scheduler: HasHeartbeat) -> Health:
+    def watching(
+        cls, bot: ListensForEvents, scheduler: HasHeartbeat, *, standing_by: Callable[[], bool] = lambda: False
+    ) -> Health:
+        """``bot``'s gateway, and ``scheduler``'s loop unless ``standing_by()`` (a cluster's process that is not
+        the leader runs no scheduler, and is healthy without one)."""
         gateway = GatewayWatch()
         gateway.watch(bot)
-        return cls(gateway, heartbeat_check(scheduler))
+        return cls(gateway, unless_standing_by(standing_by, heartbeat_check(scheduler)))
 
     def problems(self) -> list[str]:
         """Everything that keeps the bot from being healthy; empty when it is."""

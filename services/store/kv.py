@@ -17,6 +17,14 @@ class KeyValueRepository:
             (key, value),
         )
 
+    async def set_if_absent(self, key: str, value: str) -> str:
+        """``value`` stored under ``key`` unless one is there already; the value that is (so two processes that
+        race to make the same setting end up with the first one's)."""
+        await self._db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
+        stored = await self.get(key)
+        assert stored is not None
+        return stored
+
     async def get(self, key: str) -> str | None:
         row = await self._db.fetch_one("SELECT value FROM kv WHERE key = ?", (key,))
         return None if row is None else str(row[0])

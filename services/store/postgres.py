@@ -28,11 +28,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -51,6 +52,12 @@ URL_SCHEMES = ("postgresql://", "postgres://")
 TRANSACTION_LOCK = 0x6776_6201
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0
+# Asked of the server for every pooled session. A process cut off from the server (network, a frozen VM) in the
+# middle of a transaction holds the store's one transaction lock until the server ends that session: TCP keepalives
+# end it within about 11 s once its host stops answering (the kernel's default waits two hours), and a transaction
+# left idle, whose process hangs, is ended after a minute (every store transaction is a few statements long).
+KEEPALIVES = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
+SESSION_SETTINGS = {**KEEPALIVES, "idle_in_transaction_session_timeout": "60000"}
 
 _connection_of: ContextVar[tuple[object, Connection] | None] = ContextVar("pg_transaction", default=None)
 
@@ -60,19 +67,29 @@ def is_postgres_url(text: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """The URL with its password masked, for logs and messages (``postgresql://bot:***@db:5432/grok``)."""
+    """The URL with its passwords masked, for logs and messages (``postgresql://bot:***@db:5432/grok``): the one
+    before the host, and a ``password=`` or ``sslpassword=`` among its parameters (libpq takes both)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    query = _QUERY_PASSWORD.sub(r"\1=***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_QUERY_PASSWORD = re.compile(r"(?<![^&])((?:ssl)?password)=[^&]*", re.IGNORECASE)
 
 
 def where(url: str) -> str:
     """``host:port/dbname`` of a URL: enough to say which server, nothing secret."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/') or parts.username or ''}"
+    hosts = parts.netloc.rpartition("@")[2] or "localhost"
+    if ":" not in hosts and "," not in hosts:
+        hosts += ":5432"
+    return f"{hosts}/{parts.path.lstrip('/') or parts.username or ''}"
 
 
 def user(url: str) -> str:
@@ -80,8 +97,12 @@ def user(url: str) -> str:
 
 
 def url_password(url: str) -> str | None:
-    """The password in the URL (the redactor masks it wherever it would be logged)."""
-    return urlsplit(url).password
+    """The password in the URL, before the host or else among its parameters (the redactor masks it wherever
+    it would be logged)."""
+    found = urlsplit(url).password
+    if found is None:
+        found = next((value for key, value in parse_qsl(urlsplit(url).query) if key.lower() == "password"), None)
+    return found or None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -120,9 +141,8 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, url: str, path: Path | str = Path("data/grok-video-bot.sqlite3"), **pool: Any) -> Self:
         """Connect (``pool`` overrides the pool's options, e.g. ``max_size``) and bring the schema up to date."""
-        created = await asyncpg.create_pool(
-            url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_S, command_timeout=None, **pool
-        )
+        options: dict[str, Any] = {"min_size": 1, "max_size": POOL_SIZE, "server_settings": SESSION_SETTINGS, **pool}
+        created = await asyncpg.create_pool(url, timeout=CONNECT_TIMEOUT_S, command_timeout=None, **options)
         assert created is not None
         try:
             schema_key = await created.fetchval("SELECT hashtext(COALESCE(current_schema(), ''))")

@@ -22,6 +22,9 @@ from services.store.postgres import PostgresDatabase
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
+# A table holding files (a stored input may be tens of MiB) moves one row at a time: a batch is held about four
+# times over on its way (the row, asyncpg's encoding of it, its buffer growing), so 2000 inputs would not fit.
+BLOB_BATCH_ROWS = 1
 
 
 class TransferRefused(Exception):
@@ -80,18 +83,22 @@ async def _copy_table(source: SqliteDatabase, target: PostgresDatabase, table: s
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
     insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-    count, offset = 0, 0
+    batch = BLOB_BATCH_ROWS if "bytea" in types.values() else BATCH_ROWS
+    count, after = 0, None
     while True:
+        # After the last rowid copied (not OFFSET, which would read every row before it again for each batch).
         rows = await source.fetch_all(
-            f"SELECT {names} FROM {table} ORDER BY rowid LIMIT ? OFFSET ?", (BATCH_ROWS, offset)
+            f"SELECT rowid, {names} FROM {table} WHERE ? IS NULL OR rowid > ? ORDER BY rowid LIMIT ?",
+            (after, after, batch),
         )
         if not rows:
             return count
         await target.execute_many(
-            insert, [[_as(types[column], value) for column, value in zip(columns, row, strict=True)] for row in rows]
+            insert,
+            [[_as(types[column], value) for column, value in zip(columns, values, strict=True)] for _, *values in rows],
         )
         count += len(rows)
-        offset += len(rows)
+        after = rows[-1][0]
 
 
 def _as(pg_type: str, value: Any) -> Any:

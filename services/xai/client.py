@@ -63,7 +63,6 @@ class XaiClient:
         *,
         api_key: Secret,
         base_url: str = "https://api.x.ai/v1",
-        model: str = "grok-imagine-video",
         budget: RequestBudget | None = None,
         request_timeout_s: float = 30.0,
         min_upload_bytes_per_s: float = MIN_UPLOAD_BYTES_PER_S,
@@ -75,7 +74,6 @@ class XaiClient:
         self._session = session
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self.model = model
         self._budget = budget
         # The answer is timed, not the upload: no total limit (a 70 MB edit body on a modest uplink takes minutes
         # to send), a limit on connecting and on each wait for the answer, and a deadline of our own for sending
@@ -90,7 +88,7 @@ class XaiClient:
         self.rate_limited = 0  # 429s received, for /metrics
 
     def __repr__(self) -> str:
-        return f"XaiClient(base_url={self.base_url!r}, model={self.model!r})"
+        return f"XaiClient(base_url={self.base_url!r})"
 
     async def submit(self, request: SubmitRequest, *, gate: SubmitGate | None = None) -> str:
         """Start a job at xAI and return its request id. Raises ``SubmitCalledOff`` if ``gate`` was

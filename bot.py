@@ -32,6 +32,7 @@ from cogs.cancel import CancelButton, status_view
 from cogs.confirm import Confirmations
 from cogs.results import RESULT_BUTTONS, ResultsCog, result_view
 from services import checkup, permissions, terminal
+from services.cluster import alone
 from services.cluster import wiring as cluster
 from services.cluster.gateway import ShardTaken
 from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
@@ -429,7 +430,8 @@ def _hold_store(settings: Settings, command: str) -> contextlib.AbstractContextM
 
     ``generate`` runs a scheduler of its own that spends the same xAI account's per-minute budget and
     concurrency, which the bot's budget cannot see. ``check`` only looks; ``sync`` touches no job. A PostgreSQL
-    store (DATABASE_URL) has no file to lock: processes share it. ``migrate-store`` holds the SQLite file's lock.
+    store (DATABASE_URL) has no file to lock: processes share it, and ``generate`` takes the scheduler's leader
+    lock instead (services/cluster/alone.py). ``migrate-store`` holds the SQLite file's lock.
     """
     if command == "migrate-store" or (command in ("run", "generate") and settings.database_url is None):
         return instance_lock.InstanceLock.acquire(settings.database_path, command=command)
@@ -455,8 +457,13 @@ async def _generate(args: argparse.Namespace, settings: Settings) -> int:
     assert task is not None
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    url = settings.database_url
     try:
-        return await terminal.generate(args, settings)
+        async with alone.the_only_scheduler(url.reveal()) if url is not None else contextlib.nullcontext():
+            return await terminal.generate(args, settings)
+    except alone.SchedulerBusy as busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return EXIT_STORE_IN_USE
     except asyncio.CancelledError:
         print("error: interrupted before anything was sent to xAI", file=sys.stderr)
         return terminal.Exit.INTERRUPTED

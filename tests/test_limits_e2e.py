@@ -154,7 +154,7 @@ async def test_waiting_jobs_are_admitted_round_robin_across_members(rig: BotRig)
     """One member's burst waits behind another member's single request; positions shown stay true."""
     emu = rig.discord
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1"):
-        rig.xai.outcomes.append(Outcome(generation_s=1.0))
+        rig.xai.outcomes.append(Outcome(generation_s=3.0))  # long enough for the burst to line up behind it
         burst = [await emu.slash("video", {"prompt": f"mine {n}"}) for n in range(3)]
         await rig.wait_for_answer(burst[2], "position 2")
         theirs = await emu.slash("video", {"prompt": "theirs"}, user_id=emu.other_user_id)

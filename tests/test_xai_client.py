@@ -201,7 +201,7 @@ async def test_server_errors_timeouts_and_broken_json_on_polls_are_retried(
 ) -> None:
     """A 529, a hang past the timeout and a broken JSON body are retried; the third attempt succeeds."""
     xai.outcomes.append(Outcome(kind="never"))
-    client = client_for(session, xai)
+    client = client_for(session, xai, request_timeout_s=0.5)
     request_id = await client.submit(TEXT)
     xai.fail_requests("GET", "/v1/videos/", status=529)
     xai.fail_requests("GET", "/v1/videos/", status=200, hang_s=1.0)

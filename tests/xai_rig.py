@@ -19,14 +19,19 @@ async def no_sleep(seconds: float) -> None:
 
 
 def client_for(
-    session: aiohttp.ClientSession, xai: XaiEmulator, *, key: str | None = None, budget: RequestBudget | None = None
+    session: aiohttp.ClientSession,
+    xai: XaiEmulator,
+    *,
+    key: str | None = None,
+    budget: RequestBudget | None = None,
+    request_timeout_s: float = 5.0,  # generous: a loaded CI machine may take a while to answer on loopback
 ) -> XaiClient:
     return XaiClient(
         session,
         api_key=Secret(key or xai.api_key),
         base_url=xai.base_url,
         budget=budget or RequestBudget(60_000),
-        request_timeout_s=0.5,
+        request_timeout_s=request_timeout_s,
         rate_limit_backoff_s=0.01,
         sleep=no_sleep,
     )

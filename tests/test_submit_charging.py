@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from services.jobs.models import ErrorCode, JobStatus
+from services.xai.bodies import SubmitRequest
 from services.xai.budget import RequestBudget
+from services.xai.client import XaiClient
+from services.xai.gate import SubmitGate
 from tests.botprocess import BotProcess, jobs_now
 from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.xai_emulator import XaiEmulator
@@ -104,3 +107,31 @@ async def test_kill_9_while_waiting_out_a_429_sends_the_job_after_the_restart(
     assert (done["status"], done["error_code"]) == ("delivered", None), bot.all_logs()
     assert [r.status for r in xai.submits()] == [429, 200]
     assert done["id"] == row["id"]
+
+
+class _FrozenClient(XaiClient):
+    """A client whose process freezes (SIGSTOP, a paused VM) after its job moved to "submitting", before the wire."""
+
+    thaw = asyncio.Event()
+
+    async def submit(self, request: SubmitRequest, *, gate: SubmitGate | None = None) -> str:
+        await self.thaw.wait()
+        return await super().submit(request, gate=gate)
+
+
+async def test_a_leader_that_froze_and_came_back_does_not_send_a_job_another_took_over(rig: Rig) -> None:
+    """The first scheduler moved the job to "submitting" and froze; the next leader put it back in line and sent
+    it; when the first wakes, its send token no longer holds, so the job is sent once, not twice."""
+    _FrozenClient.thaw = asyncio.Event()
+    frozen = rig.scheduler(client_class=_FrozenClient)
+    await frozen.start()
+    job = (await unlimited_service(rig.store, frozen).accept(text_request())).job
+    await wait_for(rig.store, job.id, lambda j: j.status is JobStatus.SUBMITTING)
+    taking_over = rig.scheduler()
+    await taking_over.start()  # resumes the uncharged "submitting" job as a restart does: back in line, sent
+    delivered = await rig.ended(job.id)
+    assert delivered.status is JobStatus.DELIVERED
+    _FrozenClient.thaw.set()  # the frozen process goes on where it stopped
+    await until(lambda: not frozen._admission._submitting)
+    assert len(rig.xai.submits()) == 1
+    assert (await rig.store.jobs.get(job.id)) == delivered  # and it left the job as the other process did

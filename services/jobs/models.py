@@ -317,6 +317,7 @@ class JobUpdate(TypedDict, total=False):
     charged_at: float | None
     model: str | None
     generation_s: float | None
+    send_token: str | None  # which move to "submitting" may send the request (JobRepository.charge)
 
 
 FORGOTTEN = "(forgotten)"  # what views and the CSV show instead of a prompt a moderator had erased

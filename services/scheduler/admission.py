@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from services.jobs import endings
@@ -33,11 +34,17 @@ from services.xai.gate import SubmitCalledOff, SubmitGate
 log = logging.getLogger(__name__)
 
 
+class SentElsewhere(Exception):
+    """Another process moved the job since this one did (it took over as the scheduler's leader while this one
+    was frozen): this one must not send it."""
+
+
 @dataclass(slots=True)
 class _Submission:
     """An admitted job on its way to xAI: the gate a Cancel closes, and the request while it is being sent."""
 
     gate: SubmitGate
+    send_token: str  # written with the move to "submitting"; the gate sends only while it is still the job's
     wire: asyncio.Task[str] | None = None
     cancel_requested: bool = False  # a Cancel came once the request was on the wire: cancel once xAI answers
     back_in_line: bool = False  # called off by a shutdown, not a person: it waits in line again
@@ -105,7 +112,8 @@ class Admission:
         job_id = self._queue.pop()
         if job_id is None:
             return False
-        submission = self._submitting[job_id] = _Submission(self._gate_for(job_id))
+        token = uuid.uuid4().hex
+        submission = self._submitting[job_id] = _Submission(self._gate_for(job_id, token), token)
         self._c.tasks.spawn(self._submit(job_id, submission), f"submit-{job_id}")
         self._reports.request()
         return True
@@ -137,12 +145,14 @@ class Admission:
                 if submission.wire is not None:
                     submission.wire.cancel()
 
-    def _gate_for(self, job_id: int) -> SubmitGate:
+    def _gate_for(self, job_id: int, send_token: str) -> SubmitGate:
         """The job's gate, whose hooks keep the store's ``charged`` true exactly while a request may be at xAI:
-        written before each attempt goes on the wire, cleared when xAI provably turned it away."""
+        written before each attempt goes on the wire (only while ``send_token`` is still the job's), cleared when
+        xAI provably turned it away."""
 
         async def on_wire() -> None:
-            await self._c.steps.set(job_id, charged=True)
+            if not await self._c.steps.charge(job_id, send_token):
+                raise SentElsewhere
 
         async def on_turned_away() -> None:
             await self._c.steps.set(job_id, charged=False)
@@ -177,7 +187,7 @@ class Admission:
             return None
         # Not charged yet: the gate's hook writes that right before the request goes on the wire (so a crash
         # while it waits for a budget slot, or out a 429, leaves a job the next start puts back in line).
-        if not await steps.move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING):
+        if not await steps.move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, send_token=submission.send_token):
             return None  # no longer waiting (another process took it)
         job = await self._c.store.jobs.get(job_id)
         assert job is not None
@@ -196,6 +206,9 @@ class Admission:
             raise
         try:
             request_id = wire.result()
+        except SentElsewhere:
+            log.warning("Job %d: another process took it over before it went out; not sent from here", job_id)
+            return None
         except (SubmitCalledOff, asyncio.CancelledError):
             await self._called_off(job_id, JobStatus.SUBMITTING, submission)
             return None

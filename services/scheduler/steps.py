@@ -50,6 +50,10 @@ class JobSteps:
             what=f"job {job_id} cancel",
         )
 
+    async def charge(self, job_id: int, send_token: str) -> bool:
+        """Charged right before its request goes on the wire, if ``send_token`` holds (``JobRepository.charge``)."""
+        return await patiently(lambda: self._store.jobs.charge(job_id, send_token), what=f"job {job_id} charge")
+
     async def set(self, job_id: int, **fields: Unpack[JobUpdate]) -> None:
         await patiently(lambda: self._store.jobs.update(job_id, **fields), what=f"job {job_id} update")
 

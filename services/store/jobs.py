@@ -159,6 +159,17 @@ class JobRepository:
             log.debug("Job %d was not in %s; not moved to %s", job_id, sorted(expected_set), target)
         return changed == 1
 
+    async def charge(self, job_id: int, send_token: str) -> bool:
+        """Mark a submitting job charged, right before its request goes on the wire, if ``send_token`` is still the
+        one its move to "submitting" wrote; False when another process has moved it since (then it must not be sent)."""
+        now = time.time()
+        changed = await self._db.execute(
+            "UPDATE jobs SET charged = 1, charged_at = COALESCE(charged_at, ?), updated_at = ? "
+            "WHERE id = ? AND status = ? AND send_token = ?",
+            (now, now, job_id, JobStatus.SUBMITTING.value, send_token),
+        )
+        return changed == 1
+
     async def update(self, job_id: int, **fields: Unpack[JobUpdate]) -> None:
         """Set non-status fields (progress, message ids, cost...)."""
         if not fields:

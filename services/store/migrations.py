@@ -172,4 +172,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX jobs_status_ending ON jobs (status, error_code, cost_usd_ticks);
     """,
+    # 11: a token written with each move to "submitting": only the process that made that move may mark the job
+    #     charged and send it, so a leader that froze and came back after another took its jobs sends nothing.
+    """
+    ALTER TABLE jobs ADD COLUMN send_token TEXT;
+    """,
 )

@@ -15,6 +15,7 @@ import secrets
 from typing import Protocol
 
 from services.jobs.models import Origin
+from services.store.patience import patiently
 
 SALT_KEY = "xai_user_salt"
 
@@ -46,8 +47,12 @@ class Attribution:
 
     async def _salt_once(self) -> str:
         async with self._lock:
-            if self._salt is None:
-                stored = await self._kv.get(SALT_KEY)
-                # Made once for good; another process may write its own first, and then that one is kept.
-                self._salt = stored or await self._kv.set_if_absent(SALT_KEY, secrets.token_hex(32))
-            return self._salt
+            salt = self._salt or await self._kv.get(SALT_KEY)
+            if salt is None:
+                # Made once for good; another process may write its own first, and then that one is kept. A write,
+                # so it waits out a locked database or a full disk like every other step of a job.
+                salt = await patiently(
+                    lambda: self._kv.set_if_absent(SALT_KEY, secrets.token_hex(32)), what="the user-hash salt"
+                )
+            self._salt = salt
+            return salt

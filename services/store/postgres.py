@@ -25,6 +25,7 @@ sits beside it), as it does on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -52,6 +53,7 @@ URL_SCHEMES = ("postgresql://", "postgres://")
 TRANSACTION_LOCK = 0x6776_6201
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 10.0  # how long closing waits for connections still in use before it drops them
 # Asked of the server for every pooled session. A process cut off from the server (network, a frozen VM) in the
 # middle of a transaction holds the store's one transaction lock until the server ends that session: TCP keepalives
 # end it within about 11 s once its host stops answering (the kernel's default waits two hours), and a transaction
@@ -168,7 +170,13 @@ class PostgresDatabase:
         return self._pool
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Close the pool; a connection still held after ``CLOSE_WAIT_S`` (a task stuck on a dead server) is
+        dropped, so a shutdown never hangs on it."""
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_WAIT_S)
+        except TimeoutError:
+            log.warning("The database pool did not close within %.0f s; dropping its connections", CLOSE_WAIT_S)
+            self._pool.terminate()
 
     # -- the schema ---------------------------------------------------------------------------------
 

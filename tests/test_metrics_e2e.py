@@ -20,7 +20,7 @@ async def test_metrics_follow_jobs_from_the_line_to_delivered(rig: BotRig) -> No
     rig.xai.outcomes.extend([Outcome(kind="never"), Outcome(cost_usd_ticks=COST_TICKS)])
     rig.xai.fail_requests("GET", r"^/v1/videos/", status=429, times=1, headers={"Retry-After": "0"})
     emu = rig.discord
-    async with rig.running(XAI_MAX_CONCURRENT_JOBS="1", XAI_JOB_TIMEOUT_SECONDS="2") as bot, pages(bot) as base:
+    async with rig.running(XAI_MAX_CONCURRENT_JOBS="1", XAI_JOB_TIMEOUT_SECONDS="5") as bot, pages(bot) as base:
         before = await metrics(base)
         assert not [key for key in before if key[0] == "grokbot_jobs"]
         assert before[("grokbot_xai_cost_usd_total", ())] == 0
@@ -28,6 +28,7 @@ async def test_metrics_follow_jobs_from_the_line_to_delivered(rig: BotRig) -> No
         first = await rig.wait_for_job(lambda job: job.status is JobStatus.RUNNING)
         await emu.slash("video", {"prompt": "a paper boat on a rainy street"})
         second = await rig.wait_for_job(lambda job: job.id != first.id and job.status is JobStatus.QUEUED)
+        await emu.wait_for(lambda: bot.runtime.scheduler.queue_position(second.id) is not None)  # in line, stored
         waiting = await metrics(base)
         assert waiting[("grokbot_queue_length", ())] == 1
         assert waiting[("grokbot_jobs_generating", ())] == 1

@@ -216,7 +216,7 @@ async def test_a_double_click_on_cancel_cancels_once_and_says_so(rig: BotRig) ->
         first = await emu.click(status_id, f"gv:cancel:{job_id}")
         second = await emu.click(status_id, f"gv:cancel:{job_id}")
         text = await rig.wait_for_answer(waiting, "Cancelled")
-        note = await emu.wait_for_message(lambda m: m.interaction_id == second.id and m.ephemeral, timeout=5)
+        note = await emu.wait_for_message(lambda m: m.interaction_id == second.id and m.ephemeral, timeout=20)
     assert first.acked and "costs nothing" in text
     assert "already" in note.content and "finished" not in note.content
 

@@ -155,7 +155,10 @@ async def test_waiting_jobs_are_admitted_round_robin_across_members(rig: BotRig)
     emu = rig.discord
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1"):
         rig.xai.outcomes.append(Outcome(generation_s=3.0))  # long enough for the burst to line up behind it
-        burst = [await emu.slash("video", {"prompt": f"mine {n}"}) for n in range(3)]
+        burst = []
+        for n in range(3):  # one after the other, each accepted before the next (their order is the test's)
+            burst.append(await emu.slash("video", {"prompt": f"mine {n}"}))
+            await rig.wait_for_answer(burst[-1], "job #")
         await rig.wait_for_answer(burst[2], "position 2")
         theirs = await emu.slash("video", {"prompt": "theirs"}, user_id=emu.other_user_id)
         await rig.wait_for_answer(theirs, "position 1")

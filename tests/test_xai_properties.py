@@ -191,6 +191,7 @@ urls = st.one_of(
 @example(url="http://host:99999/x")
 @example(url="https://evil.com\\@vidgen.x.ai/a")
 @example(url="http://\udcffx.com/")
+@example(url="0://[]@")  # yarl: IndexError on an empty bracketed host
 def test_any_address_is_allowed_or_refused_with_a_sentence(url: Any) -> None:
     """refusal() never raises; what it allows is exactly an allowed host, scheme and port as aiohttp reads it."""
     reason = AllowedHosts(["vidgen.x.ai"], ["127.0.0.1:8080"]).refusal(url)

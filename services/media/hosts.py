@@ -52,7 +52,8 @@ def parse_address(url: object) -> yarl.URL:
         parsed = yarl.URL(url)
         host = parsed.raw_host
         port = parsed.port
-    except ValueError:  # a bad port, a broken IPv6 literal, a backslash in the host, a name IDNA refuses
+    except (ValueError, IndexError):  # a bad port, a broken IPv6 literal, a backslash in the host, a name IDNA
+        # refuses; yarl raises IndexError on an empty bracketed host after a user part ("0://[]@")
         raise BadAddress("the address is not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not host or not parsed.is_absolute():
         raise BadAddress("the address is not an http(s) URL")

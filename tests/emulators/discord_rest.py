@@ -107,6 +107,9 @@ class RestApi:
             if exc.problem:
                 self.emu._problem(f"{request.method} {path}: {exc.problem}")
             reply = Reply(exc.status, exc.body())
+        except ConnectionResetError:  # the bot went away while it sent the body (a test stopped it): not ours
+            record.status = 499
+            return web.Response(status=499)
         except Exception as exc:
             self.emu._problem(f"{request.method} {path}: emulator exception {exc!r}\n{traceback.format_exc(limit=6)}")
             reply = Reply(400, {"message": f"Emulator error: {exc!r}", "code": 0})

@@ -254,7 +254,8 @@ def _check(
         videos = [m for m in bot_messages if any(a.filename == f"grok-video-{job.id}.mp4" for a in m.attachments)]
         submits = [r for r in xai.requests if r.method == "POST" and r.path in SUBMIT_PATHS and tag in str(r.body)]
         if len(submits) > 1:
-            problems.append(f"job {job.id}: xAI got {len(submits)} submits")
+            answers = ", ".join(f"HTTP {r.status} at {r.time:.3f}" for r in submits)
+            problems.append(f"job {job.id}: xAI got {len(submits)} submits ({answers})")
         if job.status is JobStatus.DELIVERED:
             counts["delivered"] += 1
             if len(videos) != 1:

@@ -102,13 +102,17 @@ async def test_odd_pending_answers_never_derail_a_job(
 async def test_an_unusable_video_address_fails_the_job_in_words(
     rig: Rig, caplog: pytest.LogCaptureFixture, url: object, words: str
 ) -> None:
-    """A done answer whose video URL cannot be fetched ends the job FAILED at once, saying why; never stuck."""
+    """A done answer whose video URL cannot be fetched ends the job FAILED, saying why; never stuck.
+
+    The bot asks xAI once for a fresh address after a refused one, so xAI gives the bad address twice: once
+    would make the test depend on whether the emulated generation had finished by the second poll."""
     caplog.set_level(logging.WARNING)
     body = {"status": "done", "progress": 100, "video": {"url": url, "duration": 3, "respect_moderation": True}}
-    rig.xai.fail_requests("GET", POLLS, status=200, body=body)
+    rig.xai.fail_requests("GET", POLLS, status=200, body=body, times=2)
     job = await rig.run_job(text_request())
     assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DOWNLOAD_FAILED)
     assert "could not download it" in (job.error_message or "") and words in (job.error_message or "")
+    assert rig.xai.pending_faults() == 0  # the fresh address was asked for, and was as bad
     _no_crashes(caplog)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,7 @@ class Rig:
         rpm: float | None = None,
         base_url: str | None = None,
         wall_clock: Callable[[], float] | None = None,
+        monotonic_clock: Callable[[], float] | None = None,
         request_timeout_s: float = 2.0,
         min_upload_bytes_per_s: float | None = None,
         client_class: type[XaiClient] = XaiClient,
@@ -113,7 +115,7 @@ class Rig:
             sleep=fast_sleep,
             **upload,
         )
-        clocks = Clocks() if wall_clock is None else Clocks(wall=wall_clock)
+        clocks = Clocks(wall=wall_clock or time.time, monotonic=monotonic_clock or time.monotonic)
         scheduler = Scheduler(
             self.store,
             client,

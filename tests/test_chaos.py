@@ -253,9 +253,10 @@ def _check(
         tag = _tag(int(job.prompt.split("-")[1]))
         videos = [m for m in bot_messages if any(a.filename == f"grok-video-{job.id}.mp4" for a in m.attachments)]
         submits = [r for r in xai.requests if r.method == "POST" and r.path in SUBMIT_PATHS and tag in str(r.body)]
-        if len(submits) > 1:
+        taken = [r for r in submits if r.status != 429]  # a 429 is xAI turning it away before any work
+        if len(taken) > 1:
             answers = ", ".join(f"HTTP {r.status} at {r.time:.3f}" for r in submits)
-            problems.append(f"job {job.id}: xAI got {len(submits)} submits ({answers})")
+            problems.append(f"job {job.id}: xAI took {len(taken)} submits ({answers})")
         if job.status is JobStatus.DELIVERED:
             counts["delivered"] += 1
             if len(videos) != 1:

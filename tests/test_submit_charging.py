@@ -3,19 +3,21 @@
 An admitted job is "submitting" but not charged while it waits for a request slot or out a 429's Retry-After;
 the client's gate hook writes ``charged`` right before each attempt goes on the wire and clears it when xAI
 provably turned the attempt away. After a kill -9 the next start puts an uncharged submitting job back in line
-and calls only a charged one uncertain. Once with the scheduler's own rig (the store as a kill leaves it), once
-with a real ``python bot.py`` killed by SIGKILL.
+and calls only a charged one uncertain, holding the concurrent slot xAI may still be using for it. Once with
+the scheduler's own rig (the store as a kill leaves it), once with a real ``python bot.py`` killed by SIGKILL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from services.jobs.models import ErrorCode, JobStatus
+from services.scheduler.poll_policy import JobKind
 from services.xai.bodies import SubmitRequest
 from services.xai.budget import RequestBudget
 from services.xai.client import XaiClient
@@ -77,6 +79,44 @@ async def test_a_request_on_the_wire_is_charged_before_it_leaves(rig: Rig) -> No
     ended = await rig.ended(job.id)
     assert (ended.status, ended.error_code) == (JobStatus.FAILED, ErrorCode.SUBMIT_UNCERTAIN)
     assert ended.charged and len(rig.xai.submits()) == 1
+
+
+async def test_a_request_of_unknown_fate_keeps_its_slot_while_xai_may_be_making_it(rig: Rig) -> None:
+    """Killed while xAI was taking the submit, on an account that runs one video at a time: xAI has the job and
+    nobody here can follow it. The next start holds its slot until nine in ten videos would be done (here about
+    150 s, learnt), so the next job waits for that instead of being turned away by xAI's cap; then it goes."""
+    rig.xai.max_concurrent = 1
+    rig.xai.submit_delay_s = 30  # xAI has the job; its answer is still on the way when the kill comes
+    first = rig.scheduler(max_concurrent=1)
+    await first.start()
+    lost = (await unlimited_service(rig.store, first).accept(text_request("lost"))).job
+    await until(lambda: rig.xai.submits())
+    await _killed(rig)
+    rig.xai.submit_delay_s = 0
+    offset = [0.0]
+    second = rig.scheduler(max_concurrent=1, monotonic_clock=lambda: time.monotonic() + offset[0])
+    second.policy.history.learn([(JobKind("any", "480p", 3, "text"), 100.0)] * 40)  # videos take about 100 s
+    await second.start()
+    assert (await rig.ended(lost.id)).error_code == ErrorCode.SUBMIT_UNCERTAIN
+    assert second.generating == 1  # the lost job's slot, held
+    waiting = (await unlimited_service(rig.store, second).accept(text_request("next"))).job
+    for _ in range(20):  # the loop goes round; the slot stays held
+        await asyncio.sleep(0.01)
+    assert len(rig.xai.submits()) == 1 and second.waiting == 1
+    offset[0] = 1000.0  # long past when the lost video would be done
+    delivered = await rig.ended(waiting.id)
+    assert delivered.status is JobStatus.DELIVERED
+    assert len(rig.xai.submits()) == 2 and rig.xai.submits()[1].status == 200 and rig.xai.n429 == 0
+
+
+async def test_a_request_of_unknown_fate_from_long_ago_holds_no_slot(rig: Rig) -> None:
+    """The bot was away an hour after the crash: whatever xAI made is long done, so no slot is held."""
+    job = await rig.store.jobs.create(text_request())
+    await rig.store.jobs.transition(job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, charged=True)
+    later = rig.scheduler(max_concurrent=1, wall_clock=lambda: time.time() + 3600)
+    await later.start()
+    assert (await rig.ended(job.id)).error_code == ErrorCode.SUBMIT_UNCERTAIN
+    assert later.generating == 0
 
 
 async def _row(bot: BotProcess, predicate: object, timeout: float = 30) -> dict[str, object]:

@@ -76,7 +76,7 @@ def expected_wait_s(position: int, scheduler: Scheduler) -> float:
 
 
 def estimate_line(catalog: Catalog, model: str | None, request: JobRequest | Job) -> str:
-    """"💵 About $0.12 on grok-imagine-video-1.5-lite": the model's price for it, before xAI says."""
+    """The model's price for it, before xAI says: "💵 About $0.12 on grok-imagine-video-1.5-lite"."""
     options = request.options
     ticks = catalog.price_ticks(model, request.mode, options.duration, options.resolution)
     return f"💵 About {usd(ticks)} on {catalog.spec(model).name}"

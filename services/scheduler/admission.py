@@ -25,6 +25,7 @@ from services.scheduler.context import Context
 from services.scheduler.notices import QueueReports
 from services.scheduler.polltable import Tracked
 from services.scheduler.tracking import Tracking
+from services.scheduler.uncertain import UncertainSlots
 from services.xai.bodies import EditRequest, ExtendRequest, GenerationRequest, SubmitRequest
 from services.xai.budget import RequestBudget
 from services.xai.catalog import CLASSIC
@@ -71,6 +72,7 @@ class Admission:
             self._queue.positions, listener, context.tasks.spawn, context.settings, context.clocks
         )
         self._submitting: dict[int, _Submission] = {}
+        self._uncertain = UncertainSlots(context.clocks.monotonic)
         self._attribution = Attribution(context.store.kv)
 
     @property
@@ -79,8 +81,9 @@ class Admission:
 
     @property
     def submitting(self) -> int:
-        """Admitted jobs on their way to xAI: each already holds a concurrent slot."""
-        return len(self._submitting)
+        """Admitted jobs on their way to xAI, and requests of unknown fate xAI may still be generating: each holds
+        a concurrent slot."""
+        return len(self._submitting) + self._uncertain.held
 
     def position(self, job_id: int) -> int | None:
         return self._queue.position(job_id)
@@ -104,8 +107,13 @@ class Admission:
             if await self._c.steps.move(job.id, JobStatus.SUBMITTING, JobStatus.QUEUED):
                 self._queue.push(job.id, _owner_key(job))
         else:
-            # We cannot know whether xAI received it; sending it again could bill twice. It stays charged.
+            # We cannot know whether xAI received it; sending it again could bill twice. It stays charged, and
+            # keeps a concurrent slot while xAI may be making it (services/scheduler/uncertain.py).
             await self._c.steps.end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
+            sent_at = job.charged_at if job.charged_at is not None else job.updated_at
+            away_s = max(0.0, self._c.clocks.wall() - sent_at)
+            likely_done_s = min(self._tracking.likely_done_after(job), self._c.settings.job_timeout_s)
+            self._uncertain.hold(job.id, likely_done_s - away_s)
 
     def admit_next(self) -> bool:
         """Send the job whose turn it is (the caller checked a concurrent slot is free); False when none waits."""

@@ -71,6 +71,10 @@ class Tracking:
     def follow(self, tracked: Tracked) -> None:
         self._table.add(tracked)
 
+    def likely_done_after(self, job: Job) -> float:
+        """Seconds after its submit by which nine in ten videos of this job's kind are done (learnt times)."""
+        return self._policy.history.belief(self._kind_of(job)).time_at_survival(0.1)
+
     def _kind_of(self, job: Job) -> JobKind:
         return job_kind(job.model or CLASSIC, job.mode, job.options)  # no model stored: sent before models were
 

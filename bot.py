@@ -4,7 +4,7 @@ python bot.py                 run the bot
 python bot.py sync            push the slash commands to Discord now
 python bot.py generate ...    make one video from the terminal (needs only the xAI settings)
 python bot.py check           check the settings, Discord, xAI and the store, then print the invite link
-python bot.py backup FILE     write a consistent copy of the SQLite store, also while the bot runs
+python bot.py backup FILE     copy the SQLite store, also while the bot runs (needs only the store's settings)
 python bot.py migrate-store --to postgresql://...   move the SQLite store into an empty PostgreSQL database
 """
 
@@ -18,8 +18,7 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import aiohttp
 import discord
@@ -31,11 +30,11 @@ from cogs import replies
 from cogs.cancel import CancelButton, status_view
 from cogs.confirm import Confirmations
 from cogs.results import RESULT_BUTTONS, ResultsCog, result_view
-from services import checkup, permissions, terminal
-from services.cluster import alone
+from services import cli, permissions, terminal
+from services.cli import EXIT_CONFIG, EXIT_STORE_IN_USE
 from services.cluster import wiring as cluster
 from services.cluster.gateway import ShardTaken
-from services.config import DISCORD_REFUSED_LOGIN, ConfigError, DiscordSettings, Settings, load_settings
+from services.config import DISCORD_REFUSED_LOGIN, CommonSettings, ConfigError, DiscordSettings, Settings
 from services.delivery.adapter import PROGRESS_INTERVAL_S, DiscordDelivery
 from services.delivery.status_texts import StatusTexts
 from services.media.retention import Janitor
@@ -43,11 +42,9 @@ from services.observe import logformat
 from services.observe.health import Health
 from services.observe.metrics import Readings
 from services.observe.server import serving
-from services.process import instance_lock, pgtools, proxies, redaction, startup
+from services.process import instance_lock, proxies, redaction, startup
 from services.process.startup import Backoff, Stopped, StopSignal, Unreachable, open_store
 from services.runtime import Runtime, Sessions, build_runtime, open_sessions
-from services.store import backup
-from services.store.postgres import url_password
 from services.store.store import Store
 
 log = logging.getLogger("grok_video_bot")
@@ -56,8 +53,6 @@ log = logging.getLogger("grok_video_bot")
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.menus", "cogs.mentions", "cogs.myvideos", "cogs.admin", "cogs.usage")
 EXTENSIONS += ("cogs.show",)
 COMMAND_HASH_KEY = "command_tree_hash"
-EXIT_CONFIG = 78  # EX_CONFIG: a setting is missing or wrong
-EXIT_STORE_IN_USE = 75  # EX_TEMPFAIL: another bot holds DATABASE_PATH; this one can start once it has stopped
 DISCORD_API = "https://discord.com/api/v10"
 # Start-up trouble worth another try: no answer, a refused or reset connection, Discord's own 5xx.
 UNREACHABLE = (OSError, aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
@@ -352,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str, settings: Settings | None = None, *, handler: logging.Handler | None = None) -> None:
+def setup_logging(
+    level: str, settings: CommonSettings | None = None, *, handler: logging.Handler | None = None
+) -> None:
     """Log to stderr (or ``handler``) through a formatter that masks the secrets and any token-bearing text."""
     discord.utils.setup_logging(handler=handler or discord.utils.MISSING, level=getattr(logging, level), root=True)
     # discord.py logs every request at DEBUG; below that it is noise. Redaction makes DEBUG safe to turn on.
@@ -360,60 +357,34 @@ def setup_logging(level: str, settings: Settings | None = None, *, handler: logg
     startup.tidy_discord_log(logging.getLogger("discord.client"))
     if settings is not None and settings.observe.log_format == "json":
         logformat.use_json(logging.getLogger().handlers)
-    redaction.protect(logging.getLogger().handlers, redaction.Redactor(secret_values(settings)))
-
-
-def secret_values(settings: Settings | None) -> list[str]:
-    """The configured secrets (and a password in a proxy variable), for the log redactor."""
-    if settings is None:
-        return []
-    values = [settings.xai.api_key.reveal()]
-    if settings.discord is not None:
-        values.append(settings.discord.token.reveal())
-    if settings.database_url is not None:  # DATABASE_URL: the whole URL, and its password wherever it turns up
-        values += [settings.database_url.reveal(), *filter(None, [url_password(settings.database_url.reveal())])]
-    return values + proxies.proxy_passwords()
-
-
-async def check(settings: Settings, stream: TextIO = sys.stdout) -> int:
-    """``python bot.py check``: one line per finding, the invite link, and exit status 0 only when all is well."""
-    report = await checkup.run_checks(settings)
-    for finding in report.findings:
-        print(finding.line(), file=stream)
-    if report.application_id is not None:
-        print(f"Invite link: {invite_url(report.application_id)}", file=stream)
-    problems = sum(1 for finding in report.findings if not finding.ok)
-    print("All good." if not problems else f"{problems} problem{'s' if problems != 1 else ''} to fix.", file=stream)
-    if report.newer_store:
-        return EXIT_CONFIG  # as every other command refuses that store
-    return 0 if not problems else 1
+    redaction.protect(logging.getLogger().handlers, redaction.Redactor(cli.secret_values(settings)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(need_discord=command in ("run", "sync", "check"))
+        settings = cli.load_for(command)  # backup and migrate-store: only the store's settings, no xAI key
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(
-        settings.log_level if command not in ("generate", "check", "backup", "migrate-store") else "WARNING", settings
+        settings.log_level if command not in ("generate", "check", *cli.STORE_COMMANDS) else "WARNING", settings
     )
-    startup.log_sources(settings)
+    if isinstance(settings, Settings):  # the store commands log nothing below WARNING
+        startup.log_sources(settings)
     try:
-        with _hold_store(settings, command):
-            if command == "backup":  # takes no lock: one more reader of a running bot's store
-                return backup.command(settings.database_path, Path(args.file), postgres=bool(settings.database_url))
+        with cli.hold_store(settings, command):
+            if command in cli.STORE_COMMANDS:
+                return cli.run_store_command(command, args, settings)
+            assert isinstance(settings, Settings)  # every other command read them all
             if command == "generate":
-                return asyncio.run(_generate(args, settings))
-            if command == "migrate-store":  # the bot stopped: the SQLite file's lock is held meanwhile
-                return asyncio.run(pgtools.migrate_store(settings, args.to, sys.stdout))
+                return asyncio.run(cli.generate(args, settings))
             if command == "check":
-                return asyncio.run(check(settings))
+                return asyncio.run(cli.check(settings, invite_url))
             return asyncio.run(run_bot(settings, sync_only=command == "sync"))
     except instance_lock.StoreInUse as in_use:
-        print(f"error: {_in_use(in_use, command)}", file=sys.stderr)
+        print(f"error: {cli.in_use_message(in_use, command)}", file=sys.stderr)
         return EXIT_STORE_IN_USE
     except instance_lock.LockUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
@@ -423,50 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-
-
-def _hold_store(settings: Settings, command: str) -> contextlib.AbstractContextManager[object]:
-    """One bot per database: ``run`` holds its lock, and so does ``generate``.
-
-    ``generate`` runs a scheduler of its own that spends the same xAI account's per-minute budget and
-    concurrency, which the bot's budget cannot see. ``check`` only looks; ``sync`` touches no job. A PostgreSQL
-    store (DATABASE_URL) has no file to lock: processes share it, and ``generate`` takes the scheduler's leader
-    lock instead (services/cluster/alone.py). ``migrate-store`` holds the SQLite file's lock.
-    """
-    if command == "migrate-store" or (command in ("run", "generate") and settings.database_url is None):
-        return instance_lock.InstanceLock.acquire(settings.database_path, command=command)
-    return contextlib.nullcontext()
-
-
-def _in_use(in_use: instance_lock.StoreInUse, command: str) -> str:
-    if command == "migrate-store":
-        return f"{in_use}; stop it before moving its store, so no job changes while it is copied"
-    if command == "generate":
-        return (
-            f"{in_use}; a generate beside it would spend the same xAI budget a second time. "
-            "Wait for it to stop, or make the video with /video in Discord"
-        )
-    if in_use.holder.command == "generate":
-        return f"{in_use}; start the bot once it has finished"
-    return f"{in_use}; a second one on the same database would deliver every job twice. Stop that one first"
-
-
-async def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    """``generate``, with SIGTERM taken like Ctrl-C: the job is cancelled, never left behind as running."""
-    task = asyncio.current_task()
-    assert task is not None
-    with contextlib.suppress(NotImplementedError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    url = settings.database_url
-    try:
-        async with alone.the_only_scheduler(url.reveal()) if url is not None else contextlib.nullcontext():
-            return await terminal.generate(args, settings)
-    except alone.SchedulerBusy as busy:
-        print(f"error: {busy}", file=sys.stderr)
-        return EXIT_STORE_IN_USE
-    except asyncio.CancelledError:
-        print("error: interrupted before anything was sent to xAI", file=sys.stderr)
-        return terminal.Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

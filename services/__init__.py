@@ -1,5 +1,6 @@
 """The bot's logic, in packages that say what they own; nothing here imports discord except ``delivery``.
 
-Top level: ``config`` (settings), ``permissions`` (what the bot needs on Discord, as plain data), ``runtime``
-(wiring, once), ``terminal`` and ``checkup`` (the CLI commands).
+Top level: ``config`` (settings) and ``environment`` (where they are read from), ``permissions`` (what the bot
+needs on Discord, as plain data), ``runtime`` (wiring, once), ``cli``, ``terminal`` and ``checkup`` (the CLI
+commands).
 """

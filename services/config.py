@@ -1,27 +1,25 @@
-"""Settings, read once at start from the environment and ``.env``.
+"""Settings, read once at start from the environment and ``.env`` (found and read by services/environment.py).
 
 A missing or malformed value stops start-up with one line that names the variable and says what
-it should be. Secrets are wrapped so that no repr, log line or exception can show them.
+it should be. Secrets are wrapped so that no repr, log line or exception can show them. ``ConfigError``,
+``env_folders`` and ``PROXY_VARIABLES`` live in services/environment.py and are imported from here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-from dotenv import dotenv_values
 
 from services.cluster.shards import ShardPlan, ShardSettingError, shard_plan
-from services.media.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS, valid_entry
+from services.environment import PROXY_VARIABLES as PROXY_VARIABLES
+from services.environment import ConfigError as ConfigError
+from services.environment import Env, gather
+from services.environment import env_folders as env_folders
+from services.media.hosts import DEFAULT_XAI_DOWNLOAD_HOSTS
 from services.policy.guild_policy import LimitDefaults
 from services.xai.catalog import BUILT_IN, CLASSIC, DEFAULT_OFFER, Catalog, CatalogError, build_catalog, parse_prices
-
-T = TypeVar("T")
 
 XAI_KEY_HELP = "create one at https://console.x.ai/ and put it in .env as XAI_API_KEY=..."
 DISCORD_SETUP_HELP = (
@@ -32,10 +30,6 @@ DISCORD_REFUSED_LOGIN = (
     "Discord rejected DISCORD_TOKEN. Copy a fresh token from https://discord.com/developers/applications "
     "(your app > Bot > Reset Token) into .env"
 )
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed. ``str(error)`` is the one line to show."""
 
 
 class Secret:
@@ -118,152 +112,30 @@ class ObserveSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    xai: XaiSettings
+class CommonSettings:
+    """What every command reads: where the store is, the .env that was read, and how to log and be watched.
+
+    ``backup`` and ``migrate-store`` need nothing more, so they run without an xAI key or a Discord token.
+    """
+
     database_path: Path  # the SQLite file; with database_url, where the bot's files (videos) are kept beside
     log_level: str = "INFO"
-    discord: DiscordSettings | None = None
-    limits: LimitDefaults = field(default_factory=LimitDefaults)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
     env_file: Path | None = None  # the .env that was read, if any (start-up logs it)
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     database_url: Secret | None = None  # DATABASE_URL: the store in PostgreSQL instead (it may hold a password)
 
 
-class _Env:
-    """Typed reads from one mapping, each raising ConfigError that names the variable."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings(CommonSettings):
+    """Everything the bot, ``sync``, ``generate`` and ``check`` read: the common settings, xAI, Discord, limits."""
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = values
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self._values.get(name, "").strip()
-        return value or default
-
-    def required(self, name: str, help_text: str) -> str:
-        value = self.text(name)
-        if value is None:
-            raise ConfigError(f"{name} is not set: {help_text}")
-        return value
-
-    def number(
-        self, name: str, default: T, parse: Callable[[str], T], minimum: float, what: str, maximum: float = math.inf
-    ) -> T:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = parse(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}") from None
-        # NaN compares false with everything and infinity is no real setting: both are refused.
-        if not math.isfinite(value) or not minimum <= value <= maximum:  # type: ignore[arg-type, operator]
-            raise ConfigError(f"{name}={raw!r} is not valid: it should be {what}")
-        return value
-
-    def price(self, name: str, default: float, example: str) -> float:
-        """A price per second of video: more than 0, or every job would cost $0 against the dollar caps."""
-        what = f"a price in US dollars per second of video, more than 0, like {example}"
-        value = self.number(name, default, float, 0, what)
-        if value <= 0:
-            raise ConfigError(f"{name}={self.text(name)!r} is not valid: it should be {what}")
-        return value
-
-    def limit(self, name: str, default: T, parse: Callable[[str], T]) -> T | None:
-        """A limit where 0 means "no limit" (returned as None)."""
-        value = self.number(name, default, parse, 0, "a number, 0 for no limit")
-        return None if value == 0 else value
-
-    def flag(self, name: str) -> bool:
-        raw = (self.text(name) or "false").lower()
-        if raw in {"1", "true", "yes", "on"}:
-            return True
-        if raw in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{name}={raw!r} is not valid: it should be true or false")
-
-    def hosts(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        entries = tuple(entry.strip().lower() for entry in raw.split(",") if entry.strip())
-        bad = [entry for entry in entries if not valid_entry(entry)]
-        if bad or not entries:
-            raise ConfigError(
-                f"{name}={raw!r} is not valid: it should be host names separated by commas, like vidgen.x.ai or *.x.ai"
-            )
-        return entries
-
-    def url(self, name: str, default: str | None) -> str | None:
-        raw = self.text(name, default)
-        if raw is None:
-            return None
-        if not raw.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ConfigError(f"{name}={raw!r} is not valid: it should be a URL starting with https://")
-        return raw.rstrip("/")
+    xai: XaiSettings
+    discord: DiscordSettings | None = None
+    limits: LimitDefaults = field(default_factory=LimitDefaults)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
-# Where bot.py lives (services/ sits beside it, from a checkout or installed).
-BOT_DIR = Path(__file__).resolve().parent.parent
-
-
-def find_env_file(environ: Mapping[str, str], folders: Sequence[Path] | None = None) -> Path | None:
-    """The ``.env`` to read: ``ENV_FILE`` when set (``none`` reads none), else the first in ``folders``.
-
-    ``folders`` defaults to the working directory, then the folder of bot.py, so a service started
-    from elsewhere (a systemd unit without WorkingDirectory) still finds the file beside the bot.
-    """
-    chosen = environ.get("ENV_FILE", "").strip()
-    if chosen.lower() == "none":
-        return None
-    if chosen:
-        path = Path(chosen).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"ENV_FILE={chosen!r} is not valid: it should be the path of a file of settings, or none")
-        return path
-    for folder in env_folders() if folders is None else folders:
-        candidate = folder / ".env"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def env_folders() -> list[Path]:
-    """Where ``.env`` is looked for, in order: the working directory, then the folder of bot.py."""
-    folders: list[Path] = []
-    with contextlib.suppress(OSError):  # the working directory may have been deleted
-        folders.append(Path.cwd())
-    if BOT_DIR not in folders:
-        folders.append(BOT_DIR)
-    return folders
-
-
-def read_env_file(env_file: str | Path | None) -> dict[str, str]:
-    """The values written in ``env_file`` (none when it is None or missing); unreadable text is a ConfigError."""
-    if env_file is None or not Path(env_file).is_file():
-        return {}
-    try:
-        # utf-8-sig: a file saved by Notepad starts with a byte-order mark; CRLF lines are fine as they are.
-        parsed = dotenv_values(env_file, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f'{env_file} is not UTF-8 text: save it again as UTF-8 (not UTF-16 or "Unicode")') from None
-    except OSError as error:
-        raise ConfigError(f"{env_file} cannot be read ({error.strerror or error})") from None
-    return {key: value for key, value in parsed.items() if value is not None}
-
-
-# Read from the process environment itself (services/process/proxies.py), not from our settings; netrc is never read.
-PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY"})
-
-
-def export_proxy_variables(file_values: Mapping[str, str]) -> None:
-    """Proxy variables written in .env join the process environment (unless it has them), so every client sees them."""
-    for key, value in file_values.items():
-        if key.upper() in PROXY_VARIABLES and key not in os.environ and key.swapcase() not in os.environ:
-            os.environ[key] = value
-
-
-def _shards(env: _Env) -> ShardPlan | None:
+def _shards(env: Env) -> ShardPlan | None:
     try:
         return shard_plan(env.text("DISCORD_SHARD_COUNT"), env.text("DISCORD_SHARD_IDS"))
     except ShardSettingError as error:
@@ -298,11 +170,19 @@ def _database_path(raw: str, relative_to: Path | None) -> Path:
 MAX_POLL_SECONDS = 3600.0  # an hour: beyond it a poll setting is a typo, and the policy's arithmetic overflows
 
 
-def _poll_seconds(env: _Env, name: str, default: float, minimum: float) -> float:
+def _poll_seconds(env: Env, name: str, default: float, minimum: float) -> float:
     """XAI_FIRST_POLL_SECONDS or XAI_MAX_POLL_INTERVAL_SECONDS: seconds between ``minimum`` and an hour. A huge
     value (1e308) overflowed the polling policy's belief and stopped every poll."""
     what = f"a number of seconds, at least {minimum:g} and at most {MAX_POLL_SECONDS:g}"
     return env.number(name, default, float, minimum, what, maximum=MAX_POLL_SECONDS)
+
+
+def load_common_settings(
+    values: Mapping[str, str] | None = None, *, folders: Sequence[Path] | None = None
+) -> CommonSettings:
+    """Only what every command reads (``backup``, ``migrate-store``): no xAI key or Discord token is asked for."""
+    env_file, values = gather(values, folders)
+    return _common(Env(values), env_file)
 
 
 def load_settings(
@@ -312,13 +192,8 @@ def load_settings(
 
     Without ``values`` the settings come from the environment over the ``.env`` that ``find_env_file`` picks.
     """
-    env_file: Path | None = None
-    if values is None:
-        env_file = find_env_file(os.environ, folders)
-        file_values = read_env_file(env_file)
-        export_proxy_variables(file_values)
-        values = {**file_values, **os.environ}
-    env = _Env(values)
+    env_file, values = gather(values, folders)
+    env = Env(values)
     api_key = Secret(env.required("XAI_API_KEY", XAI_KEY_HELP))
     catalog = _catalog(env)
     xai = XaiSettings(
@@ -354,26 +229,36 @@ def load_settings(
             shards=_shards(env),
             identify_interval_s=env.number("DISCORD_IDENTIFY_INTERVAL_SECONDS", 5.0, float, 0.0, "a number of seconds"),
         )
-    log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()
-    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"LOG_LEVEL={log_level!r} is not valid: it should be DEBUG, INFO, WARNING or ERROR")
+    common = _common(env, env_file)
     return Settings(
         xai=xai,
-        database_path=_database_path(
-            env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or "",
-            _folder_of(env_file),
-        ),
-        database_url=_database_url(env.text("DATABASE_URL")),
-        log_level=log_level,
         discord=discord,
         limits=_limit_defaults(env, catalog),
         retention=_retention(env),
+        database_path=common.database_path,
+        database_url=common.database_url,
+        log_level=common.log_level,
+        env_file=common.env_file,
+        observe=common.observe,
+    )
+
+
+def _common(env: Env, env_file: Path | None) -> CommonSettings:
+    log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"LOG_LEVEL={log_level!r} is not valid: it should be DEBUG, INFO, WARNING or ERROR")
+    return CommonSettings(
+        database_path=_database_path(
+            env.text("DATABASE_PATH", "data/grok-video-bot.sqlite3") or "", _folder_of(env_file)
+        ),
+        database_url=_database_url(env.text("DATABASE_URL")),
+        log_level=log_level,
         env_file=env_file,
         observe=_observe(env),
     )
 
 
-def _observe(env: _Env) -> ObserveSettings:
+def _observe(env: Env) -> ObserveSettings:
     port = env.number("HTTP_PORT", 0, int, 1, "a port number from 1 to 65535, or empty for none", maximum=65535)
     log_format = (env.text("LOG_FORMAT", "text") or "text").lower()
     if log_format not in {"text", "json"}:
@@ -393,7 +278,7 @@ def _folder_of(env_file: Path | None) -> Path | None:
     return folder
 
 
-def _retry_delays(env: _Env) -> tuple[float, float]:
+def _retry_delays(env: Env) -> tuple[float, float]:
     """How long start-up waits after Discord could not be reached: the first delay, doubling up to the longest."""
     first = env.number("DISCORD_RETRY_FIRST_SECONDS", 5.0, float, 0.1, "a number of seconds, at least 0.1")
     longest = env.number("DISCORD_RETRY_MAX_SECONDS", 60.0, float, 0.1, "a number of seconds, at least 0.1")
@@ -405,14 +290,14 @@ def _retry_delays(env: _Env) -> tuple[float, float]:
     return first, longest
 
 
-def _retention(env: _Env) -> RetentionSettings:
+def _retention(env: Env) -> RetentionSettings:
     """Days may be fractions (0.5 is twelve hours); 0 keeps media forever, like 0 means "no limit" elsewhere."""
     days = env.number("MEDIA_RETENTION_DAYS", 7.0, float, 0, "a number of days (0.5 is 12 hours), 0 to keep forever")
     minutes = env.number("MEDIA_SWEEP_MINUTES", 60.0, float, 1, "a number of minutes, at least 1")
     return RetentionSettings(keep_days=days or None, sweep_interval_s=minutes * 60)
 
 
-def _catalog(env: _Env) -> Catalog:
+def _catalog(env: Env) -> Catalog:
     """The offered models (``XAI_MODELS``, the first the default) and their prices (``XAI_PRICES``, in dollars
     per second). ``XAI_MODEL`` still names the default model (moved first); the old classic-model prices
     ``XAI_USD_PER_SECOND_480P`` / ``_720P`` still set grok-imagine-video's, unless ``XAI_PRICES`` does too."""
@@ -445,7 +330,7 @@ def _catalog(env: _Env) -> Catalog:
         raise ConfigError(str(error)) from None
 
 
-def _limit_defaults(env: _Env, catalog: Catalog) -> LimitDefaults:
+def _limit_defaults(env: Env, catalog: Catalog) -> LimitDefaults:
     """Every server starts from these; moderators change their own server's with /videoadmin."""
     base = LimitDefaults()
     return LimitDefaults(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import bot
-from services.config import ConfigError, Secret, env_folders, find_env_file, load_settings
+from services.config import ConfigError, Secret, load_settings
+from services.environment import env_folders, find_env_file
 
 BASE = {"XAI_API_KEY": "xai-secret-123", "DISCORD_TOKEN": "discord-secret-456"}
 

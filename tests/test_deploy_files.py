@@ -21,7 +21,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from bot import EXIT_CONFIG
+from services.cli import EXIT_CONFIG
 from services.config import load_settings
 from tests.botprocess import BotProcess
 from tests.observe_pages import wait_for_health

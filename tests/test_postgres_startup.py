@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import bot
+from services import cli
 from services.config import ConfigError, Secret, load_settings
 from services.process import redaction
 from services.process.pgtools import check_line
@@ -30,7 +30,7 @@ def test_database_url_selects_postgresql_and_is_kept_secret() -> None:
     url = f"postgresql://bot:{PASSWORD}@db.internal:5432/grok"
     settings = load_settings({"XAI_API_KEY": "k", "DATABASE_URL": url}, need_discord=False)
     assert settings.database_url == Secret(url) and PASSWORD not in repr(settings)
-    masked = redaction.Redactor(bot.secret_values(settings))
+    masked = redaction.Redactor(cli.secret_values(settings))
     assert PASSWORD not in masked(f"could not log in as bot:{PASSWORD} at db.internal") and PASSWORD not in masked(url)
     assert load_settings({"XAI_API_KEY": "k"}, need_discord=False).database_url is None
 
@@ -47,10 +47,10 @@ def test_the_sqlite_lock_is_taken_for_sqlite_only(tmp_path: Path) -> None:
         {"XAI_API_KEY": "k", "DATABASE_URL": "postgresql://a@b/c", "DATABASE_PATH": str(tmp_path / "x.sqlite3")},
         need_discord=False,
     )
-    with bot._hold_store(on_postgres, "run"):
+    with cli.hold_store(on_postgres, "run"):
         assert not (tmp_path / "x.sqlite3.lock").exists()
     on_sqlite = load_settings({"XAI_API_KEY": "k", "DATABASE_PATH": str(tmp_path / "x.sqlite3")}, need_discord=False)
-    with bot._hold_store(on_sqlite, "run"):
+    with cli.hold_store(on_sqlite, "run"):
         assert (tmp_path / "x.sqlite3.lock").exists()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import EXIT_CONFIG
+from services.cli import EXIT_CONFIG
 from services.store.store import Store
 from tests.botprocess import run_command
 from tests.harness import BotRig

@@ -6,18 +6,21 @@ password of a URL: it is masked wherever it is printed (``postgres.shown_url``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple, TextIO
 
 import asyncpg
 
-from services.config import ConfigError, Secret, Settings
-from services.process.startup import open_store, postgres_failure
+from services.config import CommonSettings, ConfigError
+from services.process.startup import Unreachable, open_store, postgres_failure
 from services.store import postgres, transfer
 from services.store.database import SqliteDatabase
 from services.store.migrations_pg import MIGRATIONS_PG
 from services.store.postgres import PostgresDatabase
+from services.store.store import Store
 
 CHECK_TIMEOUT_S = 5.0
+TO = "the --to URL"  # where migrate-store's person wrote the target, named in what it says about it
 
 
 class Finding(NamedTuple):
@@ -28,7 +31,7 @@ class Finding(NamedTuple):
     newer: bool = False
 
 
-async def migrate_store(settings: Settings, url: str, out: TextIO) -> int:
+async def migrate_store(settings: CommonSettings, url: str, out: TextIO) -> int:
     """``python bot.py migrate-store --to URL``: DATABASE_PATH's SQLite store copied into the empty PostgreSQL
     database at ``url`` (services/store/transfer.py), with a line per table; ConfigError when it cannot be."""
     path = settings.database_path
@@ -36,7 +39,7 @@ async def migrate_store(settings: Settings, url: str, out: TextIO) -> int:
         raise ConfigError(f"There is no SQLite store at DATABASE_PATH={path} to move; point DATABASE_PATH at it")
     if not postgres.is_postgres_url(url):
         raise ConfigError("--to should be a PostgreSQL URL like postgresql://user:password@host:5432/dbname")
-    async with await open_store(path) as source, await open_store(path, Secret(url)) as target:
+    async with await open_store(path) as source, await _open_target(path, url) as target:
         assert isinstance(source.database, SqliteDatabase) and isinstance(target.database, PostgresDatabase)
         print(f"Copying {path} into PostgreSQL at {postgres.shown_url(url)} ...", file=out)
         try:
@@ -51,6 +54,19 @@ async def migrate_store(settings: Settings, url: str, out: TextIO) -> int:
         file=out,
     )
     return 0
+
+
+async def _open_target(path: Path, url: str) -> Store:
+    """The PostgreSQL store at ``url``; what goes wrong said of the --to URL (DATABASE_URL is not in play)."""
+    try:
+        return await Store.open(path, url=url)
+    except Exception as error:
+        failure = postgres_failure(error, url, TO)
+        if failure is error:
+            raise
+        if isinstance(failure, Unreachable):
+            raise ConfigError(f"{failure}; start PostgreSQL or fix {TO}") from None
+        raise failure from None
 
 
 async def check_line(url: str) -> Finding:

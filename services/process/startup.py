@@ -75,26 +75,25 @@ async def _postgres_store(path: Path, url: str) -> Store:
         raise postgres_failure(error, url) from None
 
 
-def postgres_failure(error: Exception, url: str) -> Exception:
+def postgres_failure(error: Exception, url: str, named: str = "DATABASE_URL") -> Exception:
     """What a failure to reach or open PostgreSQL means, as Unreachable (worth another try) or ConfigError (one
-    line saying what to fix; never the password). Anything else is passed back as it was."""
+    line saying what to fix, in ``named``: where the person wrote the URL; never the password). Anything else is
+    passed back as it was."""
     where = postgres.where(url)
     if isinstance(error, OSError | TimeoutError | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
         return Unreachable(f"Could not reach PostgreSQL at {where} ({reason(error)})")
     if isinstance(error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
         return ConfigError(
             f"PostgreSQL at {where} refused to let user {postgres.user(url)!r} in (wrong password, or no such "
-            "user): fix the user and password in DATABASE_URL"
+            f"user): fix the user and password in {named}"
         )
     if isinstance(error, asyncpg.InvalidCatalogNameError):
-        return ConfigError(
-            f"PostgreSQL at {where} has no database of that name: create it (createdb) or fix DATABASE_URL"
-        )
+        return ConfigError(f"PostgreSQL at {where} has no database of that name: create it (createdb) or fix {named}")
     if isinstance(error, NewerSchemaError):
         return ConfigError(str(error))
     if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | ValueError):
         text = str(error).replace(url, postgres.shown_url(url))
-        return ConfigError(f"The store in PostgreSQL at {where} cannot be opened ({text}); check DATABASE_URL")
+        return ConfigError(f"The store in PostgreSQL at {where} cannot be opened ({text}); check {named}")
     return error
 
 

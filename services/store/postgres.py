@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -68,10 +68,23 @@ def is_postgres_url(text: str) -> bool:
     return text.startswith(URL_SCHEMES)
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit``, or, for a URL it refuses (an unclosed "[" of an IPv6 host), the same parts cut by hand: a
+    typo in DATABASE_URL is then reported by the server's driver in one line, not as a traceback."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        scheme, _, rest = url.partition("://")
+        rest, _, fragment = rest.partition("#")
+        rest, _, query = rest.partition("?")
+        netloc, slash, path = rest.partition("/")
+        return SplitResult(scheme, netloc, slash + path, query, fragment)
+
+
 def shown_url(url: str) -> str:
     """The URL with its passwords masked, for logs and messages (``postgresql://bot:***@db:5432/grok``): the one
     before the host, and a ``password=`` or ``sslpassword=`` among its parameters (libpq takes both)."""
-    parts = urlsplit(url)
+    parts = _split(url)
     netloc = parts.netloc
     userinfo, at, hosts = netloc.rpartition("@")
     if at and ":" in userinfo:
@@ -87,7 +100,7 @@ _QUERY_PASSWORD = re.compile(r"(?<![^&])((?:ssl)?password)=[^&]*", re.IGNORECASE
 
 def where(url: str) -> str:
     """``host:port/dbname`` of a URL: enough to say which server, nothing secret."""
-    parts = urlsplit(url)
+    parts = _split(url)
     hosts = parts.netloc.rpartition("@")[2] or "localhost"
     if ":" not in hosts and "," not in hosts:
         hosts += ":5432"
@@ -95,15 +108,15 @@ def where(url: str) -> str:
 
 
 def user(url: str) -> str:
-    return urlsplit(url).username or ""
+    return _split(url).username or ""
 
 
 def url_password(url: str) -> str | None:
     """The password in the URL, before the host or else among its parameters (the redactor masks it wherever
     it would be logged)."""
-    found = urlsplit(url).password
+    found = _split(url).password
     if found is None:
-        found = next((value for key, value in parse_qsl(urlsplit(url).query) if key.lower() == "password"), None)
+        found = next((value for key, value in parse_qsl(_split(url).query) if key.lower() == "password"), None)
     return found or None
 
 

@@ -194,11 +194,17 @@ NOT_STARTED = {True: "⌛ Not started: the price was not confirmed in time.", Fa
 
 
 async def ask_first(
-    bot: GrokVideoBot, interaction: discord.Interaction, quote: Quote, start: Callable[[], Awaitable[bool]]
+    bot: GrokVideoBot,
+    interaction: discord.Interaction,
+    quote: Quote,
+    start: Callable[[], Awaitable[bool]],
+    *,
+    note: str | None = None,
 ) -> None:
     """Answer an interaction with the estimate and Confirm / Cancel (ephemeral); its public answer waits.
 
-    ``start`` accepts the job (every limit checked again) and says whether it started."""
+    ``start`` accepts the job (every limit checked again) and says whether it started; ``note``, a line above the
+    estimate, says why the bot asks when that is not the price (Again on a model no longer offered)."""
     desk: Confirmations = bot.confirmations
 
     async def proceed(click: discord.Interaction) -> None:
@@ -220,7 +226,9 @@ async def ask_first(
     await interaction.edit_original_response(
         content="⏳ Waiting for the requester to confirm the price (shown to them only)."
     )
-    asked = await interaction.followup.send(quote_text(bot, quote, desk.ttl_s), view=view, ephemeral=True, wait=True)
+    text = quote_text(bot, quote, desk.ttl_s)
+    text = f"{note}\n{text}" if note else text
+    asked = await interaction.followup.send(text, view=view, ephemeral=True, wait=True)
 
 
 async def ask_in_message(bot: GrokVideoBot, message: discord.Message, quote: Quote, proceed: Proceed) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,15 +19,17 @@ import discord
 from discord.ext import commands
 
 from cogs.buttons import JobButton, bot_of, may_manage
-from cogs.confirm import ConfirmButton
+from cogs.confirm import ConfirmButton, ask_first
 from cogs.extending import ExtendButton
 from cogs.forms import EXTEND, RESULT_FORMS, EditResultModal, answer_late, late_form
-from cogs.intake import origin_of, permission_problem, start_job
+from cogs.intake import origin_of, permission_problem, refusal_text, requester_of, start_job
 from cogs.kept import FORGOTTEN_TEXT, gone_reason
 from cogs.replies import GuardedView
 from cogs.result_forms import FormButton, FormFacts
 from services.jobs.models import MAX_EDIT_INPUT_S, Job, JobRequest, Mode, VideoOptions
 from services.jobs.validation import clean_prompt
+from services.policy.guild_policy import default_policy
+from services.policy.limits import Refused
 from services.store.patience import patiently
 
 if TYPE_CHECKING:
@@ -143,9 +146,50 @@ class AgainButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], tem
             media=media,
             parent_job_id=job.id,
             status_message_id=status_message_id,
-            model=job.model,  # again means the same model (refused, with the choices, if the server dropped it)
+            model=job.model,  # again means the same model, while it is offered here
         )
+        gone = await model_gone(bot, job, interaction.guild_id)
+        if gone is not None:
+            return await self._on_another_model(interaction, job, replace(request, model=None), gone)
         return await start_job(bot, interaction, request)
+
+    async def _on_another_model(
+        self, interaction: discord.Interaction, job: Job, request: JobRequest, where: str
+    ) -> bool:
+        """The video's model is no longer offered: say so, and what Again would make instead (the model the server
+        would choose, and its price), and start it only on the member's Confirm. Nobody chose the new model, so
+        its look and price are shown before anything is sent or counted."""
+        bot = bot_of(interaction)
+        was = f"ℹ️ Job #{job.id} was made with `{job.model}`, which is no longer offered {where}"
+        try:
+            quote = await bot.runtime.jobs.quote(request, requester_of(interaction))
+        except Refused as refused:
+            await interaction.edit_original_response(
+                content=f"{was}, and it can't be made another way here:\n{refusal_text(refused.refusal)}"
+            )
+            return False
+        note = (
+            f"{was}, so Again would make this one with `{quote.request.model}` instead "
+            "(to pick another, use `/video` with `model:`)."
+        )
+
+        async def go() -> bool:  # the priced request: its model stays what was shown
+            return await start_job(bot, interaction, quote.request, confirmed=True)
+
+        await ask_first(bot, interaction, quote, go, note=note)
+        return True
+
+
+async def model_gone(bot: GrokVideoBot, job: Job, guild_id: int | None) -> str | None:
+    """Where ``job``'s model is no longer offered ("here": the bot dropped it from XAI_MODELS; "in this server":
+    the server no longer allows it); None while Again can use it (or the job recorded none)."""
+    if job.model is None:
+        return None
+    rules = bot.runtime.jobs.rules
+    policy = await rules.policy(guild_id) if guild_id is not None else default_policy(rules.defaults)
+    if policy.catalog.get(job.model) is None:
+        return "here"
+    return None if policy.allows_model(job.model) else "in this server"
 
 
 def edit_answers(job: Job, values: dict[str, str]) -> tuple[str, VideoOptions]:

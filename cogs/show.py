@@ -4,7 +4,8 @@ Anyone in the server may re-post a video in the channel it was delivered to (its
 any channel of that server); the re-post pings nobody (its maker is named, not mentioned). A job of another
 server, one that ended without a video, one still in the making, and one whose files were swept by retention,
 deleted or forgotten each get their own answer, privately. The re-post is fitted to the upload limit like a
-delivery; a video too big for it is shown as xAI's temporary link while that lasts.
+delivery; a video too big for it is shown as xAI's temporary link while that lasts. Each member may re-post a few
+videos per window (services/policy/reposts.py); past that, the answer says when the next is possible.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from services.jobs.listener import DeliveryError
 from services.jobs.models import Job, JobStatus
 from services.jobs.wording import describe_options, failure_text
 from services.media.fitting import discard_shrunk_copies, fit
+from services.policy.limits import span_words
+from services.policy.reposts import RepostAllowance
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
@@ -39,6 +42,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 class ShowCog(commands.Cog):
     def __init__(self, bot: GrokVideoBot) -> None:
         self.bot = bot
+        self.reposts = RepostAllowance()
 
     @app_commands.command(name="show", description="Post a kept video again, with its buttons")
     @app_commands.guild_only()
@@ -57,11 +61,30 @@ class ShowCog(commands.Cog):
         if reason is not None or found is None or not isinstance(channel, discord.abc.Messageable):
             await interaction.edit_original_response(content=reason or f"❌ There is no job #{job}.")
             return
-        answer = await self._post_again(found, channel, interaction.user.id)
+        guild_id, viewer = found.origin.guild_id or 0, interaction.user.id  # why_not_shown: made in this server
+        next_at = self.reposts.take(guild_id, viewer)
+        if next_at is not None:
+            await interaction.edit_original_response(content=self._too_many(found.id, next_at))
+            return
+        posted = False
+        try:
+            answer, posted = await self._post_again(found, channel, viewer)
+        finally:
+            if not posted:
+                self.reposts.give_back(guild_id, viewer)
         await interaction.edit_original_response(content=answer)
 
-    async def _post_again(self, job: Job, channel: discord.abc.Messageable, viewer: int) -> str:
-        """Post the video (or, too big, xAI's link) with its buttons; what to tell the person who asked."""
+    def _too_many(self, job_id: int, next_at: float) -> str:
+        moment = int(next_at) + 1  # round up: a second early would be refused again
+        return (
+            f"⛔ You've posted {self.reposts.most} videos again with `/show` in the last "
+            f"{span_words(self.reposts.window_s)}, the most allowed here (each is a whole upload), so I won't post "
+            f"job #{job_id} now. You can post another <t:{moment}:R> (at <t:{moment}:f>)."
+        )
+
+    async def _post_again(self, job: Job, channel: discord.abc.Messageable, viewer: int) -> tuple[str, bool]:
+        """Post the video (or, too big, xAI's link) with its buttons; what to tell the person who asked, and
+        whether anything was posted."""
         video = Path(job.output_path or "")
         what = describe_options(job.mode, job.options)
         content = f"🎬 Job #{job.id} by <@{job.origin.user_id}>, posted again for <@{viewer}>. ({what})"
@@ -74,20 +97,23 @@ class ShowCog(commands.Cog):
             except DeliveryError as too_big:
                 link = await self.bot.runtime.store.jobs.result_link(job.id)
                 if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
-                    return f"❌ {too_big}"
+                    return f"❌ {too_big}", False
                 content += f"\n⚠️ {too_big} Watch it from xAI: {link.url} (until <t:{int(link.expires_at)}:R>)."
                 await channel.send(content, embed=video_embed(job), view=result_view(job), allowed_mentions=NO_MENTIONS)
-                return f"✅ Job #{job.id} is too big to upload here, so I posted xAI's link to it below."
+                return f"✅ Job #{job.id} is too big to upload here, so I posted xAI's link to it below.", True
             file = discord.File(upload, filename=video_filename(job))
             await channel.send(
                 content, embed=video_embed(job), file=file, view=result_view(job), allowed_mentions=NO_MENTIONS
             )
         except discord.HTTPException as error:
             log.info("Job %d: /show could not post it (%s)", job.id, error.status)
-            return "❌ I couldn't post the video here. Ask a moderator to let me post and attach files in this channel."
+            return (
+                "❌ I couldn't post the video here. Ask a moderator to let me post and attach files in this channel.",
+                False,
+            )
         finally:
             await discard_shrunk_copies(job, video)
-        return f"✅ Posted job #{job.id} again below."
+        return f"✅ Posted job #{job.id} again below.", True
 
 
 def why_not_shown(bot: GrokVideoBot, job: Job | None, number: int, guild_id: int | None) -> str | None:

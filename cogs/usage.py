@@ -59,7 +59,7 @@ class UsageCog(commands.Cog):
         # In a thread: with a long history the sums and the CSV take a second, which the loop cannot spare.
         export = await export_usage(jobs, policy, chosen, now=now, stem=stem, upload_limit=limit)
         report = export.report
-        embed = usage_embed(report, user)
+        embed = usage_embed(report, user, csv_attached=export.table is not None)
         files = []
         if export.table is not None:
             files.append(discord.File(io.BytesIO(export.table.data), filename=export.table.filename))
@@ -72,7 +72,16 @@ class UsageCog(commands.Cog):
         await interaction.followup.send(note, embed=embed, files=files, ephemeral=True)
 
 
-def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Embed:
+# Discord's embed limits (discord-platform-facts.md §7): 1024 characters per field value, 6000 in all. The
+# fields here stay under 4,500 together (each at most 1024, the short ones a few hundred), so only each value
+# needs fitting.
+FIELD_VALUE_LIMIT = 1024
+REJECTIONS_SHOWN = 8
+
+
+def usage_embed(report: UsageReport, user: discord.Member | None, *, csv_attached: bool = True) -> discord.Embed:
+    """The report as an embed; what does not fit is counted, and pointed to the CSV when it is attached."""
+    see = " (see the CSV)" if csv_attached else ""
     who = f" by {user.mention}" if user else ""
     embed = discord.Embed(title=f"Video usage, {report.period.label}", colour=discord.Colour.blurple())
     if not report.jobs:
@@ -89,21 +98,32 @@ def usage_embed(report: UsageReport, user: discord.Member | None) -> discord.Emb
         reasons = "\n".join(f"{code}: {count}" for code, count in report.failure_reasons.most_common(8))
         embed.add_field(name="Why jobs failed", value=reasons, inline=True)
     if report.models:
-        per_model = "\n".join(f"`{m.model}`: {m.jobs} jobs · {m.seconds:g} s · {usd(m.ticks)}" for m in report.models)
-        embed.add_field(name="Spend per model", value=per_model[:1024], inline=False)
+        per_model = [f"`{m.model}`: {m.jobs} jobs · {m.seconds:g} s · {usd(m.ticks)}" for m in report.models]
+        embed.add_field(name="Spend per model", value=whole_lines(per_model, f" models{see}"), inline=False)
     if user is None and report.top_users:
-        top = "\n".join(f"<@{u.user_id}>: {u.jobs} jobs · {u.seconds:g} s · ${u.usd:.2f}" for u in report.top_users)
-        embed.add_field(name="Top users", value=top, inline=False)
+        top = [f"<@{u.user_id}>: {u.jobs} jobs · {u.seconds:g} s · ${u.usd:.2f}" for u in report.top_users]
+        embed.add_field(name="Top users", value=whole_lines(top, ""), inline=False)
     if report.rejections:
         lines = [
             f"#{r.job_id} <@{r.user_id}> <t:{int(r.created_at)}:d>: {safe_echo(r.prompt or '(no prompt)', 80)}"
-            for r in report.rejections[:8]
+            for r in report.rejections
         ]
-        more = len(report.rejections) - 8
-        if more > 0:
-            lines.append(f"…and {more} more (see the CSV)")
-        embed.add_field(name=f"Blocked by moderation ({len(report.rejections)})", value="\n".join(lines)[:1024])
+        blocked = whole_lines(lines, see, most=REJECTIONS_SHOWN)
+        embed.add_field(name=f"Blocked by moderation ({len(report.rejections)})", value=blocked)
     return embed
+
+
+def whole_lines(lines: list[str], more: str, *, most: int | None = None, limit: int = FIELD_VALUE_LIMIT) -> str:
+    """As many whole ``lines`` as fit in one field (at most ``most``), and when some are left out a last line
+    saying how many: Discord refuses a longer value, and a line cut in the middle would show a wrong figure."""
+    kept = lines[:most] if most is not None else list(lines)
+    while kept:
+        left = len(lines) - len(kept)
+        text = "\n".join(kept + ([f"…and {left} more{more}"] if left else []))
+        if len(text) <= limit:
+            return text
+        kept.pop()
+    return f"…and {len(lines)} more{more}" if lines else ""
 
 
 async def setup(bot: GrokVideoBot) -> None:

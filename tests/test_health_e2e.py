@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import EXIT_CONFIG
+from services.cli import EXIT_CONFIG
 from services.config import ConfigError, ObserveSettings, load_settings
 from services.observe.health import GatewayWatch, Health, heartbeat_check, unless_standing_by
 from services.observe.metrics import Readings
@@ -129,7 +129,7 @@ async def test_an_http_host_that_is_not_this_machines_is_refused_by_name() -> No
     health = Health(GatewayWatch(), lambda: None)
     refused = r"^HTTP_HOST='not a host' is not an address to listen on \(.+\): it should be one of this machine's"
     with pytest.raises(ConfigError, match=refused):
-        async with serving(ObserveSettings(http_port=_free_port(), http_host="not a host"), health, None):  # type: ignore[arg-type]
+        async with serving(ObserveSettings(http_port=_free_port(), http_host="not a host"), health, None):
             pass
 
 
@@ -137,7 +137,7 @@ async def test_a_malformed_request_is_refused_without_a_traceback_in_the_log(cap
     """Anyone who can reach the port (HTTP_HOST=0.0.0.0) could otherwise fill the log with ERROR tracebacks."""
     watch = GatewayWatch()
     watch.up()
-    async with serving(ObserveSettings(http_port=0), Health(watch, lambda: None), None) as port:  # type: ignore[arg-type]
+    async with serving(ObserveSettings(http_port=0), Health(watch, lambda: None), None) as port:
         assert port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * 20_000 + b"\r\n\r\n")

@@ -154,9 +154,9 @@ class _Snapshot(Collector):
         yield from self._found
 
 
-async def render(readings: Readings) -> bytes:
-    """The whole page, in Prometheus' text format (``prometheus_client.CONTENT_TYPE_LATEST``)."""
-    jobs = await job_counts(readings)
+def page(readings: Readings, jobs: Sequence[JobCount]) -> bytes:
+    """The whole page, in Prometheus' text format (``prometheus_client.CONTENT_TYPE_LATEST``), from the store's
+    counts already read (``job_counts``, the one part that can find the store down)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families(readings, jobs)))
     return generate_latest(registry)

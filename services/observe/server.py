@@ -2,14 +2,22 @@
 
 It runs on the bot's own event loop with aiohttp.web: both pages only read memory and one store query, so
 serving them never holds the loop up. Requests are not logged (a health check every few seconds is noise).
+
+Anyone who can reach the port shares the bot's process, so the server is bounded (``ServerLimits``): a request
+head must arrive within ``header_timeout_s`` of connecting (or of the previous answer), the head's size is capped,
+and past ``max_connections`` the oldest connection is let go to make room, so a slowloris client can neither use
+up the process's file descriptors nor keep a monitor out. A store that does not answer makes both pages say so in
+one line (``StoreTrouble``, services/observe/trouble.py), logged once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -17,7 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.config import ConfigError, ObserveSettings
 from services.observe.health import Health
-from services.observe.metrics import Readings, render
+from services.observe.metrics import Readings, job_counts, page
+from services.observe.trouble import StoreTrouble, probe_store
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +44,73 @@ class _NotClientMistakes(logging.Filter):
 requests_log.addFilter(_NotClientMistakes())
 
 HEALTH_KEY = web.AppKey("health", Health)
-READINGS_KEY = web.AppKey("readings", Readings)
+READINGS_KEY: web.AppKey[Readings | None] = web.AppKey("readings")  # None: no store here (the health's own tests)
+TROUBLE_KEY = web.AppKey("trouble", StoreTrouble)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one client may take of the server. A monitor's request head is a few hundred bytes sent at once, and
+    a handful of monitors scrape; the defaults leave them ample room."""
+
+    header_timeout_s: float = 10.0  # from connecting (or the last answer) to a whole request head
+    max_connections: int = 64  # open at once; past it the oldest is closed
+    max_head_line: int = 4096  # the request line, and each header line
+    max_headers: int = 32
 
 
 async def healthz(request: web.Request) -> web.Response:
     problems = request.app[HEALTH_KEY].problems()
+    readings = request.app[READINGS_KEY]
+    if readings is not None:
+        store_problem = await probe_store(readings.runtime.store.database, request.app[TROUBLE_KEY])
+        if store_problem is not None:
+            problems.append(store_problem)
     if problems:
         return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
     return web.Response(text="ok\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await render(request.app[READINGS_KEY])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    readings, trouble = request.app[READINGS_KEY], request.app[TROUBLE_KEY]
+    if readings is None:
+        raise web.HTTPNotFound(text="no metrics are read here\n")
+    try:
+        jobs = await job_counts(readings)
+    except Exception as error:  # the store's own errors are many (sqlite3, asyncpg, OSError): each is told alike
+        return web.Response(status=503, text=f"metrics unavailable: {trouble.failed(error)}\n")
+    trouble.answered()
+    return web.Response(body=page(readings, jobs), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def application(health: Health, readings: Readings) -> web.Application:
+def application(health: Health, readings: Readings | None) -> web.Application:
+    """Both pages; without ``readings`` only ``/healthz``, judged on the gateway and the scheduler alone."""
     app = web.Application()
     app[HEALTH_KEY] = health
     app[READINGS_KEY] = readings
+    app[TROUBLE_KEY] = StoreTrouble()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+def capped(server: web.Server, most: int) -> Callable[[], asyncio.Protocol]:
+    """``server``'s protocol factory, closing the oldest connections first so at most ``most`` stay open (the
+    newest is most likely a monitor with its request on the way; the oldest, one trickling its headers)."""
+    letting_go: set[object] = set()
+
+    def protocol() -> asyncio.Protocol:
+        open_now = server.connections
+        letting_go.intersection_update(open_now)  # the closed ones have left the list
+        live = [handler for handler in open_now if handler not in letting_go]
+        for handler in live[: max(0, len(live) - most + 1)]:
+            # At once: a graceful close() waits for a request to arrive first. An answer takes milliseconds, so
+            # only a flood of newer connections within them could cut one short.
+            handler.force_close()
+            letting_go.add(handler)
+        return server()
+
+    return protocol
 
 
 def _refusal(settings: ObserveSettings, error: OSError) -> str:
@@ -77,7 +131,13 @@ def _refusal(settings: ObserveSettings, error: OSError) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: ObserveSettings | None, health: Health, readings: Readings) -> AsyncIterator[int | None]:
+async def serving(
+    settings: ObserveSettings | None,
+    health: Health,
+    readings: Readings | None,
+    *,
+    limits: ServerLimits = ServerLimits(),  # frozen, so one shared default is safe
+) -> AsyncIterator[int | None]:
     """Serve both pages while inside (nothing without ``HTTP_PORT``, or without settings); yields the port bound,
     or None.
 
@@ -87,16 +147,33 @@ async def serving(settings: ObserveSettings | None, health: Health, readings: Re
     if settings is None or settings.http_port is None:
         yield None
         return
-    runner = web.AppRunner(application(health, readings), access_log=None, handle_signals=False, logger=requests_log)
+    runner = web.AppRunner(
+        application(health, readings),
+        access_log=None,
+        handle_signals=False,
+        logger=requests_log,
+        keepalive_timeout=limits.header_timeout_s,  # aiohttp's one clock on a connection waiting for a request head
+        max_line_size=limits.max_head_line,
+        max_field_size=limits.max_head_line,
+        max_headers=limits.max_headers,
+    )
     await runner.setup()
+    assert runner.server is not None  # set up just now
+    listening: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
-        try:
-            await site.start()
+        factory = capped(runner.server, limits.max_connections)
+        try:  # aiohttp's own sites listen the same way, with the server itself as the protocol factory
+            listening = await asyncio.get_running_loop().create_server(
+                factory, settings.http_host, settings.http_port, reuse_address=True
+            )
         except OSError as error:
             raise ConfigError(_refusal(settings, error)) from None
-        port = int(runner.addresses[0][1])  # the one bound (the tests ask for port 0: any free one)
+        port = int(listening.sockets[0].getsockname()[1])  # the one bound (the tests ask for port 0: any free one)
         log.info("Serving /healthz and /metrics on http://%s:%s", settings.http_host, port)
         yield port
     finally:
-        await runner.cleanup()
+        if listening is not None:
+            listening.close()
+        await runner.cleanup()  # closes the connections still open
+        if listening is not None:
+            await listening.wait_closed()

@@ -34,7 +34,7 @@ class CancelButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], te
             return
         try:
             outcome = await bot.runtime.jobs.cancel(job_id)
-        except LeaderUnavailable as unavailable:  # a cluster between two leaders: nothing was changed
+        except LeaderUnavailable as unavailable:  # between two leaders: nothing changed here (a slow one may yet)
             await interaction.followup.send(str(unavailable), ephemeral=True)
             return
         if outcome is None:

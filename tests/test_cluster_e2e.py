@@ -48,16 +48,17 @@ async def test_each_process_answers_its_own_shard_and_the_leader_makes_every_vid
             leaders = [bot for bot in bots if "Elected the scheduler's leader" in bot.log()]
             assert len(leaders) == 1, [bot.log() for bot in bots]  # one process made both videos
             # A third process naming shard 1 again, and one with no shard settings (shard 0 of 1): both refused.
-            for extra, settings in (
-                (1, {"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "1"}),
-                (2, {"DISCORD_SHARD_COUNT": "", "DISCORD_SHARD_IDS": ""}),
+            # (The second runs one shard where the others run two: the count is what it is told to fix.)
+            for extra, settings, says in (
+                (1, {"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "1"}, "already runs shard 1"),
+                (2, {"DISCORD_SHARD_COUNT": "", "DISCORD_SHARD_IDS": ""}, "needs the same DISCORD_SHARD_COUNT"),
             ):
                 third = cluster_of(emu, xai, tmp_path / f"extra-{extra}", url, 1, **settings)[0]
                 bots.append(third)  # stopped with the others if it did not refuse
                 await third.spawn()
                 assert third.process is not None
                 assert await asyncio.wait_for(third.process.wait(), 30) == 75, third.log()
-                assert "already runs" in third.log()
+                assert says in third.log()
         finally:
             for bot in bots:
                 await bot.stop_quietly()

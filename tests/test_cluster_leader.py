@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from services.cluster.leader import ElectionTiming, Leadership
 from services.cluster.link import connector
 from tests.cluster_pg import end_session, fresh_database
@@ -109,3 +111,27 @@ async def test_a_term_slower_to_start_than_the_idle_timeout_keeps_its_lock() -> 
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_leaders_wait_between_checks_is_always_cancellable() -> None:
+    # Stopping the bot cancels the election while the leader waits between two checks of its lock. A cancel that
+    # came just as the wait ended (its nap over, the other helper being cancelled) was swallowed: the leader went
+    # on checking for ever and the bot's stop hung (seen as tests/test_cluster_seat.py hanging under load).
+    async def instant(_seconds: float) -> None:
+        return None
+
+    async def nothing() -> None:
+        return None
+
+    async def unused() -> asyncpg.Connection:
+        raise AssertionError("no connection is needed to wait")
+
+    leadership = Leadership(unused, on_elected=nothing, on_deposed=nothing, timing=FAST, sleep=instant)
+    lost = asyncio.Event()
+    for turns in range(12):  # a cancel at every point of the wait, one turn of the event loop apart
+        waiting = asyncio.ensure_future(leadership._wait(lost, 1.0))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if waiting.cancel():
+            await asyncio.wait({waiting}, timeout=5)
+            assert waiting.cancelled(), f"a cancel {turns} turns in was swallowed"

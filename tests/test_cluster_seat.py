@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
+import asyncpg
+import pytest
 
-from services.cluster.leader import ElectionTiming
-from services.cluster.link import connector
-from services.cluster.seat import ClusterLinks, SchedulerSeat, SeatTiming
+from services.cluster.leader import LEADER_KEY, ElectionTiming
+from services.cluster.link import JOBS_CHANNEL, connector
+from services.cluster.seat import ClusterLinks, LeaderUnavailable, SchedulerSeat, SeatTiming
 from services.config import Secret
 from services.jobs.accepting import JobService
 from services.jobs.models import CancelResult, JobStatus
@@ -57,11 +60,18 @@ class Member:
 
 @contextlib.asynccontextmanager
 async def cluster(
-    url: str, tmp_path: Path, xai: XaiEmulator, *, max_concurrent: int = 5
+    url: str,
+    tmp_path: Path,
+    xai: XaiEmulator,
+    *,
+    max_concurrent: int = 5,
+    caps: tuple[int, int] | None = None,
+    timing: SeatTiming = TIMING,
+    elect: bool = True,
 ) -> AsyncIterator[list[Member]]:
     members: list[Member] = []
     async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
-        for name in ("a", "b"):
+        for name, cap in zip(("a", "b"), caps or (max_concurrent, max_concurrent), strict=True):
             store = Store(await PostgresDatabase.open(url, tmp_path / name / "db.sqlite3"))
             stack.push_async_callback(store.close)
             listener = RecordingListener()
@@ -77,18 +87,19 @@ async def cluster(
                 listener,
                 session=session,
                 media_dir=tmp_path / name / "videos",
-                settings=replace(FAST_SETTINGS, max_concurrent=max_concurrent),
+                settings=replace(FAST_SETTINGS, max_concurrent=cap),
             )
             links = ClusterLinks(
                 election=connector(url, purpose=f"{name} election", idle_timeout_s=15),
                 messages=connector(url, purpose=f"{name} messages"),
             )
-            seat = SchedulerSeat(scheduler, store, links=links, timing=TIMING, sleep=fast_sleep)
+            seat = SchedulerSeat(scheduler, store, links=links, timing=timing, sleep=fast_sleep)
             stack.push_async_callback(seat.stop)
             members.append(Member(name, store, seat, JobService(store, seat, ServerRules(store, UNLIMITED)), listener))
         for member in members:
             await member.seat.start()
-        await until(lambda: any(m.seat.seated for m in members))
+        if elect:
+            await until(lambda: any(m.seat.seated for m in members))
         yield members
 
 
@@ -148,3 +159,76 @@ async def test_when_the_leaders_session_ends_the_other_takes_over_and_finishes_i
         for job_id in ids:  # resumed from the store by the new leader: polled, fetched, delivered
             await asyncio.wait_for(follower.listener.ending(job_id), 15)
         assert sorted(follower.listener.delivered) == ids and submits(xai) == 3
+
+
+async def test_a_leader_whose_limits_differ_from_the_last_ones_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two processes started with different XAI_MAX_CONCURRENT_JOBS: whichever leads, its own holds for the whole bot,
+    # and the cap changes with each handover. The admin reads which, and what to do, when it happens.
+    caplog.set_level(logging.INFO, logger="services.cluster.seat")
+    async with fresh_database() as url, XaiEmulator() as xai, cluster(url, tmp_path, xai, caps=(5, 2)) as members:
+        leader, follower = leader_and_follower(members)
+        mine = leader.seat.scheduler.settings.max_concurrent
+        await until(lambda: f"runs in this process with XAI_MAX_CONCURRENT_JOBS={mine} " in caplog.text)
+        assert leader.seat.leadership is not None and leader.seat.leadership.server_pid is not None
+        await end_session(url, leader.seat.leadership.server_pid)
+        await until(lambda: "give every process of the bot the same XAI_ settings" in caplog.text)
+        other = follower.seat.scheduler.settings.max_concurrent
+        warned = next(r.getMessage() for r in caplog.records if "the last leader ran with" in r.getMessage())
+        assert (
+            f"with XAI_MAX_CONCURRENT_JOBS={other} " in warned and f"ran with XAI_MAX_CONCURRENT_JOBS={mine} " in warned
+        )
+
+
+async def test_hostile_wake_ups_are_ignored_and_the_next_job_still_goes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone who may NOTIFY on the database can send the leader anything: none of it may stop the inbox, or
+    # fill the log with tracebacks.
+    hostile = [
+        "not json",
+        "[1, 2]",
+        '{"kind": "queued", "job": true}',
+        '{"kind": "queued", "job": 99999999999999999999999}',
+        '{"kind": "dropped", "job": -1}',
+        '{"kind": "cancel", "job": 1e400, "reply": 5}',
+        '{"kind": "queued", "job": "1; DROP TABLE jobs"}',
+        '{"kind": "queued", "job": 1, "pad": "' + "x" * 7900 + '"}',  # near PostgreSQL's 8000-byte payload limit
+    ]
+    caplog.set_level(logging.INFO)
+    async with fresh_database() as url, XaiEmulator(generation_s=0.2) as xai, cluster(url, tmp_path, xai) as members:
+        leader, follower = leader_and_follower(members)
+        connection = await asyncpg.connect(url, timeout=5)
+        try:
+            for payload in hostile:
+                await connection.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, payload)
+        finally:
+            await connection.close()
+        accepted = await follower.jobs.accept(text_request("after the noise"))
+        await asyncio.wait_for(leader.listener.ending(accepted.job.id), 10)
+        assert accepted.job.id in leader.listener.delivered
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
+async def test_a_cancel_nobody_answers_says_it_cannot_tell_and_changes_nothing(tmp_path: Path) -> None:
+    # No leader (another holds the lock and is not listening, as while one takes over): the follower cannot know
+    # where the request stands, so it changes nothing itself and says what it knows.
+    timing = replace(TIMING, ask_timeout_s=0.3)
+    async with fresh_database() as url, XaiEmulator() as xai:
+        holder = await asyncpg.connect(url, timeout=5)
+        try:
+            assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_KEY)
+            async with cluster(url, tmp_path, xai, timing=timing, elect=False) as members:
+                follower = members[0]
+                job = (await follower.jobs.accept(text_request("on its way"))).job
+                moves = ((JobStatus.QUEUED, JobStatus.SUBMITTING), (JobStatus.SUBMITTING, JobStatus.RUNNING))
+                for before, after in moves:  # sent by a leader that has gone since
+                    assert await follower.store.jobs.transition(job.id, before, after, charged=True)
+                with pytest.raises(LeaderUnavailable, match="can't tell whether this job was cancelled") as raised:
+                    await follower.seat.cancel(job.id)
+                assert "Press Cancel again in a few seconds" in str(raised.value)
+                stored = await follower.store.jobs.get(job.id)
+                assert stored is not None and stored.status is JobStatus.RUNNING
+        finally:
+            await holder.close()

@@ -7,13 +7,13 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.cluster.gateway import IdentifyQueue, ShardTaken, claim_shards
+from services.cluster.gateway import IdentifyQueue, ShardClaim, ShardTaken
 from services.cluster.link import close_quietly, connector
 from services.cluster.shards import ShardPlan, ShardSettingError, parse_shard_ids, shard_of, shard_plan
 from services.cluster.wiring import identify_queue, links_for
 from services.config import ConfigError, load_settings
-from tests.cluster_pg import fresh_database
-from tests.scheduler_rig import fast_sleep
+from tests.cluster_pg import end_session, fresh_database
+from tests.scheduler_rig import fast_sleep, until
 
 
 def test_shard_ids_take_numbers_and_ranges() -> None:
@@ -35,7 +35,8 @@ def test_shard_ids_take_numbers_and_ranges() -> None:
         ("4", "0-", "such as 0-3 or 0,2"),  # a range without its end is not shard 0
         ("4", "-2", "such as 0-3 or 0,2"),
         ("4", "1-2-3", "such as 0-3 or 0,2"),
-        ("0", "", "1 or more"),
+        ("0", "", "a whole number from 1 to 65535"),
+        ("65536", "", "a whole number from 1 to 65535"),  # the locks keep a shard id in 16 bits
         ("", "0-1", "needs DISCORD_SHARD_COUNT"),
     ],
 )
@@ -113,19 +114,61 @@ async def test_the_bots_identify_and_election_sessions_end_when_they_go_quiet() 
 
 async def test_a_shard_is_run_by_one_process_only() -> None:
     async with fresh_database() as url:
-        held = await claim_shards(connector(url, purpose="a"), ShardPlan(4, (0, 1)))
+        held = await _claimed(url, "a", ShardPlan(4, (0, 1)))
         try:
             with pytest.raises(ShardTaken, match="already runs shard 1"):
-                await claim_shards(connector(url, purpose="b"), ShardPlan(4, (1, 2)))
-            with pytest.raises(ShardTaken, match="without shard settings"):
-                await claim_shards(connector(url, purpose="c"), None)  # shard 0 of 1: the same shard 0
-            other = await claim_shards(connector(url, purpose="d"), ShardPlan(4, (2, 3)))
-            await close_quietly(other)
+                await _claimed(url, "b", ShardPlan(4, (1, 2)))
+            other = await _claimed(url, "d", ShardPlan(4, (2, 3)))
+            await other.close()
         finally:
-            await close_quietly(held)
+            await held.close()
         # The claim goes with its connection (a process that died): another process may run the shards now.
-        again = await claim_shards(connector(url, purpose="e"), ShardPlan(4, (0, 1)))
-        await close_quietly(again)
+        again = await _claimed(url, "e", ShardPlan(4, (0, 1)))
+        await again.close()
+        alone = await _claimed(url, "f", None)
+        try:
+            with pytest.raises(ShardTaken, match="without shard settings"):
+                await _claimed(url, "g", None)  # shard 0 of 1 twice
+        finally:
+            await alone.close()
+
+
+async def test_processes_with_different_shard_counts_are_refused() -> None:
+    # Discord routes a server's events by (id >> 22) % count: shards 0 of 2 and 1-3 of 4 would split them wrongly.
+    async with fresh_database() as url:
+        held = await _claimed(url, "a", ShardPlan(2, (0,)))
+        try:
+            with pytest.raises(ShardTaken, match="runs with DISCORD_SHARD_COUNT=2, and this one with DISCORD_SHARD_C"):
+                await _claimed(url, "b", ShardPlan(4, (1, 2, 3)))
+            with pytest.raises(ShardTaken, match="every process needs the same DISCORD_SHARD_COUNT"):
+                await _claimed(url, "c", None)
+            same = await _claimed(url, "d", ShardPlan(2, (1,)))
+            await same.close()
+        finally:
+            await held.close()
+
+
+async def test_shards_are_claimed_again_when_the_session_holding_them_ends() -> None:
+    # A server restart, a cut network or pg_terminate_backend ends the session and its locks with it: a process
+    # started then on the same shards would answer the same interactions twice.
+    async with fresh_database() as url:
+        held = await _claimed(url, "a", ShardPlan(2, (0,)))
+        try:
+            first = held.server_pid
+            assert first is not None
+            await end_session(url, first)
+            await until(lambda: held.retakes == 1 and held.held)
+            assert held.server_pid != first
+            with pytest.raises(ShardTaken, match="already runs shard 0"):
+                await _claimed(url, "b", ShardPlan(2, (0,)))
+        finally:
+            await held.close()
+
+
+async def _claimed(url: str, name: str, plan: ShardPlan | None) -> ShardClaim:
+    claim = ShardClaim(connector(url, purpose=name), plan, check_s=0.05)
+    await claim.claim()
+    return claim
 
 
 async def _waits_on_a_lock(url: str, application: str) -> None:
@@ -137,5 +180,45 @@ async def _waits_on_a_lock(url: str, application: str) -> None:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError(f"{application} never waited for the identify lock")
+    finally:
+        await connection.close()
+
+
+async def test_an_identify_given_up_while_it_waits_for_the_turn_leaves_no_turn_held() -> None:
+    # discord.py gives up a shard's connect after 60 s (180 s at launch), cancelling the hook while another
+    # process holds the turn: the next identify of this process must still get its turn, and the server no lock.
+    async with fresh_database() as url:
+        gate = asyncio.Event()
+
+        async def held(_seconds: float) -> None:
+            await gate.wait()
+
+        other = IdentifyQueue(connector(url, purpose="a"), sleep=held)
+        mine = IdentifyQueue(connector(url, purpose="b"), sleep=fast_sleep)
+        try:
+            await other.before_identify(0)
+            given_up = asyncio.create_task(mine.before_identify(1))
+            await _waits_on_a_lock(url, "grok-video-bot b")
+            given_up.cancel()
+            await asyncio.gather(given_up, return_exceptions=True)
+            gate.set()  # the other process's turn ends
+            await asyncio.wait_for(mine.before_identify(2), 10)
+            assert mine.identifies == 1
+            await _no_session_of(url, "grok-video-bot b")  # the given-up try's connection was closed, not left
+        finally:
+            gate.set()
+            await other.close()
+            await mine.close()
+
+
+async def _no_session_of(url: str, application: str) -> None:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1"
+        for _ in range(500):
+            if not await connection.fetchval(sql, application + "%"):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{application} left a session open")
     finally:
         await connection.close()

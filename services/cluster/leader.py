@@ -10,7 +10,6 @@ asyncpg sees it close) and steps down first, before anyone else can take over, w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -142,7 +141,11 @@ class Leadership:
         return bool(await connection.fetchval(sql, self._key, timeout=self.timing.check_timeout_s))
 
     async def _wait(self, lost: asyncio.Event, seconds: float) -> None:
-        """``seconds`` of the injected sleep, cut short when the connection closes."""
+        """``seconds`` of the injected sleep, cut short when the connection closes.
+
+        The helpers are awaited with ``asyncio.wait``, which never raises their CancelledError: suppressing it
+        around ``await task`` would swallow a cancel of this task arriving meanwhile, and the leader would never
+        stop (the bot's shutdown hung on it)."""
         nap = asyncio.ensure_future(self._sleep(seconds))
         closed = asyncio.ensure_future(lost.wait())
         try:
@@ -150,5 +153,4 @@ class Leadership:
         finally:
             for task in (nap, closed):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.wait({nap, closed})

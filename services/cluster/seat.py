@@ -27,6 +27,9 @@ from services.store.store import Store
 log = logging.getLogger(__name__)
 
 
+LIMITS_KEY = "cluster_leader_limits"  # the last leader's limits, in words, to tell an admin whose settings differ
+
+
 class LeaderUnavailable(Exception):
     """No process answered for the scheduler in time (one is taking over); ``str()`` says what to do."""
 
@@ -139,9 +142,10 @@ class SchedulerSeat:
             return CancelResult.BEFORE_SENDING
         reply = await self.messenger.ask({"kind": "cancel", "job": job_id}, self.timing.ask_timeout_s)
         if reply is None:
+            # No answer in time: no leader now (one is taking over), or one too slow that may still cancel it.
             raise LeaderUnavailable(
-                "The bot's scheduler is changing hands between its processes right now, so I couldn't cancel "
-                "this job. Press Cancel again in a few seconds."
+                "The bot's scheduler did not answer in time (it may be changing hands between the bot's processes), "
+                "so I can't tell whether this job was cancelled. Press Cancel again in a few seconds."
             )
         result = reply.get("result")
         return CancelResult(result) if isinstance(result, str) else None
@@ -154,10 +158,35 @@ class SchedulerSeat:
         await self._sleep(scheduler.budget.interval_s if handover is None else handover)
         await scheduler.start()  # resumes every job in flight, as a restart does
         self._seated = True
+        await self._say_limits(scheduler)
         # Anything queued between the resume's read and now had its wake-up go unheard (not seated): read once more.
         await scheduler.take_up()
         self._spawn(self._read_inbox(scheduler, self._inbox))
         self._spawn(self._backup_scans(scheduler))
+
+    async def _say_limits(self, scheduler: Scheduler) -> None:
+        """While it leads, this process's XAI_MAX_CONCURRENT_JOBS and request rate are the whole bot's: said at
+        each election, and warned of when the last leader's were other ones (processes started with different
+        settings), since the account's limits would then change with each handover."""
+        mine = (
+            f"XAI_MAX_CONCURRENT_JOBS={scheduler.settings.max_concurrent} and one xAI request every "
+            f"{scheduler.budget.interval_s:.2f} s (from XAI_MAX_REQUESTS_PER_MINUTE)"
+        )
+        try:
+            last = await self._store.kv.get(LIMITS_KEY)
+            await self._store.kv.set(LIMITS_KEY, mine)
+        except Exception:  # only a courtesy: the term goes on
+            log.exception("Could not compare this leader's limits with the last one's")
+            return
+        if last is not None and last != mine:
+            log.warning(
+                "The scheduler now runs in this process with %s, but the last leader ran with %s: give every "
+                "process of the bot the same XAI_ settings, or its limits change with each handover",
+                mine,
+                last,
+            )
+        else:
+            log.info("The scheduler runs in this process with %s", mine)
 
     async def _deposed(self) -> None:
         """Stop at once when the lock may be lost (another process may be elected as soon as it is free); at
@@ -191,8 +220,8 @@ class SchedulerSeat:
 
     async def _act_on(self, scheduler: Scheduler, message: Message) -> None:
         job_id = message.get("job")
-        if not isinstance(job_id, int):
-            return
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or not 0 < job_id < 2**63:
+            return  # not a job id (anyone who may NOTIFY on the database can send anything)
         kind = message.get("kind")
         if kind == "queued":
             await scheduler.take_up(job_id)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Far beyond any bot's need (Discord suggests one shard per 1,000 servers); the shard and count locks keep the id in
+# their lowest 16 bits (services/cluster/gateway.py).
+MAX_SHARDS = 65535
+
 
 class ShardSettingError(ValueError):
     """A shard setting that cannot be used; ``str()`` says how to write it."""
@@ -77,8 +81,8 @@ def shard_plan(count_text: str | None, ids_text: str | None) -> ShardPlan | None
         count = int(count_text)
     except ValueError:
         count = 0
-    if count < 1:
+    if not 1 <= count <= MAX_SHARDS:
         raise ShardSettingError(
-            f"DISCORD_SHARD_COUNT={count_text!r} is not valid: it should be a whole number, 1 or more"
+            f"DISCORD_SHARD_COUNT={count_text!r} is not valid: it should be a whole number from 1 to {MAX_SHARDS}"
         )
     return ShardPlan(count, parse_shard_ids(ids_text, count) if ids_text else None)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from services.cluster.gateway import IdentifyQueue, claim_shards
-from services.cluster.link import close_quietly, connector
+from services.cluster.gateway import IdentifyQueue, ShardClaim
+from services.cluster.link import connector
 from services.cluster.seat import ClusterLinks
 from services.config import Settings
 
@@ -46,16 +46,16 @@ def syncs_commands(settings: Settings) -> bool:
 
 @contextlib.asynccontextmanager
 async def shards_claimed(settings: Settings, *, claim: bool = True) -> AsyncIterator[None]:
-    """Hold this process's shards in the database while the bot runs; ``ShardTaken`` when another has one.
-    ``claim=False`` (``python bot.py sync``, which never connects to the gateway) holds nothing."""
+    """Hold this process's shards in the database while the bot runs; ``ShardTaken`` when another has one (or
+    another DISCORD_SHARD_COUNT). ``claim=False`` (``python bot.py sync``, which never connects to the gateway)
+    holds nothing."""
     url = _url(settings)
     if url is None or not claim:
         yield
         return
-    connection = await claim_shards(
-        connector(url, purpose="shards"), settings.discord.shards if settings.discord else None
-    )
+    shards = ShardClaim(connector(url, purpose="shards"), settings.discord.shards if settings.discord else None)
+    await shards.claim()  # held, and taken again after a server restart, until the bot stops
     try:
         yield
     finally:
-        await close_quietly(connection)
+        await shards.close()

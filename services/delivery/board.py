@@ -29,6 +29,7 @@ from services.store.store import Store
 log = logging.getLogger(__name__)
 
 TOKEN_SAFETY_MARGIN_S = 90.0  # stop using an interaction token this long before it dies (uploads take time)
+REFRESH_REREADS = 3  # how often a first line is checked against the store once it landed (see _keep_newest)
 
 StatusView = Callable[[int], discord.ui.View]  # the buttons on a status message while its job is alive
 
@@ -84,7 +85,28 @@ class StatusBoard:
         """Show the job's current state now (used right after accepting it)."""
         job = await self.store.jobs.get(job_id)
         if job is not None and not job.status.is_terminal:
-            self._update_status(job_id, self._line(job, position=position), urgent=True, active=True)
+            text = self._line(job, position=position)
+            self._update_status(job_id, text, urgent=True, active=True)
+            tracked = self._tracked.get(job_id)
+            if tracked is not None and tracked.flusher is not None and tracked.pending_text == text:
+                self._spawn(tracked, self._keep_newest(job_id, tracked, job, text))
+
+    async def _keep_newest(self, job_id: int, tracked: _Tracked, shown: Job, text: str) -> None:
+        """In a cluster the leader may take a job up at once and edit its status message with the bot token
+        before this process's first edit lands, which would then show an older state until the leader's next
+        progress edit (up to ``progress_interval_s``). So once this edit landed, the job is read again, and a state
+        that moved on without anyone here reporting it (the scheduler runs elsewhere) is shown at once."""
+        for _ in range(REFRESH_REREADS):
+            if tracked.flusher is not None:
+                await asyncio.wait({tracked.flusher})
+            reported = tracked.last_text != text or tracked.pending_text is not None  # by this process's scheduler
+            if reported or self._tracked.get(job_id) is not tracked:
+                return  # (or the edit did not land, or the job left the board)
+            job = await self.store.jobs.get(job_id)
+            if job is None or job.status.is_terminal or (job.status, job.progress) == (shown.status, shown.progress):
+                return
+            shown, text = job, self._line(job, elapsed_s=time.time() - job.created_at)
+            self._update_status(job_id, text, urgent=True, active=job.status in CANCELLABLE)
 
     def forget(self, job_id: int) -> None:
         """Stop showing progress for a job (it was cancelled from its status message, or it ended)."""

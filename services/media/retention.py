@@ -126,8 +126,7 @@ class Janitor:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # never swallows a cancel of stop() itself, as suppressing around await would
 
     @property
     def running(self) -> bool:

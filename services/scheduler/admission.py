@@ -110,10 +110,16 @@ class Admission:
             # We cannot know whether xAI received it; sending it again could bill twice. It stays charged, and
             # keeps a concurrent slot while xAI may be making it (services/scheduler/uncertain.py).
             await self._c.steps.end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
-            sent_at = job.charged_at if job.charged_at is not None else job.updated_at
-            away_s = max(0.0, self._c.clocks.wall() - sent_at)
-            likely_done_s = min(self._tracking.likely_done_after(job), self._c.settings.job_timeout_s)
-            self._uncertain.hold(job.id, likely_done_s - away_s)
+            self.hold_uncertain(job)
+
+    def hold_uncertain(self, job: Job) -> None:
+        """Keep a slot for a request of unknown fate until its video would likely be done (counted from when it
+        was sent; at most the job timeout): at the start that ended it, and at every start after (a new leader's
+        term, a second crash), since the store is what remembers it."""
+        sent_at = job.charged_at if job.charged_at is not None else job.updated_at
+        away_s = max(0.0, self._c.clocks.wall() - sent_at)
+        likely_done_s = min(self._tracking.likely_done_after(job), self._c.settings.job_timeout_s)
+        self._uncertain.hold(job.id, likely_done_s - away_s)
 
     def admit_next(self) -> bool:
         """Send the job whose turn it is (the caller checked a concurrent slot is free); False when none waits."""

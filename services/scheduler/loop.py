@@ -119,8 +119,7 @@ class Scheduler:
         self._wake.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await asyncio.wait({self._loop_task})  # never raises its CancelledError: a cancel of stop() itself goes on
             self._loop_task = None
         self._admission.call_off_all()
         await self._tasks.stop(self.settings.stop_grace_s if grace_s is None else grace_s)
@@ -187,6 +186,9 @@ class Scheduler:
         for job in await self.store.jobs.active():
             if job.origin.kind in ours:
                 resumed += await self._resume_one(job, now, wall)
+        for job in await self.store.jobs.uncertain_since(wall - self.settings.job_timeout_s):
+            if job.origin.kind in ours:  # ended "uncertain" by an earlier start: xAI may still be making it
+                self._admission.hold_uncertain(job)
         for job in await self.store.jobs.still_at_xai():  # cancelled while xAI generated them: followed quietly
             if job.origin.kind not in ours:
                 continue

@@ -206,6 +206,16 @@ class JobRepository:
         """Cancelled jobs xAI may still be generating (``settle`` not written yet): followed again after a restart."""
         return await fetch_jobs(self._db, f"WHERE {STILL_AT_XAI.sql()} ORDER BY j.id")
 
+    async def uncertain_since(self, since: float) -> list[Job]:
+        """Jobs ended "uncertain" whose request went out after ``since`` (wall clock): xAI may still be making them,
+        and each keeps a concurrent slot at every start until it would be done (services/scheduler/uncertain.py)."""
+        return await fetch_jobs(
+            self._db,
+            "WHERE j.status = 'failed' AND j.error_code = 'submit_uncertain' "
+            "AND COALESCE(j.charged_at, j.updated_at) > ? ORDER BY j.id",
+            (since,),
+        )
+
     async def with_status(self, statuses: Iterable[JobStatus]) -> list[Job]:
         wanted = [s.value for s in statuses]
         return await fetch_jobs(self._db, f"WHERE j.status IN ({marks(wanted)}) ORDER BY j.id", wanted)

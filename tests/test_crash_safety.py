@@ -185,6 +185,7 @@ async def test_sigterm_stops_within_10_s_and_every_job_resumes(
     await emu.slash("video", {"prompt": "first: rate limited on upload"})
     await emu.wait_for(lambda: any(r.status == 429 for r in emu.requests_matching("POST", UPLOADS)), 30)
     await emu.slash("video", {"prompt": "second: slow"})
+    await _statuses(bot, ["delivering", "running"])  # taken first: two commands at once may go either way
     await emu.slash("video", {"prompt": "third: waits in line"})
     await _statuses(bot, ["delivering", "running", "queued"])
     assert await bot.terminate(timeout=10) == 0

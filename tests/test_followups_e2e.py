@@ -210,9 +210,9 @@ async def test_cancel_a_queued_and_a_running_job(rig: BotRig) -> None:
     rig.xai.outcomes.append(Outcome(kind="never"))
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1") as bot:
         first = await emu.slash("video", {"prompt": "forever"})
+        await rig.wait_for_answer(first, "Generating")  # first in line: two commands at once may go either way
         second = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(second, "In line")
-        await rig.wait_for_answer(first, "Generating")
         first_job, second_job = sorted(j.id for j in await bot.runtime.store.jobs.of_user(emu.user_id))
         await emu.wait_for(
             lambda: f"gv:cancel:{second_job}" in emu.messages[second.original_message_id or 0].custom_ids

@@ -125,7 +125,8 @@ async def test_cancel_is_acknowledged_while_another_program_holds_the_database(r
     emu = rig.discord
     rig.xai.outcomes.append(Outcome(kind="never"))
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1") as bot:
-        await emu.slash("video", {"prompt": "forever"})
+        forever = await emu.slash("video", {"prompt": "forever"})
+        await rig.wait_for_answer(forever, "Generating")  # first in line: two commands at once may go either way
         waiting = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(waiting, "In line")
         job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))
@@ -209,7 +210,8 @@ async def test_a_double_click_on_cancel_cancels_once_and_says_so(rig: BotRig) ->
     emu = rig.discord
     rig.xai.outcomes.append(Outcome(kind="never"))
     async with rig.running(XAI_MAX_CONCURRENT_JOBS="1") as bot:
-        await emu.slash("video", {"prompt": "forever"})
+        forever = await emu.slash("video", {"prompt": "forever"})
+        await rig.wait_for_answer(forever, "Generating")  # first in line: two commands at once may go either way
         waiting = await emu.slash("video", {"prompt": "waiting"})
         await rig.wait_for_answer(waiting, "In line")
         job_id = max(job.id for job in await bot.runtime.store.jobs.of_user(emu.user_id))

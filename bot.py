@@ -229,7 +229,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         waiting = Backoff(discord_settings.retry_first_s, discord_settings.retry_max_s)  # for PostgreSQL to answer
         async with (
             await open_store(settings.database_path, settings.database_url, stop=stop, backoff=waiting) as store,
-            cluster.shards_claimed(settings, claim=not sync_only),
+            cluster.shards_claimed(settings, claim=not sync_only, wait=stop.sleep),  # a stop ends its wait
         ):
             while True:
                 try:

@@ -180,9 +180,10 @@ def _poll_seconds(env: Env, name: str, default: float, minimum: float) -> float:
 def load_common_settings(
     values: Mapping[str, str] | None = None, *, folders: Sequence[Path] | None = None
 ) -> CommonSettings:
-    """Only what every command reads (``backup``, ``migrate-store``): no xAI key or Discord token is asked for."""
+    """Only what every command reads (``backup``, ``migrate-store``): no xAI key or Discord token is asked for, and
+    no HTTP_PORT (only the bot serves pages), so a setting of the bot's own never stops a backup."""
     env_file, values = gather(values, folders)
-    return _common(Env(values), env_file)
+    return _common(Env(values), env_file, serving=False)
 
 
 def load_settings(
@@ -243,7 +244,7 @@ def load_settings(
     )
 
 
-def _common(env: Env, env_file: Path | None) -> CommonSettings:
+def _common(env: Env, env_file: Path | None, *, serving: bool = True) -> CommonSettings:
     log_level = (env.text("LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not valid: it should be DEBUG, INFO, WARNING or ERROR")
@@ -254,12 +255,14 @@ def _common(env: Env, env_file: Path | None) -> CommonSettings:
         database_url=_database_url(env.text("DATABASE_URL")),
         log_level=log_level,
         env_file=env_file,
-        observe=_observe(env),
+        observe=_observe(env, serving=serving),
     )
 
 
-def _observe(env: Env) -> ObserveSettings:
-    port = env.number("HTTP_PORT", 0, int, 1, "a port number from 1 to 65535, or empty for none", maximum=65535)
+def _observe(env: Env, *, serving: bool) -> ObserveSettings:
+    """The log format, and (``serving``: the commands that run the bot's pages) where /healthz and /metrics go."""
+    what = "a port number from 1 to 65535, or empty for none"
+    port = env.number("HTTP_PORT", 0, int, 1, what, maximum=65535) if serving else 0
     log_format = (env.text("LOG_FORMAT", "text") or "text").lower()
     if log_format not in {"text", "json"}:
         raise ConfigError(f"LOG_FORMAT={log_format!r} is not valid: it should be text or json")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import asyncpg
 import pytest
@@ -222,3 +224,43 @@ async def _no_session_of(url: str, application: str) -> None:
         raise AssertionError(f"{application} left a session open")
     finally:
         await connection.close()
+
+
+def _nothing_listens() -> str:
+    """A PostgreSQL URL on a loopback port where nothing listens (a server that is restarting refuses so)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+async def test_the_first_claim_waits_for_a_database_that_is_restarting(caplog: pytest.LogCaptureFixture) -> None:
+    # The store opened a moment ago, then PostgreSQL restarts (or is at max_connections) just as the shards are
+    # claimed: the claim waits for it as opening the store does, saying so once, rather than end the bot.
+    caplog.set_level(logging.WARNING, logger="services.cluster")
+    async with fresh_database() as url:
+        real, refused = connector(url, purpose="a"), connector(_nothing_listens(), purpose="a")
+        refusals = [3]
+
+        async def restarting() -> asyncpg.Connection:
+            if refusals[0]:
+                refusals[0] -= 1
+                return await refused()
+            return await real()
+
+        waits: list[float] = []
+
+        async def wait(seconds: float) -> None:
+            waits.append(seconds)
+
+        claim = ShardClaim(restarting, ShardPlan(2, (0,)), check_s=0.05)
+        await asyncio.wait_for(claim.claim(wait=wait), 10)
+        try:
+            assert claim.held and waits == [0.05] * 3
+        finally:
+            await claim.close()
+        with pytest.raises(OSError):  # without a wait (the tests' own claims), it is said at once
+            await ShardClaim(refused, None).claim()
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and said[0].startswith("Cannot reach the database to claim shard(s) 0 (")
+    assert said[0].endswith("); trying again every 0.05 s")

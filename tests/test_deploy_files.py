@@ -23,6 +23,7 @@ from packaging.specifiers import SpecifierSet
 
 from services.cli import EXIT_CONFIG
 from services.config import load_settings
+from services.observe.trouble import PROBE_TIMEOUT_S
 from tests.botprocess import BotProcess
 from tests.observe_pages import wait_for_health
 
@@ -235,3 +236,14 @@ def test_systemd_analyze_verify_finds_nothing(path: Path, tmp_path: Path) -> Non
         check=False,
     )
     assert done.returncode == 0 and not done.stdout.strip() and not done.stderr.strip(), done.stderr
+
+
+def test_the_health_page_answers_before_the_images_healthcheck_gives_up() -> None:
+    """A store that does not answer makes /healthz say so (503 and the reason, which ``docker inspect`` shows), but
+    only if that answer comes before the image's check stops waiting: else Docker logs a bare client timeout."""
+    check = " ".join(rest for key, rest in dockerfile() if key == "HEALTHCHECK")
+    client_timeout = re.search(r"timeout=(\d+(?:\.\d+)?)\)", check)
+    docker_timeout = re.search(r"--timeout=(\d+)s", check)
+    assert client_timeout is not None and docker_timeout is not None, check
+    assert float(client_timeout.group(1)) < float(docker_timeout.group(1))
+    assert float(client_timeout.group(1)) >= PROBE_TIMEOUT_S + 0.5  # the page's own work on top of the probe

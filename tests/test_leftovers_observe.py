@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.config import ObserveSettings
 from services.observe.health import GatewayWatch, Health
 from services.observe.server import ServerLimits, serving
+from services.observe.trouble import PROBE, PROBE_TIMEOUT_S
 from tests import pgtest
+from tests.emulators.discord_emulator import DiscordEmulator
+from tests.emulators.xai_emulator import XaiEmulator
 from tests.harness import BotRig
 from tests.observe_pages import get, pages, wait_for_health
 
+DOCKER_CHECK_TIMEOUT_S = 4.0  # the image's HEALTHCHECK: urlopen(..., timeout=4)
 SAFETY_S = 10.0  # how long a test waits for the server to act before calling it a failure (it acts far sooner)
 
 
@@ -108,3 +114,36 @@ async def test_a_store_that_does_not_answer_gives_503_in_one_line_logged_once(
     assert troubles == [f"/metrics and /healthz: {reason}"]
     assert not any(r.exc_info for r in caplog.records if r.name.startswith("services.observe"))
     assert "/metrics and /healthz: the store answers again" in [message for _, message in said]
+
+
+async def test_health_checks_of_a_store_that_hangs_share_one_read_and_answer_in_time(
+    discord_emu: DiscordEmulator, xai: XaiEmulator, tmp_path: Path
+) -> None:
+    """Another program holds the jobs table locked (a long migration, a VACUUM FULL): every read of it waits. Ten
+    monitors asking /healthz at once must not put ten reads in the store's queue (each holding one of the bot's
+    store connections): they share one, and each hears the reason before Docker's check would give up."""
+    async with pgtest.fresh_store_url() as url:
+        rig = BotRig(discord_emu, xai, tmp_path, database_url=url)
+        async with rig.running() as bot, pages(bot) as base:
+            assert await wait_for_health(base, 200) == "ok\n"
+            locker, watcher = await asyncpg.connect(url), await asyncpg.connect(url)
+            try:
+                await locker.execute("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+                started = asyncio.get_running_loop().time()
+                asked = [asyncio.create_task(get(f"{base}/healthz")) for _ in range(10)]
+                most_waiting = 0
+                while not all(task.done() for task in asked):
+                    waiting = await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", PROBE
+                    )
+                    most_waiting = max(most_waiting, int(waiting))
+                    await asyncio.wait(asked, timeout=0.05)
+                took_s = asyncio.get_running_loop().time() - started
+                answers = {(status, body) for status, body, _ in [task.result() for task in asked]}
+                await locker.execute("ROLLBACK")
+                healthy_again = await wait_for_health(base, 200)
+            finally:
+                await locker.close()
+                await watcher.close()
+    assert answers == {(503, f"not ready: the store did not answer within {PROBE_TIMEOUT_S:g} s\n")}
+    assert most_waiting == 1 and took_s < DOCKER_CHECK_TIMEOUT_S and healthy_again == "ok\n"

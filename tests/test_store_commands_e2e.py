@@ -17,7 +17,12 @@ from tests.pgtest import fresh_store_url
 
 PROMPT = "a heron lifting off a misty lake at dawn"
 # Settings only the bot reads, wrong here on purpose: the store commands read none of them.
-NOT_THEIRS = {"XAI_MAX_CONCURRENT_JOBS": "lots", "DEV_GUILD_ID": "my server", "XAI_MODEL": "no-such-model"}
+NOT_THEIRS = {
+    "XAI_MAX_CONCURRENT_JOBS": "lots",
+    "DEV_GUILD_ID": "my server",
+    "XAI_MODEL": "no-such-model",
+    "HTTP_PORT": "8080:8080",  # compose's ports syntax: only the bot's own HTTP server reads it
+}
 
 
 async def _store_with_a_job(path: Path) -> int:

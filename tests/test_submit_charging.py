@@ -175,3 +175,37 @@ async def test_a_leader_that_froze_and_came_back_does_not_send_a_job_another_too
     await until(lambda: not frozen._admission._submitting)
     assert len(rig.xai.submits()) == 1
     assert (await rig.store.jobs.get(job.id)) == delivered  # and it left the job as the other process did
+
+
+async def test_a_submit_whose_answer_never_came_keeps_its_slot_as_after_a_crash(rig: Rig) -> None:
+    """xAI took the submit, but its answer did not come within the request timeout: the job ends saying the bot
+    cannot tell whether xAI started it, the same unknown fate as a crash mid-submit. So its slot is held the same
+    way (live, and again at the next start), and the next job waits for it instead of being turned away by
+    xAI's cap on an account that runs one video at a time."""
+    rig.xai.max_concurrent = 1
+    rig.xai.submit_delay_s = 30  # xAI has the job; its answer comes long after the bot stopped waiting
+    rig.xai.generation_s = 60  # and it is making it for a while
+    offset = [0.0]
+    first = rig.scheduler(max_concurrent=1, monotonic_clock=lambda: time.monotonic() + offset[0])
+    first.policy.history.learn([(JobKind("any", "480p", 3, "text"), 100.0)] * 40)  # videos take about 100 s
+    await first.start()
+    lost = await rig.ended((await unlimited_service(rig.store, first).accept(text_request("lost"))).job.id)
+    assert (lost.error_code, lost.charged) == (ErrorCode.XAI_UNAVAILABLE, True)
+    assert "cannot tell whether xAI started the video" in (lost.error_message or "")
+    rig.xai.submit_delay_s, rig.xai.generation_s = 0, 0.3
+    assert first.generating == 1  # held while it runs
+    waiting = (await unlimited_service(rig.store, first).accept(text_request("next"))).job
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert len(rig.xai.submits()) == 1 and first.waiting == 1
+    await first.stop(grace_s=0)
+    second = rig.scheduler(max_concurrent=1, monotonic_clock=lambda: time.monotonic() + offset[0])
+    second.policy.history.learn([(JobKind("any", "480p", 3, "text"), 100.0)] * 40)
+    await second.start()
+    assert second.generating == 1  # a later start remembers it from the store
+    for made in rig.xai.jobs.values():
+        made.generation_s = 0.0  # xAI has finished the lost video
+    offset[0] = 1000.0  # and for the bot it is long past when it would be done
+    delivered = await rig.ended(waiting.id)
+    assert delivered.status is JobStatus.DELIVERED
+    assert len(rig.xai.submits()) == 2 and rig.xai.n429 == 0

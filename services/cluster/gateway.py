@@ -69,10 +69,29 @@ class ShardClaim:
         self.retakes = 0  # how many times the shards were taken again after their session ended
         self.server_pid: int | None = None  # the session holding them (for tests and logs)
 
-    async def claim(self) -> None:
-        """The first claim, at start: ``ShardTaken`` when another process runs one of the shards, or another count."""
-        await self._take()
-        log.info("Running shard(s) %s of %d", ", ".join(map(str, self.shards)), self.count)
+    async def claim(self, *, wait: Sleep | None = None) -> None:
+        """The first claim, at start: ``ShardTaken`` when another process runs one of the shards, or another count.
+
+        A database that cannot be reached (restarting, at its connection limit) is tried again every ``check_s``
+        through ``wait`` (the start-up's own, which a stop ends), said once; without ``wait`` it is raised."""
+        shards = ", ".join(map(str, self.shards))
+        said: set[str] = set()
+        while True:
+            try:
+                await self._take()
+                break
+            except CONNECTION_LOST as error:
+                if wait is None:
+                    raise
+                if _first("unreachable", said):
+                    log.warning(
+                        "Cannot reach the database to claim shard(s) %s (%s); trying again every %g s",
+                        shards,
+                        error,
+                        self._check_s,
+                    )
+                await wait(self._check_s)
+        log.info("Running shard(s) %s of %d", shards, self.count)
         self._keeping = asyncio.create_task(self._keep(), name="shard-claim")
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from services.cluster.gateway import IdentifyQueue, ShardClaim
 from services.cluster.link import connector
 from services.cluster.seat import ClusterLinks
 from services.config import Settings
+from services.scheduler.settings import Sleep
 
 
 def _url(settings: Settings) -> str | None:
@@ -45,16 +46,16 @@ def syncs_commands(settings: Settings) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def shards_claimed(settings: Settings, *, claim: bool = True) -> AsyncIterator[None]:
+async def shards_claimed(settings: Settings, *, claim: bool = True, wait: Sleep | None = None) -> AsyncIterator[None]:
     """Hold this process's shards in the database while the bot runs; ``ShardTaken`` when another has one (or
     another DISCORD_SHARD_COUNT). ``claim=False`` (``python bot.py sync``, which never connects to the gateway)
-    holds nothing."""
+    holds nothing. ``wait``: how start-up waits out a database it cannot reach yet (``ShardClaim.claim``)."""
     url = _url(settings)
     if url is None or not claim:
         yield
         return
     shards = ShardClaim(connector(url, purpose="shards"), settings.discord.shards if settings.discord else None)
-    await shards.claim()  # held, and taken again after a server restart, until the bot stops
+    await shards.claim(wait=wait)  # held, and taken again after a server restart, until the bot stops
     try:
         yield
     finally:

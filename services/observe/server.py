@@ -7,7 +7,8 @@ Anyone who can reach the port shares the bot's process, so the server is bounded
 head must arrive within ``header_timeout_s`` of connecting (or of the previous answer), the head's size is capped,
 and past ``max_connections`` the oldest connection is let go to make room, so a slowloris client can neither use
 up the process's file descriptors nor keep a monitor out. A store that does not answer makes both pages say so in
-one line (``StoreTrouble``, services/observe/trouble.py), logged once.
+one line (``StoreTrouble``, services/observe/trouble.py), logged once; each page's store read is shared by the
+requests that come while it runs (``StoreReads``), so many clients never queue many reads.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.config import ConfigError, ObserveSettings
 from services.observe.health import Health
-from services.observe.metrics import Readings, job_counts, page
-from services.observe.trouble import StoreTrouble, probe_store
+from services.observe.metrics import JobCount, Readings, job_counts, page
+from services.observe.trouble import COUNTS_TIMEOUT_S, SharedRead, StoreTrouble, probe, probe_store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,21 @@ TROUBLE_KEY = web.AppKey("trouble", StoreTrouble)
 
 
 @dataclass(frozen=True, slots=True)
+class StoreReads:
+    """The two pages' reads of the store, each shared by the requests that come while it runs."""
+
+    probe: SharedRead[object]
+    counts: SharedRead[list[JobCount]]
+
+    @classmethod
+    def of(cls, readings: Readings) -> StoreReads:
+        return cls(probe(readings.runtime.store.database), SharedRead(lambda: job_counts(readings), COUNTS_TIMEOUT_S))
+
+
+READS_KEY: web.AppKey[StoreReads | None] = web.AppKey("reads")
+
+
+@dataclass(frozen=True, slots=True)
 class ServerLimits:
     """What one client may take of the server. A monitor's request head is a few hundred bytes sent at once, and
     a handful of monitors scrape; the defaults leave them ample room."""
@@ -61,9 +77,9 @@ class ServerLimits:
 
 async def healthz(request: web.Request) -> web.Response:
     problems = request.app[HEALTH_KEY].problems()
-    readings = request.app[READINGS_KEY]
-    if readings is not None:
-        store_problem = await probe_store(readings.runtime.store.database, request.app[TROUBLE_KEY])
+    reads = request.app[READS_KEY]
+    if reads is not None:
+        store_problem = await probe_store(reads.probe, request.app[TROUBLE_KEY])
         if store_problem is not None:
             problems.append(store_problem)
     if problems:
@@ -72,11 +88,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    readings, trouble = request.app[READINGS_KEY], request.app[TROUBLE_KEY]
-    if readings is None:
+    readings, reads, trouble = request.app[READINGS_KEY], request.app[READS_KEY], request.app[TROUBLE_KEY]
+    if readings is None or reads is None:
         raise web.HTTPNotFound(text="no metrics are read here\n")
     try:
-        jobs = await job_counts(readings)
+        jobs = await reads.counts()
     except Exception as error:  # the store's own errors are many (sqlite3, asyncpg, OSError): each is told alike
         return web.Response(status=503, text=f"metrics unavailable: {trouble.failed(error)}\n")
     trouble.answered()
@@ -88,7 +104,15 @@ def application(health: Health, readings: Readings | None) -> web.Application:
     app = web.Application()
     app[HEALTH_KEY] = health
     app[READINGS_KEY] = readings
+    app[READS_KEY] = reads = StoreReads.of(readings) if readings is not None else None
     app[TROUBLE_KEY] = StoreTrouble()
+
+    async def give_up_reads(_: web.Application) -> None:  # a read still waiting on the store is not waited for
+        if reads is not None:
+            reads.probe.cancel()
+            reads.counts.cancel()
+
+    app.on_cleanup.append(give_up_reads)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app

@@ -18,7 +18,7 @@ from services.jobs import endings
 from services.jobs.attribution import Attribution
 from services.jobs.charging import started_nothing
 from services.jobs.listener import JobListener
-from services.jobs.models import CancelResult, Job, JobStatus, Mode
+from services.jobs.models import CancelResult, ErrorCode, Job, JobStatus, Mode
 from services.jobs.queue import FairQueue
 from services.jobs.validation import DEFAULT_EXTEND_S
 from services.scheduler.context import Context
@@ -114,8 +114,9 @@ class Admission:
 
     def hold_uncertain(self, job: Job) -> None:
         """Keep a slot for a request of unknown fate until its video would likely be done (counted from when it
-        was sent; at most the job timeout): at the start that ended it, and at every start after (a new leader's
-        term, a second crash), since the store is what remembers it."""
+        was sent; at most the job timeout): when it ended so (a crash mid-submit found at the next start, or a
+        submit xAI did not answer), and at every start after (a new leader's term, a second crash), since the
+        store is what remembers it (``JobRepository.uncertain_since``)."""
         sent_at = job.charged_at if job.charged_at is not None else job.updated_at
         away_s = max(0.0, self._c.clocks.wall() - sent_at)
         likely_done_s = min(self._tracking.likely_done_after(job), self._c.settings.job_timeout_s)
@@ -245,6 +246,8 @@ class Admission:
                 await steps.cancel(job_id, JobStatus.SUBMITTING, charged=charged)
             else:
                 await steps.end(job_id, JobStatus.SUBMITTING, endings.xai_error(error), charged=charged)
+                if charged and error.error_code is ErrorCode.XAI_UNAVAILABLE:
+                    self.hold_uncertain(job)  # no answer (or an unclear one) after it went out: xAI may be making it
             return None
         now = self._c.clocks.monotonic()
         await steps.move(

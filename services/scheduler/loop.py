@@ -187,7 +187,7 @@ class Scheduler:
             if job.origin.kind in ours:
                 resumed += await self._resume_one(job, now, wall)
         for job in await self.store.jobs.uncertain_since(wall - self.settings.job_timeout_s):
-            if job.origin.kind in ours:  # ended "uncertain" by an earlier start: xAI may still be making it
+            if job.origin.kind in ours:  # sent, and nobody can follow it (no id): xAI may still be making it
                 self._admission.hold_uncertain(job)
         for job in await self.store.jobs.still_at_xai():  # cancelled while xAI generated them: followed quietly
             if job.origin.kind not in ours:

@@ -5,7 +5,8 @@ A process that dies while a submit is on the wire leaves a job whose request xAI
 and counts it against the account's concurrent cap. xAI can find a request only by the id its answer carried, so
 nobody can ask. Each such job therefore keeps one slot until nine in ten videos of its kind would be done,
 counted from when its request went out; admitting another job into that slot sooner would only be turned away.
-A job the bot was away from for longer holds nothing.
+A submit whose answer never came (a timeout, a broken connection, a 5xx after it went out) is the same unknown
+fate while the bot runs, and holds a slot the same way. A job the bot was away from for longer holds nothing.
 """
 
 from __future__ import annotations

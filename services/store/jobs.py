@@ -207,11 +207,14 @@ class JobRepository:
         return await fetch_jobs(self._db, f"WHERE {STILL_AT_XAI.sql()} ORDER BY j.id")
 
     async def uncertain_since(self, since: float) -> list[Job]:
-        """Jobs ended "uncertain" whose request went out after ``since`` (wall clock): xAI may still be making them,
-        and each keeps a concurrent slot at every start until it would be done (services/scheduler/uncertain.py)."""
+        """Jobs whose request went out after ``since`` (wall clock) and may be at xAI with no id to follow them by:
+        ended "uncertain" after a crash, or failed charged without an answer (a timeout, a broken connection, an
+        unclear error: ``xai_unavailable``). xAI may still be making them, and each keeps a concurrent slot at every
+        start until it would be done (services/scheduler/uncertain.py)."""
         return await fetch_jobs(
             self._db,
-            "WHERE j.status = 'failed' AND j.error_code = 'submit_uncertain' "
+            "WHERE j.status = 'failed' AND j.charged = 1 AND j.request_id IS NULL "
+            "AND j.error_code IN ('submit_uncertain', 'xai_unavailable') "
             "AND COALESCE(j.charged_at, j.updated_at) > ? ORDER BY j.id",
             (since,),
         )

@@ -101,7 +101,9 @@ class AgainButton(JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], tem
         clicks, key = _results(interaction).again_clicks, (self.job_id, interaction.user.id)
         if not clicks.take(key):
             await interaction.response.send_message(
-                "👆 That was a second click on **Again**: I'm making just one new video from it.", ephemeral=True
+                "👆 That was a second click on **Again**: only the first one counts, so at most one new video comes "
+                "of it.",
+                ephemeral=True,
             )
             return
         started = False

@@ -61,3 +61,18 @@ async def test_again_on_a_model_this_server_stopped_allowing_says_so_and_cancel_
         f"this one with `{CLASSIC}` instead"
     )
     assert stored == 1 and len(rig.xai.submits()) == 1
+
+
+async def test_a_double_click_on_again_for_a_dropped_model_asks_once_and_claims_nothing(rig: BotRig) -> None:
+    """One click asks; the other is told it was a second click, without saying a video is being made (nothing is,
+    until Confirm). The two are handled at once, so either may be the one that asks."""
+    message_id, job_id = await _made_on_v15(rig)
+    emu = rig.discord
+    async with rig.running(XAI_MODELS=f"{LITE},{CLASSIC}"):
+        clicks = [await emu.click(message_id, f"gv:again:{job_id}") for _ in range(2)]
+        await emu.wait_for(lambda: any("second click" in rig.answer_to(click) for click in clicks))
+        told = next(click for click in clicks if "second click" in rig.answer_to(click))
+        asking = next(click for click in clicks if click is not told)
+        await question(rig, asking)
+        questions = [m for m in emu.world.messages.values() if m.ephemeral and "no longer offered" in m.content]
+    assert "making" not in rig.answer_to(told) and told.ephemeral and len(questions) == 1

@@ -10,7 +10,6 @@ python bot.py migrate-store --to postgresql://...   move the SQLite store into a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -30,7 +29,7 @@ from cogs import replies
 from cogs.cancel import CancelButton, status_view
 from cogs.confirm import Confirmations
 from cogs.results import RESULT_BUTTONS, ResultsCog, result_view
-from services import cli, permissions, terminal
+from services import cli, permissions
 from services.cli import EXIT_CONFIG, EXIT_STORE_IN_USE
 from services.cluster import wiring as cluster
 from services.cluster.gateway import ShardTaken
@@ -176,10 +175,14 @@ class GrokVideoBot(commands.Bot):
         await self.identifies.before_identify(shard_id)
 
     async def close(self) -> None:
+        await self.stop_work()
+        await super().close()
+
+    async def stop_work(self) -> None:
+        """All but Discord, first: the scheduler (its last posts still need Discord), the janitor, the turn."""
         await self.runtime.seat.stop()
         await self.janitor.stop()
         await self.identifies.close()
-        await super().close()
 
 
 class ShardedGrokVideoBot(GrokVideoBot, commands.AutoShardedBot):
@@ -287,8 +290,11 @@ async def _connect(bot: GrokVideoBot, stop: StopSignal) -> int:
     connection = asyncio.ensure_future(bot.connect())
 
     async def close_in_order() -> None:
+        await bot.stop_work()
+        # Then the gateway task, before discord.py's close: it may be asleep in its reconnect backoff (minutes),
+        # and a reconnect that the close cuts short would dispatch on the closed client (a traceback, exit 1).
+        connection.cancel()
         await bot.close()
-        connection.cancel()  # discord.py may be asleep in its own reconnect backoff (up to minutes)
 
     stop.on_stop(close_in_order)
     if stop.stopped:
@@ -334,19 +340,6 @@ def _close_on_sigterm(stop: StopSignal) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.stop)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bot.py", description="A Discord bot for xAI's Grok Imagine video API.")
-    commands_ = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands_.add_parser("run", help="run the bot (the default)")
-    commands_.add_parser("sync", help="push the slash commands to Discord now, then exit")
-    terminal.add_arguments(commands_.add_parser("generate", help="make one video from the terminal"))
-    commands_.add_parser("check", help="check the settings, Discord, xAI and the store; print the invite link")
-    commands_.add_parser("backup", help="copy the SQLite store to FILE while the bot runs").add_argument("file")
-    moving = commands_.add_parser("migrate-store", help="copy the SQLite store into an empty PostgreSQL database")
-    moving.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host:5432/dbname")
-    return parser
-
-
 def setup_logging(
     level: str, settings: CommonSettings | None = None, *, handler: logging.Handler | None = None
 ) -> None:
@@ -361,7 +354,7 @@ def setup_logging(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
     command = args.command or "run"
     try:
         settings = cli.load_for(command)  # backup and migrate-store: only the store's settings, no xAI key

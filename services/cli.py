@@ -28,6 +28,20 @@ EXIT_STORE_IN_USE = 75  # EX_TEMPFAIL: another bot holds DATABASE_PATH; this one
 STORE_COMMANDS = ("backup", "migrate-store")
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """bot.py's command line: ``run`` when no command is given."""
+    parser = argparse.ArgumentParser(prog="bot.py", description="A Discord bot for xAI's Grok Imagine video API.")
+    commands_ = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands_.add_parser("run", help="run the bot (the default)")
+    commands_.add_parser("sync", help="push the slash commands to Discord now, then exit")
+    terminal.add_arguments(commands_.add_parser("generate", help="make one video from the terminal"))
+    commands_.add_parser("check", help="check the settings, Discord, xAI and the store; print the invite link")
+    commands_.add_parser("backup", help="copy the SQLite store to FILE while the bot runs").add_argument("file")
+    moving = commands_.add_parser("migrate-store", help="copy the SQLite store into an empty PostgreSQL database")
+    moving.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host:5432/dbname")
+    return parser
+
+
 def load_for(command: str) -> CommonSettings:
     """The settings ``command`` needs and no more (Settings, but for the store commands); ConfigError names
     the one setting that is missing or wrong."""

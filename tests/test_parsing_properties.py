@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot import build_parser
+from services.cli import build_parser
 from services.config import ConfigError, load_settings
 from services.jobs.models import ASPECT_RATIOS, MAX_DURATION_S, MIN_DURATION_S, RESOLUTIONS, Mode
 from services.jobs.validation import DEFAULT_MAX_PROMPT_CHARS, InputError, choose_mode, clean_prompt, parse_options

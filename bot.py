@@ -49,8 +49,7 @@ from services.store.store import Store
 log = logging.getLogger("grok_video_bot")
 
 # Commands and triggers. The buttons are not extensions: the delivery needs their views when it is built.
-EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.menus", "cogs.mentions", "cogs.myvideos", "cogs.admin", "cogs.usage")
-EXTENSIONS += ("cogs.show",)
+EXTENSIONS = ("cogs.video", "cogs.menus", "cogs.mentions", "cogs.myvideos", "cogs.admin", "cogs.usage", "cogs.show")
 COMMAND_HASH_KEY = "command_tree_hash"
 DISCORD_API = "https://discord.com/api/v10"
 # Start-up trouble worth another try: no answer, a refused or reset connection, Discord's own 5xx.
@@ -121,6 +120,7 @@ class GrokVideoBot(commands.Bot):
         self.confirmations = Confirmations()  # how long a costly video waits for its Confirm (cogs/confirm.py)
         # Removes finished media after MEDIA_RETENTION_DAYS, and at once for Delete and /videoadmin forget.
         self.janitor = Janitor(store, self.runtime.scheduler.media_dir, settings.retention)
+        self._work_stopped = False
         # /healthz: the gateway, and the scheduler's heartbeat where this process runs it (a cluster's other
         # processes stand by: their scheduler is not meant to run).
         seat = self.runtime.seat
@@ -179,7 +179,11 @@ class GrokVideoBot(commands.Bot):
         await super().close()
 
     async def stop_work(self) -> None:
-        """All but Discord, first: the scheduler (its last posts still need Discord), the janitor, the turn."""
+        """All but Discord, first: the scheduler (its last posts still need Discord), the janitor, the turn. Once:
+        SIGTERM's orderly close runs it before ``close``, which runs it too."""
+        if self._work_stopped:
+            return
+        self._work_stopped = True
         await self.runtime.seat.stop()
         await self.janitor.stop()
         await self.identifies.close()

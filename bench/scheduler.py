@@ -53,10 +53,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -72,6 +70,7 @@ from services.scheduler.settings import SchedulerSettings
 from services.store.store import Store
 from services.xai.budget import RequestBudget
 from services.xai.client import XaiClient
+from tests.cluster_pg import fresh_database
 from tests.emulators.xai_emulator import XaiEmulator
 
 SCENARIOS: dict[str, dict[str, float]] = {
@@ -218,7 +217,9 @@ async def _members(
 ) -> AsyncIterator[list[_Member]]:
     """One member on SQLite, or ``--processes`` members of a cluster on a fresh PostgreSQL database."""
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(_fresh_database(args.database_url)) if args.processes else None
+        if args.processes:
+            os.environ["TEST_DATABASE_URL"] = args.database_url  # the server fresh_database makes its database on
+        url = await stack.enter_async_context(fresh_database()) if args.processes else None
         members = []
         for number in range(args.processes or 1):
             store = await Store.open(folder / f"bench-{number}.sqlite3", url=url)
@@ -244,20 +245,6 @@ async def _members(
             seat = SchedulerSeat(scheduler, store, links=links)
             members.append(_Member(store, budget, seat, JobService(store, seat)))
         yield members
-
-
-@contextlib.asynccontextmanager
-async def _fresh_database(server: str) -> AsyncIterator[str]:
-    name = f"bench_{os.getpid()}_{int(time.time())}"
-    admin = await asyncpg.connect(server, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        parts = urlsplit(server)
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-    finally:
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
 
 
 def _packed_s(generation_s: Sequence[float], concurrency: int, rate_per_s: float) -> float:

@@ -104,7 +104,7 @@ class Confirmations:
 def quote_text(bot: GrokVideoBot, quote: Quote, ttl_s: float) -> str:
     """The estimate, why the bot asks, what it leaves of the limits, and the expected wait."""
     request, ticks = quote.request, quote.ticks
-    lines = [estimate_line(bot.runtime.jobs.rules.defaults.catalog, request.model, request) + "."]
+    lines = [estimate_line(bot.runtime.jobs.rules.defaults.catalog, request) + "."]
     if quote.threshold_ticks is not None and ticks > quote.threshold_ticks:
         lines.append(f"That is more than {usd(quote.threshold_ticks)}, so this server asks you to confirm first.")
     elif quote.budget_left_ticks is not None:

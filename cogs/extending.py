@@ -25,12 +25,13 @@ from services.jobs.validation import (
     clean_prompt,
     parse_extend_seconds,
 )
+from services.xai.catalog import BUILT_IN, CLASSIC
 
 if TYPE_CHECKING:
     from bot import GrokVideoBot
 
 NO_FILE_TO_EXTEND = "I no longer have this video's file, so I can't extend it."
-CLASSIC_RESOLUTIONS = ("480p", "720p")  # what the classic model (the one that extends) makes
+CLASSIC_RESOLUTIONS = BUILT_IN[CLASSIC].resolutions_for(Mode.EXTEND)  # 480p, 720p: what the model that extends makes
 
 
 def extension_answers(job: Job, values: dict[str, str]) -> tuple[str, VideoOptions]:

@@ -76,7 +76,6 @@ async def open_result_form(
     why_not: WhyNot,
     form: ResultForm,
     made: FollowUp,
-    fast_read_s: float = FAST_READ_S,
 ) -> None:
     """Answer a click on a result's button with ``form``, or privately with ``why_not``'s reason; a sent form
     goes to ``made`` (as a late one does, through ``ResultsCog``)."""
@@ -84,7 +83,7 @@ async def open_result_form(
     refusal = permission_problem(interaction)
     if refusal is None:
         try:
-            job = await asyncio.wait_for(bot.runtime.store.jobs.get(job_id), fast_read_s)
+            job = await asyncio.wait_for(bot.runtime.store.jobs.get(job_id), FAST_READ_S)
         except TimeoutError:
             log.info("Job %d: the store was slow; opening the form and checking on submit", job_id)
         else:

@@ -11,7 +11,6 @@ videos per window (services/policy/reposts.py); past that, the answer says when 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from cogs.intake import permission_problem
 from cogs.kept import gone_reason
 from cogs.results import result_view
 from services.delivery.places import upload_limit, video_filename
-from services.delivery.posting import LINK_MARGIN_S, jump_url, video_embed
+from services.delivery.posting import jump_url, video_embed, with_link
 from services.jobs.listener import DeliveryError
 from services.jobs.models import Job, JobStatus
 from services.jobs.wording import describe_options, failure_text
@@ -95,11 +94,10 @@ class ShowCog(commands.Cog):
             try:
                 upload = await fit(job, video, upload_limit(self.bot, job))
             except DeliveryError as too_big:
-                link = await self.bot.runtime.store.jobs.result_link(job.id)
-                if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
+                linked = await with_link(self.bot.runtime.store, job, content, too_big)
+                if linked is None:
                     return f"❌ {too_big}", False
-                content += f"\n⚠️ {too_big} Watch it from xAI: {link.url} (until <t:{int(link.expires_at)}:R>)."
-                await channel.send(content, embed=video_embed(job), view=result_view(job), allowed_mentions=NO_MENTIONS)
+                await channel.send(linked, embed=video_embed(job), view=result_view(job), allowed_mentions=NO_MENTIONS)
                 return f"✅ Job #{job.id} is too big to upload here, so I posted xAI's link to it below.", True
             file = discord.File(upload, filename=video_filename(job))
             await channel.send(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.cluster.seat import ClusterLinks, SchedulerSeat, SeatTiming
+from services.cluster.seat import ClusterLinks, SchedulerSeat
 from services.config import XaiSettings
 from services.jobs.accepting import JobService
 from services.jobs.listener import JobListener
@@ -73,7 +73,6 @@ def build_runtime(
     limits: LimitDefaults | None = None,
     resume_origins: frozenset[str] = frozenset({"discord"}),
     links: ClusterLinks | None = None,
-    seat_timing: SeatTiming | None = None,
 ) -> Runtime:
     """Everything needed to run jobs, built and not started; ``listener`` hears every job's progress.
 
@@ -104,7 +103,7 @@ def build_runtime(
         settings=settings,
         resume_origins=resume_origins,
     )
-    seat = SchedulerSeat(scheduler, store, links=links, timing=seat_timing)
+    seat = SchedulerSeat(scheduler, store, links=links)
     jobs = JobService(store, seat, ServerRules(store, limits))
     return Runtime(sessions.downloads, store, budget, client, seat, jobs)
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.cluster.gateway import IdentifyQueue, ShardClaim, ShardTaken
 from services.cluster.link import close_quietly, connector
-from services.cluster.shards import ShardPlan, ShardSettingError, parse_shard_ids, shard_of, shard_plan
+from services.cluster.shards import ShardPlan, ShardSettingError, parse_shard_ids, shard_plan
 from services.cluster.wiring import identify_queue, links_for
 from services.config import ConfigError, load_settings
 from tests.cluster_pg import end_session, fresh_database
@@ -48,12 +48,6 @@ def test_a_wrong_shard_setting_says_how_to_write_it(count: str, ids: str, says: 
     environment = {"XAI_API_KEY": "k", "DISCORD_TOKEN": "t", "DISCORD_SHARD_COUNT": count, "DISCORD_SHARD_IDS": ids}
     with pytest.raises(ConfigError, match=says):
         load_settings(environment)
-
-
-def test_a_guild_goes_to_the_shard_its_id_names() -> None:
-    guild = 197038439483310086  # Discord's documented example: shard 0 of 1, and (id >> 22) % n of n
-    assert shard_of(guild, 1) == 0
-    assert shard_of(guild, 16) == (guild >> 22) % 16
 
 
 async def test_identifies_of_two_processes_wait_their_turn() -> None:

@@ -59,17 +59,17 @@ def test_1080p_is_priced_where_offered_and_money_stays_whole_ticks() -> None:
 
 def test_each_refusal_says_what_would_work() -> None:
     lite, classic = BUILT_IN[LITE], BUILT_IN[CLASSIC]
-    assert check_request(lite, Mode.EXTEND, None, 6) == (
+    assert check_request(lite, Mode.EXTEND, None) == (
         "grok-imagine-video-1.5-lite cannot make extensions; extensions run on grok-imagine-video."
     )
-    assert check_request(classic, Mode.TEXT, "1080p", 6) == (
+    assert check_request(classic, Mode.TEXT, "1080p") == (
         "1080p is not offered for text-to-video on grok-imagine-video; it offers 480p or 720p. "
         "1080p runs on grok-imagine-video-1.5 or grok-imagine-video-1.5-lite."
     )
-    assert check_request(classic, Mode.EDIT, "1080p", None) == (
+    assert check_request(classic, Mode.EDIT, "1080p") == (
         "1080p is not offered for edits on grok-imagine-video; it offers 480p or 720p."
     )
-    assert check_request(BUILT_IN[V15], Mode.IMAGE, "1080p", 15) is None
+    assert check_request(BUILT_IN[V15], Mode.IMAGE, "1080p") is None
 
 
 def _request(mode: Mode = Mode.TEXT, model: str | None = None, resolution: str | None = None) -> JobRequest:

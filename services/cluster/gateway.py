@@ -3,8 +3,9 @@
 Every process claims each shard it runs with ``pg_try_advisory_lock(SHARD_KEY + id)`` on a connection it keeps:
 a second process naming a shard already run (or two started without shard settings, which both mean shard 0)
 is refused at start, since both would receive, and answer, the same interactions. Discord allows one IDENTIFY per
-5 seconds per ``max_concurrency`` bucket for the whole bot; discord.py only spaces them within one process, so
-``IdentifyQueue`` takes ``pg_advisory_lock(IDENTIFY_KEY + bucket)`` before each and holds it ``interval_s`` after.
+5 seconds for the whole bot (at ``max_concurrency`` 1, what bots below very large sizes get); discord.py only spaces
+them within one process, so ``IdentifyQueue`` takes ``pg_advisory_lock(IDENTIFY_KEY)`` before each and holds it
+``interval_s`` after.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from services.scheduler.settings import Sleep
 log = logging.getLogger(__name__)
 
 SHARD_KEY = 0x6776_625F_7368_0000  # "gvb_sh" + the shard id
-IDENTIFY_KEY = 0x6776_625F_6964_0000  # "gvb_id" + the bucket
-IDENTIFY_INTERVAL_S = 5.0  # Discord's rule: one IDENTIFY per 5 s per bucket
+IDENTIFY_KEY = 0x6776_625F_6964_0000  # "gvb_id"
+IDENTIFY_INTERVAL_S = 5.0  # Discord's rule: one IDENTIFY per 5 s
 CHECK_TIMEOUT_S = 5.0  # a claim's query slower than this counts as a lost session
 
 
@@ -187,20 +188,18 @@ def _taken_text(shard: int, plan: ShardPlan | None) -> str:
 
 
 class IdentifyQueue:
-    """``before_identify_hook`` for every process of one bot: identifies one at a time per bucket, ``interval_s``
-    apart, whichever process sends them; in one process alone (no database) the same spacing in memory."""
+    """``before_identify_hook`` for every process of one bot: identifies one at a time, ``interval_s`` apart,
+    whichever process sends them; in one process alone (no database) the same spacing in memory."""
 
     def __init__(
         self,
         connect: Connect | None,
         *,
         interval_s: float = IDENTIFY_INTERVAL_S,
-        max_concurrency: int = 1,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._connect = connect
         self.interval_s = interval_s
-        self._max_concurrency = max(1, max_concurrency)
         self._sleep = sleep
         self._local = asyncio.Lock()
         self._releases: set[asyncio.Task[None]] = set()
@@ -208,13 +207,12 @@ class IdentifyQueue:
 
     async def before_identify(self, shard_id: int | None) -> None:
         """Wait for this shard's turn; the turn is held ``interval_s`` after return (when the IDENTIFY goes)."""
-        bucket = (shard_id or 0) % self._max_concurrency
         await self._local.acquire()  # one at a time here too: a process's shards queue before they reach the lock
         connection = None
         if self._connect is not None:
             try:
                 connection = await self._connect()
-                await connection.execute("SELECT pg_advisory_lock($1)", IDENTIFY_KEY + bucket)
+                await connection.execute("SELECT pg_advisory_lock($1)", IDENTIFY_KEY)
             except CONNECTION_LOST as error:
                 log.warning("Identifying without the database's turn (%s): spacing it in this process only", error)
                 await close_quietly(connection)

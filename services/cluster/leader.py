@@ -52,7 +52,6 @@ class Leadership:
         on_deposed: Deposed,
         listen: dict[str, Heard] | None = None,
         timing: ElectionTiming | None = None,
-        key: int = LEADER_KEY,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._connect = connect
@@ -60,7 +59,7 @@ class Leadership:
         self._on_deposed = on_deposed
         self._listen = listen or {}  # LISTENed to on the lock's own connection: heard only while it holds the lock
         self.timing = timing or ElectionTiming()
-        self._key = key
+        self._key = LEADER_KEY
         self._sleep = sleep
         self.leading = False
         self.terms = 0  # how many times this process was elected

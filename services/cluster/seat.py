@@ -88,10 +88,6 @@ class SchedulerSeat:
         )
 
     @property
-    def clustered(self) -> bool:
-        return self.leadership is not None
-
-    @property
     def seated(self) -> bool:
         """Whether this process's scheduler is the one to run jobs now (always, alone; while elected, in a cluster)."""
         return self._seated or self.leadership is None

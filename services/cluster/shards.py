@@ -34,11 +34,6 @@ class ShardPlan:
         return 0 in self.mine
 
 
-def shard_of(guild_id: int, count: int) -> int:
-    """The shard Discord sends a guild's events to."""
-    return (guild_id >> 22) % count
-
-
 def parse_shard_ids(text: str, count: int) -> tuple[int, ...]:
     """``0-3``, ``0,2`` or ``0-1,4``: distinct ids below ``count``, in order."""
     ids: list[int] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from services.cluster.gateway import IdentifyQueue, ShardClaim
+from services.cluster.gateway import IDENTIFY_INTERVAL_S, IdentifyQueue, ShardClaim
 from services.cluster.link import connector
 from services.cluster.seat import ClusterLinks
 from services.config import Settings
@@ -31,7 +31,7 @@ def links_for(settings: Settings) -> ClusterLinks | None:
 
 def identify_queue(settings: Settings) -> IdentifyQueue:
     url = _url(settings)
-    interval = settings.discord.identify_interval_s if settings.discord is not None else 5.0
+    interval = settings.discord.identify_interval_s if settings.discord is not None else IDENTIFY_INTERVAL_S
     # A process that hangs while it holds the turn would stall every other process's identify (and so every
     # reconnect to the gateway) for good: the server ends its quiet session, well after the turn's interval.
     connect = connector(url, purpose="identify", idle_timeout_s=max(30.0, 3 * interval)) if url is not None else None

@@ -178,8 +178,6 @@ class StatusBoard:
                 self._update_status(job_id, self._line(job, position=position), active=True)
 
     async def on_status(self, job: Job) -> None:
-        if job.id not in self._tracked and job.status_message_id is None and job.origin.kind == "discord":
-            job = await self.store.jobs.get(job.id) or job  # the scheduler's copy may predate its status message
         if self._usable(job.id) is None and (job.id in self._tracked or not self._reachable(job)):
             return
         elapsed = time.time() - job.created_at

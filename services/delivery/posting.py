@@ -33,6 +33,7 @@ from services.jobs.listener import DeliveryError, DeliveryReceipt
 from services.jobs.models import Job
 from services.jobs.wording import result_caption, safe_echo
 from services.media.fitting import discard_shrunk_copies, fit, fit_either
+from services.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,20 @@ class _Post:
     content: str
     embed: discord.Embed
     view: discord.ui.View | None
+
+
+async def with_link(store: Store, job: Job, content: str, too_big: DeliveryError) -> str | None:
+    """``content`` and why the video is not attached, with xAI's temporary address of it and its expiry (for a
+    delivery, and for /show); None when there is no address, it is about to stop working, or the whole would not
+    fit one message."""
+    link = await store.jobs.result_link(job.id)
+    if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
+        return None
+    text = (
+        f"{content}\n⚠️ {too_big} Watch or download it from xAI instead: {link.url} "
+        f"(the link stops working <t:{int(link.expires_at)}:R>)."
+    )
+    return text if len(text) <= MAX_CONTENT_CHARS else None
 
 
 class PostingChain:
@@ -175,14 +190,8 @@ class PostingChain:
     async def _post_link(self, job: Job, post: _Post, too_big: DeliveryError) -> DeliveryReceipt:
         """The video is too big to upload anywhere here: post xAI's temporary address of it with its expiry,
         beside the explanation. No address (or one about to stop working): the job fails with the explanation."""
-        link = await self.board.store.jobs.result_link(job.id)
-        if link is None or link.expires_at < time.time() + LINK_MARGIN_S:
-            raise too_big
-        content = (
-            f"{post.content}\n⚠️ {too_big} Watch or download it from xAI instead: {link.url} "
-            f"(the link stops working <t:{int(link.expires_at)}:R>)."
-        )
-        if len(content) > MAX_CONTENT_CHARS:
+        content = await with_link(self.board.store, job, post.content, too_big)
+        if content is None:
             raise too_big
         try:
             message = await channel_of(self.client, job).send(

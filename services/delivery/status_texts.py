@@ -75,9 +75,9 @@ def expected_wait_s(position: int, scheduler: Scheduler) -> float:
     return math.ceil((position - free) / most) * typical
 
 
-def estimate_line(catalog: Catalog, model: str | None, request: JobRequest | Job) -> str:
+def estimate_line(catalog: Catalog, request: JobRequest | Job) -> str:
     """The model's price for it, before xAI says: "💵 About $0.12 on grok-imagine-video-1.5-lite"."""
-    options = request.options
+    options, model = request.options, request.model
     ticks = catalog.price_ticks(model, request.mode, options.duration, options.resolution)
     return f"💵 About {usd(ticks)} on {catalog.spec(model).name}"
 
@@ -101,7 +101,7 @@ class StatusTexts:
         text = status_line(job, position=position, elapsed_s=elapsed_s)
         if job.status.is_terminal:
             return text
-        extra = estimate_line(self._catalog, job.model, job)
+        extra = estimate_line(self._catalog, job)
         if job.status is JobStatus.QUEUED and position is not None:
             extra += " · " + wait_words(expected_wait_s(position, self._scheduler), self._wall())
         return f"{text}\n{extra}"

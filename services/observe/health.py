@@ -122,7 +122,8 @@ class GatewayWatch:
 
 
 class Health:
-    """``/healthz``'s verdict. ``scheduler_check`` is the hook the cluster wiring sets for a non-leader."""
+    """``/healthz``'s verdict: the gateway's, and ``scheduler_check``'s (``watching`` builds it, and passes over
+    the scheduler while a cluster's process stands by)."""
 
     def __init__(self, gateway: GatewayWatch, scheduler_check: SchedulerCheck) -> None:
         self.gateway = gateway

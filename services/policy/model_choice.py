@@ -40,7 +40,7 @@ def choose_model(policy: GuildPolicy, request: JobRequest, unfilled: JobRequest 
         below = [name for name in offered if rank[name] < rank[resolution]]
         nearest = max(below, key=rank.__getitem__) if below else min(offered, key=rank.__getitem__, default=None)
         request = replace(request, options=replace(request.options, resolution=nearest))
-    problem = check_request(spec, mode, request.options.resolution, request.options.duration)
+    problem = check_request(spec, mode, request.options.resolution)
     if problem is not None:
         _refuse(problem)
     return replace(request, model=spec.name)

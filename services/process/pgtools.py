@@ -6,18 +6,16 @@ password of a URL: it is masked wherever it is printed (``postgres.shown_url``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple, TextIO
 
 import asyncpg
 
-from services.config import CommonSettings, ConfigError
-from services.process.startup import Unreachable, open_store, postgres_failure
+from services.config import CommonSettings, ConfigError, Secret
+from services.process.startup import open_store, postgres_failure
 from services.store import postgres, transfer
 from services.store.database import SqliteDatabase
 from services.store.migrations_pg import MIGRATIONS_PG
 from services.store.postgres import PostgresDatabase
-from services.store.store import Store
 
 CHECK_TIMEOUT_S = 5.0
 TO = "the --to URL"  # where migrate-store's person wrote the target, named in what it says about it
@@ -39,7 +37,7 @@ async def migrate_store(settings: CommonSettings, url: str, out: TextIO) -> int:
         raise ConfigError(f"There is no SQLite store at DATABASE_PATH={path} to move; point DATABASE_PATH at it")
     if not postgres.is_postgres_url(url):
         raise ConfigError("--to should be a PostgreSQL URL like postgresql://user:password@host:5432/dbname")
-    async with await open_store(path) as source, await _open_target(path, url) as target:
+    async with await open_store(path) as source, await open_store(path, Secret(url), named=TO) as target:
         assert isinstance(source.database, SqliteDatabase) and isinstance(target.database, PostgresDatabase)
         print(f"Copying {path} into PostgreSQL at {postgres.shown_url(url)} ...", file=out)
         try:
@@ -56,19 +54,6 @@ async def migrate_store(settings: CommonSettings, url: str, out: TextIO) -> int:
     return 0
 
 
-async def _open_target(path: Path, url: str) -> Store:
-    """The PostgreSQL store at ``url``; what goes wrong said of the --to URL (DATABASE_URL is not in play)."""
-    try:
-        return await Store.open(path, url=url)
-    except Exception as error:
-        failure = postgres_failure(error, url, TO)
-        if failure is error:
-            raise
-        if isinstance(failure, Unreachable):
-            raise ConfigError(f"{failure}; start PostgreSQL or fix {TO}") from None
-        raise failure from None
-
-
 async def check_line(url: str) -> Finding:
     """``check``'s finding for a PostgreSQL store: the server answers, lets the bot in, and holds a schema this
     version knows. Only looks (nothing is created or migrated)."""
@@ -82,8 +67,7 @@ async def check_line(url: str) -> Finding:
         return Finding(False, f"Store: {failure}")
     try:
         server = connection.get_server_version()
-        known = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
-        version = int(await connection.fetchval("SELECT version FROM schema_version") or 0) if known else 0
+        version = await postgres.schema_version_of(connection)
     finally:
         await connection.close()
     current = len(MIGRATIONS_PG)

@@ -36,16 +36,22 @@ T = TypeVar("T")
 
 
 async def open_store(
-    path: Path, url: Secret | None = None, *, stop: StopSignal | None = None, backoff: Backoff | None = None
+    path: Path,
+    url: Secret | None = None,
+    *,
+    stop: StopSignal | None = None,
+    backoff: Backoff | None = None,
+    named: str = "DATABASE_URL",
 ) -> Store:
     """``Store.open`` with every way it can fail turned into one line (a ConfigError: exit status 78).
 
     With ``url`` (DATABASE_URL) the store is PostgreSQL's: a server that cannot be reached yet is waited out
     like the network at start (one line, then ``backoff``; a stop ends the wait) when ``stop`` is given, and is
-    a ConfigError otherwise. ``path`` is then only where the bot's files are kept.
+    a ConfigError otherwise. ``path`` is then only where the bot's files are kept; ``named`` is where the person
+    wrote the URL, for what the errors tell them to fix.
     """
     if url is not None:
-        return await _open_postgres(path, url.reveal(), stop, backoff)
+        return await _open_postgres(path, url.reveal(), stop, backoff, named)
     _refuse_unwritable(path)
     try:
         return await Store.open(path)
@@ -53,26 +59,26 @@ async def open_store(
         raise ConfigError(_why_not_opened(path, error)) from None
 
 
-async def _open_postgres(path: Path, url: str, stop: StopSignal | None, backoff: Backoff | None) -> Store:
+async def _open_postgres(path: Path, url: str, stop: StopSignal | None, backoff: Backoff | None, named: str) -> Store:
     while True:
         try:
             if stop is None:
-                return await _postgres_store(path, url)
-            return await stop.unless_stopped(_postgres_store(path, url))
+                return await _postgres_store(path, url, named)
+            return await stop.unless_stopped(_postgres_store(path, url, named))
         except Unreachable as unreachable:
             if stop is None or backoff is None:
-                raise ConfigError(f"{unreachable}; start PostgreSQL or fix DATABASE_URL") from None
+                raise ConfigError(f"{unreachable}; start PostgreSQL or fix {named}") from None
             delay = backoff.next_delay()
             log.warning("%s; trying again in %s", unreachable, seconds(delay))
             await stop.sleep(delay)
 
 
-async def _postgres_store(path: Path, url: str) -> Store:
+async def _postgres_store(path: Path, url: str, named: str) -> Store:
     """One try; Unreachable when the server is not there (yet), ConfigError when it will not have the bot."""
     try:
         return await Store.open(path, url=url)
     except Exception as error:
-        raise postgres_failure(error, url) from None
+        raise postgres_failure(error, url, named) from None
 
 
 def postgres_failure(error: Exception, url: str, named: str = "DATABASE_URL") -> Exception:

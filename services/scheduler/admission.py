@@ -108,9 +108,9 @@ class Admission:
                 self._queue.push(job.id, _owner_key(job))
         else:
             # We cannot know whether xAI received it; sending it again could bill twice. It stays charged, and
-            # keeps a concurrent slot while xAI may be making it (services/scheduler/uncertain.py).
+            # keeps a concurrent slot while xAI may be making it: the resume's scan of such jobs holds it
+            # (Scheduler._resume, after this).
             await self._c.steps.end(job.id, JobStatus.SUBMITTING, endings.SUBMIT_UNCERTAIN)
-            self.hold_uncertain(job)
 
     def hold_uncertain(self, job: Job) -> None:
         """Keep a slot for a request of unknown fate until its video would likely be done (counted from when it

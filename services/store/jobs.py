@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, TypeVar, Unpack
 from services.jobs.models import (
     FORWARD,
     STILL_AT_XAI,
+    ErrorCode,
     Job,
     JobRequest,
     JobStatus,
@@ -213,10 +214,9 @@ class JobRepository:
         start until it would be done (services/scheduler/uncertain.py)."""
         return await fetch_jobs(
             self._db,
-            "WHERE j.status = 'failed' AND j.charged = 1 AND j.request_id IS NULL "
-            "AND j.error_code IN ('submit_uncertain', 'xai_unavailable') "
+            "WHERE j.status = ? AND j.charged = 1 AND j.request_id IS NULL AND j.error_code IN (?, ?) "
             "AND COALESCE(j.charged_at, j.updated_at) > ? ORDER BY j.id",
-            (since,),
+            (JobStatus.FAILED.value, ErrorCode.SUBMIT_UNCERTAIN.value, ErrorCode.XAI_UNAVAILABLE.value, since),
         )
 
     async def with_status(self, statuses: Iterable[JobStatus]) -> list[Job]:

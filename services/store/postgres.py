@@ -177,11 +177,6 @@ class PostgresDatabase:
         """Where the store is, fit to log (the password masked)."""
         return shown_url(self._url)
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The pool itself, for what the Protocol does not cover (the cluster's leader lock, LISTEN/NOTIFY)."""
-        return self._pool
-
     async def close(self) -> None:
         """Close the pool; a connection still held after ``CLOSE_WAIT_S`` (a task stuck on a dead server) is
         dropped, so a shutdown never hangs on it."""
@@ -195,14 +190,14 @@ class PostgresDatabase:
 
     async def schema_version(self) -> int:
         async with self._pool.acquire() as connection:
-            return await _version(connection)
+            return await schema_version_of(connection)
 
     async def migrate(self) -> None:
         async with self._pool.acquire() as connection, connection.transaction():
             # Two processes starting at once: the second waits here, then finds the schema current.
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *self._lock)
             await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            version = await _version(connection)
+            version = await schema_version_of(connection)
             if version > len(MIGRATIONS_PG):
                 raise NewerSchemaError(
                     f"The PostgreSQL database {self.shown} was written by a newer version of the bot (schema "
@@ -274,7 +269,8 @@ class PostgresDatabase:
                 _connection_of.reset(token)
 
 
-async def _version(connection: Connection) -> int:
+async def schema_version_of(connection: Connection | asyncpg.Connection) -> int:
+    """The store's schema version on this connection (0: no store here yet)."""
     exists = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
     if not exists:
         return 0

@@ -27,7 +27,7 @@ class GenerationRequest:
     image: MediaInput | None = None
     image_url: str | None = None
     model: str = CLASSIC_MODEL  # each job goes to its own model (services/xai/catalog.py)
-    user: str | None = None  # a salted hash of the requester (services/xai/attribution.py), never their id
+    user: str | None = None  # a salted hash of the requester (services/jobs/attribution.py), never their id
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ settings choose which are offered (``XAI_MODELS``) and may change prices or desc
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from services.jobs.models import DEFAULT_DURATION_S, USD_TICKS_PER_DOLLAR, Mode
 
@@ -31,21 +31,18 @@ def usd_to_ticks(usd: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One model: the modes it makes, the resolutions it offers for each, its durations and its prices.
+    """One model: the modes it makes and its prices.
 
-    ``ticks_per_second`` is keyed by resolution; a resolution with no price is not offered at all.
-    ``resolutions`` narrows that per mode (1080p is not offered for edits or extensions, say)."""
+    ``ticks_per_second`` is keyed by resolution; a resolution with no price is not offered at all (the classic
+    model, the only one that edits and extends, has no 1080p price)."""
 
     name: str
     modes: frozenset[Mode]
     ticks_per_second: Mapping[str, int]
     image_fee_ticks: int
-    resolutions: Mapping[Mode, tuple[str, ...]] = field(default_factory=dict)
-    min_duration: int = 1
-    max_duration: int = 15
 
     def resolutions_for(self, mode: Mode) -> tuple[str, ...]:
-        return self.resolutions.get(mode, tuple(self.ticks_per_second)) if mode in self.modes else ()
+        return tuple(self.ticks_per_second) if mode in self.modes else ()
 
     def price_ticks(self, mode: Mode, duration: int | None, resolution: str | None) -> int:
         """What a video should cost: output seconds at the resolution's rate, plus the input image's fee.
@@ -93,19 +90,11 @@ class Catalog:
         with none recorded, sent before models were stored) as the classic model it then went to."""
         return self.get(name) or BUILT_IN.get(name or CLASSIC) or BUILT_IN[CLASSIC]
 
-    def for_mode(self, mode: Mode, chosen: str | None) -> ModelSpec | None:
-        """The model a job of ``mode`` runs on: the chosen (else default) one when it can make it, else the first
-        offered that can (edits and extensions go to the classic model whatever was chosen); None: none can."""
-        first = self.get(chosen) or self.default
-        if mode in first.modes:
-            return first
-        return next((spec for spec in self.models if mode in spec.modes), None)
-
     def price_ticks(self, model: str | None, mode: Mode, duration: int | None, resolution: str | None) -> int:
         return self.spec(model).price_ticks(mode, duration, resolution)
 
 
-def check_request(spec: ModelSpec, mode: Mode, resolution: str | None, duration: int | None) -> str | None:
+def check_request(spec: ModelSpec, mode: Mode, resolution: str | None) -> str | None:
     """None when ``spec`` can make this, else one sentence saying why not and what would work."""
     if mode not in spec.modes:
         return f"{spec.name} cannot make {MODE_WORDS[mode]}; {MODE_WORDS[mode]} run on {CLASSIC}."
@@ -114,8 +103,6 @@ def check_request(spec: ModelSpec, mode: Mode, resolution: str | None, duration:
         return f"{resolution} is not offered for {MODE_WORDS[mode]} on {spec.name}; it offers {_either(offered)}." + (
             f" 1080p runs on {V15} or {LITE}." if resolution == "1080p" and mode in _NEW_MODES else ""
         )
-    if duration is not None and not spec.min_duration <= duration <= spec.max_duration:
-        return f"{spec.name} makes {spec.min_duration} to {spec.max_duration} s; you asked for {duration} s."
     return None
 
 

@@ -261,7 +261,7 @@ class XaiEmulator:
         if limited is not None:
             return limited
         if request.method == "POST" and request.path in SUBMIT_PATHS:
-            response = self._submit(request.path, body)
+            response = await self._submit(request.path, body)
             if self.submit_delay_s and response.status == 200:
                 await asyncio.sleep(self.submit_delay_s)  # the job exists at xAI; its answer is still on the way
             return response
@@ -303,7 +303,7 @@ class XaiEmulator:
         self._recent.append(now)
         return None
 
-    def _submit(self, path: str, body: Any) -> web.Response:
+    async def _submit(self, path: str, body: Any) -> web.Response:
         if not isinstance(body, dict):
             return error(422, "invalid-argument", "The request body must be a JSON object.")
         if not body.get("model"):
@@ -314,7 +314,7 @@ class XaiEmulator:
         edit = path.endswith("/edits")
         extension = None
         if path.endswith("/extensions"):
-            problem, extension = check_extension(body)
+            problem, extension = await asyncio.to_thread(check_extension, body)  # PyAV: off the shared loop
         else:
             problem = validate_edit(body) if edit else validate_generation(body)
         if problem:
